@@ -1,0 +1,435 @@
+package dev.graft.ir;
+
+import static com.google.common.base.Preconditions.checkArgument;
+import static com.google.common.base.Preconditions.checkState;
+
+import com.google.common.base.Strings;
+import com.google.common.collect.ImmutableList;
+import dev.graft.ir.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.stream.Collectors;
+
+/**
+ * A graph: inputs, initializers, nodes in stored order, and outputs. Also a subgraph of an If,
+ * Loop or Scan node ({@link #parentNode()}), or the body of a model-local function.
+ *
+ * <p>Invariants: value names are unique in the graph's scope, which includes the scopes of the
+ * graphs around it (ONNX forbids shadowing); a node's inputs are values of this graph or of an
+ * enclosing one (subgraph captures); every mutation keeps use lists exact. Node order is the
+ * order nodes were stored or inserted; {@code analysis.TopologicalOrder} computes a stable
+ * topological order without changing it. Removal checks everything first, then mutates.
+ */
+public final class Graph {
+  private String name;
+  private String docString;
+  private byte[] extras = new byte[0];
+  private final List<Node> nodes = new ArrayList<>();
+  private final List<Value> inputs = new ArrayList<>();
+  private final List<Value> outputs = new ArrayList<>();
+  private final LinkedHashMap<String, Value> initializers = new LinkedHashMap<>();
+  private final LinkedHashMap<String, Value> sparseInitializers = new LinkedHashMap<>();
+  private final LinkedHashSet<Value> valueInfo = new LinkedHashSet<>();
+  private final Map<String, Value> byName = new HashMap<>();
+  private Node parentNode;
+  private int freshCounter;
+
+  public Graph(String name) {
+    this.name = name;
+  }
+
+  public String name() {
+    return name;
+  }
+
+  public void setName(String name) {
+    this.name = name;
+  }
+
+  public String docString() {
+    return docString;
+  }
+
+  public void setDocString(String docString) {
+    this.docString = docString;
+  }
+
+  /** Unmodelled GraphProto fields (quantization annotations, metadata, unknown fields). */
+  public byte[] extras() {
+    return extras.clone();
+  }
+
+  public void setExtras(byte[] extras) {
+    this.extras = extras == null ? new byte[0] : extras.clone();
+  }
+
+  /** The node whose attribute holds this graph, or null for a top-level graph. */
+  public Node parentNode() {
+    return parentNode;
+  }
+
+  void setParentNode(Node n) {
+    this.parentNode = n;
+  }
+
+  /** The graph around this one, or null. */
+  public Graph outerGraph() {
+    return parentNode == null ? null : parentNode.graph();
+  }
+
+  // ---- lookups ------------------------------------------------------------------------------
+
+  /** A snapshot of the nodes in stored order. */
+  public List<Node> nodes() {
+    return ImmutableList.copyOf(nodes);
+  }
+
+  public int nodeCount() {
+    return nodes.size();
+  }
+
+  public List<Value> inputs() {
+    return ImmutableList.copyOf(inputs);
+  }
+
+  public List<Value> outputs() {
+    return ImmutableList.copyOf(outputs);
+  }
+
+  /** Initializers in stored order. */
+  public Collection<Value> initializers() {
+    return ImmutableList.copyOf(initializers.values());
+  }
+
+  public Optional<Value> initializer(String name) {
+    return Optional.ofNullable(initializers.get(name));
+  }
+
+  public Collection<Value> sparseInitializers() {
+    return ImmutableList.copyOf(sparseInitializers.values());
+  }
+
+  /** Values that had (or should get) a value_info entry, in order. */
+  public List<Value> valueInfo() {
+    return ImmutableList.copyOf(valueInfo);
+  }
+
+  /** Marks {@code v} to be listed in value_info on save (shape inference does this). */
+  public void addValueInfo(Value v) {
+    valueInfo.add(v);
+  }
+
+  public void clearValueInfo() {
+    valueInfo.clear();
+  }
+
+  /** The value of this name in this graph's own scope. */
+  public Optional<Value> value(String name) {
+    return Optional.ofNullable(byName.get(name));
+  }
+
+  /** The value of this name here or in an enclosing graph. */
+  public Optional<Value> lookup(String name) {
+    for (Graph g = this; g != null; g = g.outerGraph()) {
+      Value v = g.byName.get(name);
+      if (v != null) return Optional.of(v);
+    }
+    return Optional.empty();
+  }
+
+  /** The value of this name; throws with the name when it does not exist. */
+  public Value valueOrThrow(String name) {
+    return lookup(name)
+        .orElseThrow(
+            () -> new IllegalArgumentException("Graph '" + this.name + "' has no value '" + name + "'"));
+  }
+
+  /** All values defined in this graph's own scope. */
+  public Collection<Value> values() {
+    return ImmutableList.copyOf(byName.values());
+  }
+
+  /** A name not used in this graph's scope, nor in enclosing ones: {@code prefix}, prefix_1, ... */
+  public String freshName(String prefix) {
+    Graph top = this;
+    while (top.outerGraph() != null) top = top.outerGraph();
+    String candidate = prefix;
+    while (lookup(candidate).isPresent() || top.nameUsedBelow(candidate)) {
+      candidate = prefix + "_" + (++freshCounter);
+    }
+    return candidate;
+  }
+
+  private boolean nameUsedBelow(String n) {
+    if (byName.containsKey(n)) return true;
+    for (Node node : nodes) {
+      for (Graph g : node.subgraphs()) {
+        if (g.nameUsedBelow(n)) return true;
+      }
+    }
+    return false;
+  }
+
+  // ---- inputs, outputs, initializers -----------------------------------------------------------
+
+  /** Adds a graph input. */
+  public Value addInput(Value v) {
+    if (!byName.containsKey(v.name()) || byName.get(v.name()) != v) define(v);
+    inputs.add(v);
+    return v;
+  }
+
+  /** Adds a graph input by name and type. */
+  public Value addInput(String name, Type type) {
+    return addInput(new Value(name, type));
+  }
+
+  /** Removes a graph input that nothing uses. */
+  public void removeInput(Value v) {
+    checkArgument(inputs.contains(v), "'%s' is not an input of graph '%s'", v.name(), name);
+    checkState(
+        !v.hasUses() || v.isInitializer(),
+        "Cannot remove input '%s': it is still used by %s. Rewire its uses first.",
+        v.name(),
+        v.uses());
+    inputs.remove(v);
+    if (!v.isInitializer()) undefine(v);
+  }
+
+  public void addOutput(Value v) {
+    checkArgument(
+        lookup(v.name()).orElse(null) == v,
+        "Output '%s' is not a value of graph '%s' or an enclosing graph",
+        v.name(),
+        name);
+    outputs.add(v);
+  }
+
+  public void setOutput(int i, Value v) {
+    outputs.set(i, v);
+  }
+
+  public void removeOutput(Value v) {
+    checkArgument(outputs.remove(v), "'%s' is not an output of graph '%s'", v.name(), name);
+  }
+
+  void replaceOutput(Value old, Value replacement) {
+    outputs.replaceAll(v -> v == old ? replacement : v);
+  }
+
+  /**
+   * Adds an initializer named like the tensor (or {@code name}). If a graph input of that name
+   * exists (old models list initializers as inputs too), the initializer attaches to that value.
+   */
+  public Value addInitializer(String name, Tensor tensor) {
+    checkArgument(!Strings.isNullOrEmpty(name), "an initializer needs a name");
+    checkArgument(
+        !initializers.containsKey(name), "Graph '%s' already has an initializer '%s'", this.name, name);
+    Value v = byName.get(name);
+    if (v == null) {
+      v = new Value(name, Type.tensor(tensor.dataType(), tensor.shape()));
+      define(v);
+    } else {
+      checkArgument(
+          v.producer().isEmpty(),
+          "Cannot add initializer '%s': node '%s' already produces that value",
+          name,
+          v.producer().map(Node::displayName).orElse(""));
+    }
+    v.setInitializerInternal(tensor);
+    initializers.put(name, v);
+    return v;
+  }
+
+  public Value addInitializer(Tensor tensor) {
+    return addInitializer(tensor.name(), tensor);
+  }
+
+  /** Replaces the data of an existing initializer, keeping its value and uses. */
+  public void setInitializer(Value v, Tensor tensor) {
+    checkArgument(initializers.get(v.name()) == v, "'%s' is not an initializer of '%s'", v.name(), name);
+    v.setInitializerInternal(tensor);
+    if (v.type() == null) v.setType(Type.tensor(tensor.dataType(), tensor.shape()));
+  }
+
+  /** Removes an initializer nothing uses (and its graph input, if it was listed as one). */
+  public void removeInitializer(Value v) {
+    checkArgument(initializers.get(v.name()) == v, "'%s' is not an initializer of '%s'", v.name(), name);
+    checkState(
+        !v.hasUses(),
+        "Cannot remove initializer '%s': it is still used by %s. Rewire its uses first.",
+        v.name(),
+        v.uses());
+    checkState(!outputs.contains(v), "Cannot remove initializer '%s': it is a graph output", v.name());
+    initializers.remove(v.name());
+    v.setInitializerInternal(null);
+    if (!inputs.contains(v)) undefine(v);
+  }
+
+  /** Adds a sparse initializer kept as an opaque serialized SparseTensorProto. */
+  public Value addSparseInitializer(String name, byte[] serialized) {
+    Value v = byName.get(name);
+    if (v == null) {
+      v = new Value(name, null);
+      define(v);
+    }
+    v.setSparseInitializerInternal(serialized);
+    sparseInitializers.put(name, v);
+    return v;
+  }
+
+  // ---- nodes --------------------------------------------------------------------------------
+
+  /** Appends a node; its outputs join this graph's scope. */
+  public Node addNode(Node n) {
+    return insertAt(nodes.size(), n);
+  }
+
+  /** Inserts {@code n} just before {@code anchor}. */
+  public Node insertBefore(Node anchor, Node n) {
+    return insertAt(indexOf(anchor), n);
+  }
+
+  /** Inserts {@code n} just after {@code anchor}. */
+  public Node insertAfter(Node anchor, Node n) {
+    return insertAt(indexOf(anchor) + 1, n);
+  }
+
+  private int indexOf(Node anchor) {
+    checkArgument(anchor.graph() == this, "node '%s' is not in graph '%s'", anchor.displayName(), name);
+    int i = nodes.indexOf(anchor);
+    assert i >= 0;
+    return i;
+  }
+
+  private Node insertAt(int index, Node n) {
+    checkArgument(n.graph() == null, "node '%s' already belongs to a graph", n.displayName());
+    for (Value out : n.outputs()) {
+      if (out == null) continue;
+      checkArgument(
+          lookup(out.name()).isEmpty(),
+          "Cannot add node '%s': graph '%s' already has a value named '%s'. Use freshName().",
+          n.displayName(),
+          name,
+          out.name());
+    }
+    for (Value out : n.outputs()) {
+      if (out != null) define(out);
+    }
+    nodes.add(index, n);
+    n.setGraph(this);
+    return n;
+  }
+
+  /**
+   * Removes a node whose outputs nothing reads. Checks first (no uses, not a graph output), then
+   * detaches its inputs and drops it.
+   */
+  public void removeNode(Node n) {
+    checkArgument(n.graph() == this, "node '%s' is not in graph '%s'", n.displayName(), name);
+    for (Value out : n.outputs()) {
+      if (out == null) continue;
+      if (out.hasUses()) {
+        throw new IllegalStateException(
+            "Cannot remove node '"
+                + n.displayName()
+                + "': its output '"
+                + out.name()
+                + "' is still used by "
+                + out.uses().get(0)
+                + ". Rewire its uses first.");
+      }
+      if (outputs.contains(out)) {
+        throw new IllegalStateException(
+            "Cannot remove node '"
+                + n.displayName()
+                + "': its output '"
+                + out.name()
+                + "' is a graph output. Replace the graph output first.");
+      }
+    }
+    n.detachInputs();
+    nodes.remove(n);
+    n.setGraph(null);
+    for (Value out : n.outputs()) {
+      if (out != null) {
+        undefine(out);
+        valueInfo.remove(out);
+      }
+    }
+  }
+
+  /** Renames a value, keeping names unique in scope. */
+  public void rename(Value v, String newName) {
+    checkArgument(v.graph() == this, "'%s' is not defined in graph '%s'", v.name(), name);
+    if (v.name().equals(newName)) return;
+    checkArgument(lookup(newName).isEmpty(), "Graph '%s' already has a value '%s'", name, newName);
+    byName.remove(v.name());
+    boolean init = initializers.remove(v.name()) != null;
+    boolean sparse = sparseInitializers.remove(v.name()) != null;
+    v.setNameInternal(newName);
+    byName.put(newName, v);
+    if (init) initializers.put(newName, v);
+    if (sparse) sparseInitializers.put(newName, v);
+  }
+
+  /** Defines a value under its name in this scope. */
+  void define(Value v) {
+    checkArgument(!Strings.isNullOrEmpty(v.name()), "a graph value needs a name");
+    Value existing = lookup(v.name()).orElse(null);
+    checkArgument(
+        existing == null || existing == v,
+        "Graph '%s' already has a value named '%s'",
+        name,
+        v.name());
+    byName.put(v.name(), v);
+    v.setGraph(this);
+  }
+
+  private void undefine(Value v) {
+    byName.remove(v.name(), v);
+    v.setGraph(null);
+  }
+
+  /** Every node here and in nested subgraphs, depth first, in stored order. */
+  public List<Node> allNodes() {
+    List<Node> out = new ArrayList<>();
+    collect(out);
+    return out;
+  }
+
+  private void collect(List<Node> out) {
+    for (Node n : nodes) {
+      out.add(n);
+      for (Graph g : n.subgraphs()) g.collect(out);
+    }
+  }
+
+  /** Names of the outer-scope values that nodes here (or deeper) read: the captures. */
+  public Set<String> captures() {
+    return allNodes().stream()
+        .flatMap(n -> n.inputs().stream())
+        .filter(v -> v != null && v.graph() != this && !isInside(v.graph()))
+        .map(Value::name)
+        .collect(Collectors.toCollection(LinkedHashSet::new));
+  }
+
+  private boolean isInside(Graph g) {
+    for (Graph x = g; x != null; x = x.outerGraph()) {
+      if (x == this) return true;
+    }
+    return false;
+  }
+
+  @Override
+  public String toString() {
+    return "Graph(" + name + ", " + nodes.size() + " nodes)";
+  }
+}
