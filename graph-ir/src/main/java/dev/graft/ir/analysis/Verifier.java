@@ -49,6 +49,8 @@ public final class Verifier {
   /** Every problem in the model's main graph and in its functions' bodies; empty when valid. */
   public static ImmutableList<String> problems(Model m) {
     Walk w = new Walk();
+    if (m.graph() != null) w.roots.add(m.graph());
+    for (Function f : m.functions()) if (f.body() != null) w.roots.add(f.body());
     if (m.graph() == null) {
       w.problems.add("The model has no main graph. Set one with Model.setGraph.");
     } else {
@@ -70,6 +72,7 @@ public final class Verifier {
    */
   public static ImmutableList<String> problems(Graph g) {
     Walk w = new Walk();
+    w.roots.add(root(g));
     w.verifyTop(g, "graph '" + g.name() + "'");
     return ImmutableList.copyOf(w.problems);
   }
@@ -89,6 +92,12 @@ public final class Verifier {
     if (!p.isEmpty()) throw new IrVerificationException("Graph '" + g.name() + "'", p);
   }
 
+  private static Graph root(Graph g) {
+    Graph top = g;
+    while (top.outerGraph() != null) top = top.outerGraph();
+    return top;
+  }
+
   /** One verification run: the scope stack and what has been seen so far. */
   private static final class Walk {
     final List<String> problems = new ArrayList<>();
@@ -102,6 +111,12 @@ public final class Verifier {
     final Set<Graph> seenGraphs = Collections.newSetFromMap(new IdentityHashMap<>());
     /** Per value, how often each Use occurs in its use list; built on first need. */
     final Map<Value, Map<Use, Integer>> useCounts = new IdentityHashMap<>();
+    /**
+     * The outermost graphs this run verifies. A bad use by a node under one of them is reported
+     * from the node's side (its input is undefined); from the value's side only when the node
+     * lies outside, where no node-side check will see it.
+     */
+    final Set<Graph> roots = Collections.newSetFromMap(new IdentityHashMap<>());
 
     void verifyTop(Graph g, String what) {
       // A subgraph verified on its own still sees the values of the graphs around it.
@@ -464,7 +479,7 @@ public final class Verifier {
                   + u.index()
                   + ", which belongs to no graph. Add that node to a graph, or clear its inputs"
                   + " (setInput(i, null)) before dropping it.");
-        } else if (!within(n.graph(), g)) {
+        } else if (!within(n.graph(), g) && !roots.contains(root(n.graph()))) {
           problems.add(
               "Value '"
                   + v.name()
