@@ -322,18 +322,30 @@ public final class GradBuilder {
         return reshapeLike(r, target);
       }
     }
-    return dynamicUnbroadcast(grad, target);
+    return dynamicUnbroadcast(grad, gradShape, target);
   }
 
-  private Value dynamicUnbroadcast(Value grad, Value target) {
+  private Value dynamicUnbroadcast(Value grad, Optional<Shape> gradShape, Value target) {
     Value gs = shape(grad);
     Value xs = shape(target);
-    Value pad = op("Sub", op("Size", gs), op("Size", xs));
-    Tensor one = DenseTensor.vector("", 1L);
-    Value ones = op("ConstantOfShape", List.of(unsqueeze(pad, 0)), Attr.of("value", one));
+    Optional<Integer> rg = gradShape.map(Shape::rank);
+    Optional<Integer> rt = target.shape().map(Shape::rank);
+    Value ones;
+    Value range;
+    if (rg.isPresent() && rt.isPresent()) {
+      long[] pad = new long[rg.get() - rt.get()];
+      Arrays.fill(pad, 1);
+      ones = ints(pad);
+      range = ints(axesFrom(0, rg.get()));
+    } else {
+      Value rankG = op("Size", gs);
+      Value pad = op("Sub", rankG, op("Size", xs));
+      Tensor one = DenseTensor.vector("", 1L);
+      ones = op("ConstantOfShape", List.of(unsqueeze(pad, 0)), Attr.of("value", one));
+      range = op("Range", intScalar(0), rankG, intScalar(1));
+    }
     Value padded = op("Concat", List.of(ones, xs), Attr.of("axis", 0L));
     Value mask = op("Not", op("Equal", padded, gs));
-    Value range = op("Range", intScalar(0), op("Size", gs), intScalar(1));
     Value axes = op("Compress", List.of(range, mask), Attr.of("axis", 0L));
     Value r =
         op(

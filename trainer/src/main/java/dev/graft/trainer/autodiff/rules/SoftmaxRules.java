@@ -127,6 +127,7 @@ public final class SoftmaxRules {
       Value d2 = b.sub(g2, b.mul(p, b.reduceSum(g2, new long[] {1}, true)));
       ds = ds == null ? d2 : b.add(ds, d2);
     }
-    return grads(some(b.typedLike(ds, scores)), none(), none());
+    Optional<Value> d = some(b.typedLike(ds, scores));
+    return weights == null ? grads(d, none()) : grads(d, none(), none());
   }
 }
