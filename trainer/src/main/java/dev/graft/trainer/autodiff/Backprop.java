@@ -109,7 +109,7 @@ public final class Backprop {
 
     Map<Value, List<Value>> contributions = new IdentityHashMap<>();
     if (needs.contains(loss)) {
-      b.enter(null, v -> false);
+      b.enterDriver(loss.name() + "/seed");
       contributions.computeIfAbsent(loss, k -> new ArrayList<>()).add(seed(loss));
     }
     for (int i = order.size() - 1; i >= 0; i--) {
@@ -168,7 +168,7 @@ public final class Backprop {
         contributions.computeIfAbsent(in, k2 -> new ArrayList<>()).add(gv);
       }
     }
-    b.enter(null, v -> false);
+    b.enterDriver("zeros");
     ImmutableMap.Builder<Value, Value> out = ImmutableMap.builder();
     for (Value t : new LinkedHashSet<>(trainables)) {
       Value g = total(t, contributions);
@@ -188,6 +188,8 @@ public final class Backprop {
     List<Value> cs = contributions.get(v);
     if (cs == null || cs.isEmpty()) return null;
     if (cs.size() == 1) return cs.get(0);
+    // Called before the reading node's rule runs, which re-enters the builder for it.
+    b.enterDriver(v.name() + "/sum");
     Value s = b.op("Sum", cs);
     s.setType(v.type());
     contributions.put(v, new ArrayList<>(List.of(s)));

@@ -32,6 +32,7 @@ public final class GradBuilder {
   private final long opset;
   private Node forward;
   private Predicate<Value> needsGrad = v -> false;
+  private String driverLabel;
 
   GradBuilder(Graph graph, long opset) {
     this.graph = graph;
@@ -41,6 +42,13 @@ public final class GradBuilder {
   void enter(Node node, Predicate<Value> needs) {
     this.forward = node;
     this.needsGrad = needs;
+    this.driverLabel = null;
+  }
+
+  /** Nodes the driver itself emits (the seed, fan-out sums) are named grad/<label>/... */
+  void enterDriver(String label) {
+    enter(null, v -> false);
+    this.driverLabel = label;
   }
 
   public Graph graph() {
@@ -74,7 +82,7 @@ public final class GradBuilder {
   // ---- emitting nodes ------------------------------------------------------------------------
 
   private String prefix() {
-    if (forward == null) return "grad/";
+    if (forward == null) return driverLabel == null ? "grad/" : "grad/" + driverLabel + "/";
     String n = forward.name().isEmpty() ? forward.displayName().replace(" -> ", "_") : forward.name();
     return "grad/" + n + "/";
   }
@@ -392,7 +400,9 @@ public final class GradBuilder {
   /** Results helper: one Optional per forward input. */
   @SafeVarargs
   public static List<Optional<Value>> grads(Optional<Value>... perInput) {
-    return ImmutableList.copyOf(perInput);
+    ImmutableList.Builder<Optional<Value>> out = ImmutableList.builder();
+    for (Optional<Value> g : perInput) out.add(g);
+    return out.build();
   }
 
   public static Optional<Value> some(Value v) {
