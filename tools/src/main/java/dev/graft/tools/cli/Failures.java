@@ -57,7 +57,10 @@ final class Failures implements IExecutionExceptionHandler, IParameterExceptionH
     if (t instanceof UncheckedIOException u) {
       String io = describeIo(u.getCause());
       String m = u.getMessage();
-      return m == null || m.equals(String.valueOf(u.getCause())) ? io : m + ": " + io;
+      // Some messages already quote the cause's; say it once.
+      if (m == null || m.equals(String.valueOf(u.getCause()))) return io;
+      String causeMessage = u.getCause() == null ? null : u.getCause().getMessage();
+      return causeMessage != null && m.contains(causeMessage) ? m : m + ": " + io;
     }
     if (t instanceof IOException io) {
       return describeIo(io);

@@ -34,7 +34,7 @@ import picocli.CommandLine.Spec;
       "JSON keys: model, irVersion, producer, opsets (domain -> version; the empty domain"
           + " is the default ONNX one),"
           + " inputs and outputs ([{name, type, shape}], a dim is a number, a name or null),"
-          + " nodeCount, opCensus (op -> count), initializerCount, parameterCount,"
+          + " nodeCount, opCensus (op -> count; \"domain:op\" outside the default domain), initializerCount, parameterCount,"
           + " parametersByType, constantNodeCount, constantCount, constantsByType,"
           + " externalData ([{location, tensors, bytes}])."
     })

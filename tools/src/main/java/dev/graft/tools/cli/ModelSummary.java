@@ -11,10 +11,10 @@ import dev.graft.ir.Node;
 import dev.graft.ir.Shape;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
+import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.tensor.ExternalTensor;
 import dev.graft.ir.tensor.Tensor;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -26,8 +26,9 @@ import java.util.TreeMap;
  * JSON, so that both forms always say the same thing.
  *
  * <p>Parameters are the elements of the main graph's initializers. Constant nodes hold weights
- * too (some exporters store every weight that way), so their tensors are counted separately
- * rather than silently mixed in or left out.
+ * too (some exporters store every weight that way), so their tensors, in every graph including
+ * subgraphs, are counted separately rather than silently mixed in or left out. The op census
+ * and node count are of the main graph's own nodes, as {@link OpCensus#of} counts them.
  */
 record ModelSummary(
     String model,
@@ -116,7 +117,7 @@ record ModelSummary(
         inputs,
         outputs,
         graph.nodeCount(),
-        opCensus(graph),
+        OpCensus.of(graph),
         graph.initializers().size(),
         params,
         ImmutableMap.copyOf(paramsByType),
@@ -228,25 +229,5 @@ record ModelSummary(
       acc[0]++;
       acc[1] += x.length();
     }
-  }
-
-  /**
-   * Counts nodes of the top-level graph by op, most frequent first. Ops outside the default
-   * domain are named {@code domain.op}.
-   *
-   * <p>LOCAL STAND-IN: switch to {@code dev.graft.ir.analysis.OpCensus.of(graph)} once it is on
-   * main, and delete this method.
-   */
-  private static ImmutableMap<String, Integer> opCensus(Graph graph) {
-    Map<String, Integer> counts = new LinkedHashMap<>();
-    for (Node n : graph.nodes()) {
-      String key = n.domain().isEmpty() ? n.opType() : n.domain() + "." + n.opType();
-      counts.merge(key, 1, Integer::sum);
-    }
-    return counts.entrySet().stream()
-        .sorted(
-            Map.Entry.<String, Integer>comparingByValue(Comparator.reverseOrder())
-                .thenComparing(Map.Entry.comparingByKey()))
-        .collect(ImmutableMap.toImmutableMap(Map.Entry::getKey, Map.Entry::getValue));
   }
 }
