@@ -41,7 +41,8 @@ final class DelimitedParser {
   Row next() throws IOException {
     int c = read();
     while (c == '\r' || c == '\n') {
-      c = endOfLine(c);
+      endOfLine(c);
+      c = read();
     }
     if (c == EOF) return null;
     int startLine = line;
@@ -100,8 +101,8 @@ final class DelimitedParser {
     }
   }
 
-  /** Consumes a line end that began with {@code c}; returns the character after it. */
-  private int endOfLine(int c) throws IOException {
+  /** Consumes the rest of a line end that began with {@code c}. */
+  private void endOfLine(int c) throws IOException {
     if (c == '\r') {
       int n = read();
       if (n != '\n') {
@@ -110,7 +111,6 @@ final class DelimitedParser {
       }
     }
     line++;
-    return read();
   }
 
   private int read() throws IOException {
