@@ -121,11 +121,26 @@ public final class OodMetrics {
     return m + Math.log(sum);
   }
 
-  /** The softmax of {@code row}, computed with the same shift as {@link #logSumExp}. */
+  /**
+   * The softmax of {@code row}: {@code exp(row[j] - max) / sum}, shifted by the maximum like
+   * {@link #logSumExp}. Dividing (rather than subtracting the logsumexp) keeps the relative error
+   * near one rounding even when the logits are large, where {@code row[j] - logsumexp} would lose
+   * digits to cancellation.
+   */
   public static double[] softmax(float[] row) {
-    double lse = logSumExp(row);
+    checkArgument(row.length > 0, "softmax of an empty row");
+    double m = Double.NEGATIVE_INFINITY;
+    for (float v : row) {
+      checkArgument(!Float.isNaN(v), "the logits hold NaN; the model's output is not a number");
+      m = Math.max(m, v);
+    }
     double[] p = new double[row.length];
-    for (int j = 0; j < row.length; j++) p[j] = Math.exp(row[j] - lse);
+    double sum = 0;
+    for (int j = 0; j < row.length; j++) {
+      p[j] = row[j] == m ? 1.0 : Math.exp(row[j] - m);
+      sum += p[j];
+    }
+    for (int j = 0; j < row.length; j++) p[j] /= sum;
     return p;
   }
 
