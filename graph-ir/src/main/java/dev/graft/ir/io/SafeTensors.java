@@ -4,10 +4,16 @@ import static com.google.common.base.Preconditions.checkArgument;
 
 import com.google.common.collect.ImmutableBiMap;
 import com.google.common.collect.ImmutableMap;
+import com.google.gson.Strictness;
+import com.google.gson.stream.JsonReader;
+import com.google.gson.stream.JsonToken;
+import com.google.gson.stream.JsonWriter;
 import dev.graft.ir.DataType;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import java.io.IOException;
+import java.io.StringReader;
+import java.io.StringWriter;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -21,10 +27,13 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -192,32 +201,43 @@ public final class SafeTensors {
   }
 
   private static byte[] header(List<Map.Entry<String, Tensor>> order, Map<String, String> metadata) {
-    Map<String, Object> json = new LinkedHashMap<>();
-    if (!metadata.isEmpty()) {
-      // Sorted, so that equal metadata gives equal bytes whatever map the caller used.
-      Map<String, Object> meta = new LinkedHashMap<>();
-      for (Map.Entry<String, String> e : new TreeMap<>(metadata).entrySet()) {
-        checkArgument(e.getValue() != null, "Metadata key '%s' has a null value", e.getKey());
-        meta.put(e.getKey(), e.getValue());
+    StringWriter text = new StringWriter();
+    // A bare JsonWriter writes compact JSON, as serde_json does, and escapes only what JSON
+    // requires (no HTML escaping of '<', '=' and the like).
+    try (JsonWriter w = new JsonWriter(text)) {
+      w.setHtmlSafe(false);
+      w.beginObject();
+      if (!metadata.isEmpty()) {
+        // Sorted, so that equal metadata gives equal bytes whatever map the caller used.
+        w.name(METADATA_KEY).beginObject();
+        for (Map.Entry<String, String> e : new TreeMap<>(metadata).entrySet()) {
+          checkArgument(e.getValue() != null, "Metadata key '%s' has a null value", e.getKey());
+          w.name(e.getKey()).value(e.getValue());
+        }
+        w.endObject();
       }
-      json.put(METADATA_KEY, meta);
+      long offset = 0;
+      for (Map.Entry<String, Tensor> e : order) {
+        Tensor t = e.getValue();
+        long end = offset + t.byteSize();
+        w.name(e.getKey()).beginObject();
+        w.name("dtype").value(DTYPES.inverse().get(t.dataType()));
+        w.name("shape").beginArray();
+        for (long d : t.dims()) w.value(d);
+        w.endArray();
+        w.name("data_offsets").beginArray().value(offset).value(end).endArray();
+        w.endObject();
+        offset = end;
+      }
+      w.endObject();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e); // a StringWriter does not fail
     }
-    long offset = 0;
-    for (Map.Entry<String, Tensor> e : order) {
-      Tensor t = e.getValue();
-      long end = offset + t.byteSize();
-      Map<String, Object> info = new LinkedHashMap<>();
-      info.put("dtype", DTYPES.inverse().get(t.dataType()));
-      info.put("shape", t.dims());
-      info.put("data_offsets", new long[] {offset, end});
-      json.put(e.getKey(), info);
-      offset = end;
-    }
-    byte[] text = Json.write(json).getBytes(StandardCharsets.UTF_8);
-    int padded = (text.length + 7) / 8 * 8;
+    byte[] json = text.toString().getBytes(StandardCharsets.UTF_8);
+    int padded = (json.length + 7) / 8 * 8;
     byte[] out = new byte[padded];
-    System.arraycopy(text, 0, out, 0, text.length);
-    for (int i = text.length; i < padded; i++) out[i] = ' ';
+    System.arraycopy(json, 0, out, 0, json.length);
+    for (int i = json.length; i < padded; i++) out[i] = ' ';
     return out;
   }
 
@@ -290,27 +310,37 @@ public final class SafeTensors {
     } catch (CharacterCodingException e) {
       throw bad(file, "the header is not valid UTF-8");
     }
-    Object parsed;
-    try {
-      parsed = Json.parse(text);
-    } catch (Json.ParseException e) {
+    Map<String, String> metadata = new LinkedHashMap<>();
+    List<Entry> entries = new ArrayList<>();
+    try (JsonReader r = new JsonReader(new StringReader(text))) {
+      r.setStrictness(Strictness.STRICT);
+      if (r.peek() != JsonToken.BEGIN_OBJECT) {
+        throw bad(file, "the header is not a JSON object");
+      }
+      r.beginObject();
+      Set<String> seen = new HashSet<>();
+      while (r.hasNext()) {
+        String name = r.nextName();
+        if (!seen.add(name)) {
+          throw badTensor(
+              file, name, "the name appears twice in the header; each key must be unique");
+        }
+        if (name.equals(METADATA_KEY)) {
+          metadata = metadata(file, r);
+        } else {
+          entries.add(entry(file, name, r));
+        }
+      }
+      r.endObject();
+      if (r.peek() != JsonToken.END_DOCUMENT) {
+        throw bad(file, "the header has more after its JSON object");
+      }
+    } catch (IOException | IllegalStateException | NumberFormatException e) {
+      // Gson reports syntax errors as MalformedJsonException (an IOException) and wrong token
+      // kinds as IllegalStateException; both carry the path and position.
       throw new FormatException(
           "Cannot read safetensors file " + file + ": the header is not valid JSON: " + e.getMessage(),
           e);
-    }
-    if (!(parsed instanceof Map<?, ?> header)) {
-      throw bad(file, "the header is not a JSON object");
-    }
-
-    Map<String, String> metadata = new LinkedHashMap<>();
-    List<Entry> entries = new ArrayList<>();
-    for (Map.Entry<?, ?> e : header.entrySet()) {
-      String name = (String) e.getKey();
-      if (name.equals(METADATA_KEY)) {
-        metadata = metadata(file, e.getValue());
-      } else {
-        entries.add(entry(file, name, e.getValue()));
-      }
     }
 
     // Like the reference reader, accept any header order but require the data to be one
@@ -368,40 +398,63 @@ public final class SafeTensors {
     return new Contents(tensors, metadata);
   }
 
-  private static Map<String, String> metadata(Path file, Object value) {
-    if (!(value instanceof Map<?, ?> m)) {
+  private static Map<String, String> metadata(Path file, JsonReader r) throws IOException {
+    if (r.peek() != JsonToken.BEGIN_OBJECT) {
       throw bad(file, "'" + METADATA_KEY + "' is not a JSON object of strings");
     }
     Map<String, String> out = new LinkedHashMap<>();
-    for (Map.Entry<?, ?> e : m.entrySet()) {
-      if (!(e.getValue() instanceof String s)) {
+    r.beginObject();
+    while (r.hasNext()) {
+      String key = r.nextName();
+      if (r.peek() != JsonToken.STRING) {
         throw bad(
             file,
             "metadata key '"
-                + e.getKey()
-                + "' has the value "
-                + Json.write(e.getValue() == Json.NULL ? null : e.getValue())
-                + "; safetensors metadata values must be strings");
+                + key
+                + "' holds a "
+                + r.peek()
+                + ", not a string; safetensors metadata values must be strings");
       }
-      out.put((String) e.getKey(), s);
+      if (out.put(key, r.nextString()) != null) {
+        throw bad(file, "metadata key '" + key + "' appears twice");
+      }
     }
+    r.endObject();
     return out;
   }
 
-  private static Entry entry(Path file, String name, Object value) {
-    if (!(value instanceof Map<?, ?> info)) {
+  private static Entry entry(Path file, String name, JsonReader r) throws IOException {
+    if (r.peek() != JsonToken.BEGIN_OBJECT) {
       throw badTensor(file, name, "its entry is not a JSON object");
     }
-    if (!(info.get("dtype") instanceof String dtype)) {
-      throw badTensor(file, name, "it has no string \"dtype\"");
+    String dtype = null;
+    long[] dims = null;
+    long[] offsets = null;
+    r.beginObject();
+    while (r.hasNext()) {
+      String key = r.nextName();
+      switch (key) {
+        case "dtype" -> {
+          if (r.peek() != JsonToken.STRING) {
+            throw badTensor(file, name, "its \"dtype\" is not a string");
+          }
+          dtype = r.nextString();
+        }
+        case "shape" -> dims = longs(file, name, r, "shape", -1);
+        case "data_offsets" -> offsets = longs(file, name, r, "data_offsets", 2);
+        // Like the reference reader, ignore fields this version does not know.
+        default -> r.skipValue();
+      }
     }
+    r.endObject();
+    if (dtype == null) throw badTensor(file, name, "it has no \"dtype\"");
+    if (dims == null) throw badTensor(file, name, "it has no \"shape\" array");
+    if (offsets == null) throw badTensor(file, name, "it has no \"data_offsets\" array");
     DataType type = DTYPES.get(dtype);
     if (type == null) {
       throw badTensor(
           file, name, "its dtype \"" + dtype + "\" is not one Graft reads (" + DTYPES.keySet() + ")");
     }
-    long[] dims = longs(file, name, info.get("shape"), "shape", -1);
-    long[] offsets = longs(file, name, info.get("data_offsets"), "data_offsets", 2);
     if (offsets[1] < offsets[0]) {
       throw badTensor(
           file,
@@ -414,14 +467,14 @@ public final class SafeTensors {
       for (long d : dims) elements = Math.multiplyExact(elements, d);
       bytes = Math.multiplyExact(elements, (long) type.bits() / 8);
     } catch (ArithmeticException e) {
-      throw badTensor(file, name, "its shape " + java.util.Arrays.toString(dims) + " overflows");
+      throw badTensor(file, name, "its shape " + Arrays.toString(dims) + " overflows");
     }
     if (bytes != offsets[1] - offsets[0]) {
       throw badTensor(
           file,
           name,
           "its shape "
-              + java.util.Arrays.toString(dims)
+              + Arrays.toString(dims)
               + " of "
               + dtype
               + " needs "
@@ -437,25 +490,38 @@ public final class SafeTensors {
   }
 
   /** A JSON array of non-negative integers, of length {@code arity} unless that is -1. */
-  private static long[] longs(Path file, String name, Object value, String field, int arity) {
-    if (!(value instanceof List<?> list)) {
-      throw badTensor(file, name, "it has no \"" + field + "\" array");
+  private static long[] longs(Path file, String name, JsonReader r, String field, int arity)
+      throws IOException {
+    if (r.peek() != JsonToken.BEGIN_ARRAY) {
+      throw badTensor(file, name, "its \"" + field + "\" is not an array");
     }
-    if (arity >= 0 && list.size() != arity) {
-      throw badTensor(
-          file, name, "its \"" + field + "\" has " + list.size() + " entries, not " + arity);
-    }
-    long[] out = new long[list.size()];
-    for (int i = 0; i < out.length; i++) {
-      if (!(list.get(i) instanceof Long l) || l < 0) {
+    List<Long> values = new ArrayList<>();
+    r.beginArray();
+    while (r.hasNext()) {
+      // nextLong would also take "5" (a string) and 5.0; the format has plain integers only.
+      String text = r.peek() == JsonToken.NUMBER ? r.nextString() : null;
+      long v = -1;
+      if (text != null && text.chars().allMatch(Character::isDigit)) {
+        try {
+          v = Long.parseLong(text);
+        } catch (NumberFormatException tooBig) {
+          v = -1;
+        }
+      }
+      if (v < 0) {
         throw badTensor(
             file,
             name,
-            "its \"" + field + "\" holds " + list.get(i) + ", not a non-negative integer");
+            "its \"" + field + "\" holds " + (text != null ? text : r.peek()) + ", not a non-negative integer");
       }
-      out[i] = l;
+      values.add(v);
     }
-    return out;
+    r.endArray();
+    if (arity >= 0 && values.size() != arity) {
+      throw badTensor(
+          file, name, "its \"" + field + "\" has " + values.size() + " entries, not " + arity);
+    }
+    return values.stream().mapToLong(Long::longValue).toArray();
   }
 
   private static void readFully(FileChannel ch, ByteBuffer b, long position, Path file)
