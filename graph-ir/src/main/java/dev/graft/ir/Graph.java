@@ -8,7 +8,9 @@ import com.google.common.collect.ImmutableList;
 import dev.graft.ir.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Collections;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -364,6 +366,34 @@ public final class Graph {
         valueInfo.remove(out);
       }
     }
+  }
+
+  /**
+   * Replaces the stored node order with {@code order}, which must be a permutation of the current
+   * nodes ({@code analysis.TopologicalOrder.sort} uses it). Checks first, then mutates.
+   */
+  public void reorder(List<Node> order) {
+    checkArgument(
+        order.size() == nodes.size(),
+        "Cannot reorder graph '%s': the new order has %s nodes, the graph has %s. Pass a"
+            + " permutation of nodes().",
+        name,
+        order.size(),
+        nodes.size());
+    Set<Node> current = Collections.newSetFromMap(new IdentityHashMap<>());
+    current.addAll(nodes);
+    Set<Node> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Node n : order) {
+      checkArgument(
+          n != null && current.contains(n),
+          "Cannot reorder graph '%s': node '%s' is not one of its nodes",
+          name,
+          n == null ? "null" : n.displayName());
+      checkArgument(
+          seen.add(n), "Cannot reorder graph '%s': node '%s' appears twice", name, n.displayName());
+    }
+    nodes.clear();
+    nodes.addAll(order);
   }
 
   /** Renames a value, keeping names unique in scope. */
