@@ -2,6 +2,7 @@ package dev.graft.ir.convert;
 
 import static dev.graft.ir.convert.UpgradeRule.crosses;
 
+import dev.graft.ir.Attr;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import java.util.ArrayList;
@@ -9,28 +10,36 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * BatchNormalization at 14: the optional outputs changed from (mean, var, saved_mean, saved_var),
- * defined only in training, to (running_mean, running_var) with a {@code training_mode}
- * attribute. Inference graphs leave those outputs unused; the node is then rebuilt with its one
- * output Y. A graph that reads them is a training graph the new schema cannot express as is.
- * (At 15 only the type lists widened.)
+ * BatchNormalization at 14. Before 14, the number of outputs chose the mode: Y alone is inference;
+ * Y with (mean, var, saved_mean, saved_var) is training, normalising with the batch statistics
+ * (ONNX Runtime follows this). From 14 a {@code training_mode} attribute chooses, and the optional
+ * outputs are (running_mean, running_var), the old mean and var; saved_mean and saved_var are gone.
+ *
+ * <pre>
+ *   Y, m, v, sm, sv = BN(x, ...)            (sm, sv unused)
+ *     =>  Y, m, v = BN[training_mode=1](x, ...)
+ * </pre>
+ *
+ * A one-output node is a plain bump; a node whose saved_mean or saved_var is read is refused. (At
+ * 15 only the type lists widened.)
  */
 final class BatchNormalizationRule implements UpgradeRule {
 
   @Override
   public Optional<String> refusal(Node node, long from, long to) {
     if (!crosses(from, to, 14)) return Optional.empty();
-    for (int i = 1; i < node.outputs().size(); i++) {
+    for (int i = 3; i < node.outputs().size(); i++) {
       Value o = node.output(i);
       if (o != null && (o.hasUses() || o.isGraphOutput())) {
         return Optional.of(
-            "its training output "
+            "its output "
                 + i
                 + " '"
                 + o.name()
-                + "' is read, and opset 14 redefined those outputs (running statistics with"
-                + " training_mode=1). Remove the use of the training outputs, or export the model"
-                + " at opset 14 or newer.");
+                + "' (saved_mean or saved_var) is read, and opset 14 removed those outputs."
+                + " Remove that use, or keep the model at opset "
+                + Math.min(from, 13)
+                + ".");
       }
     }
     return Optional.empty();
@@ -38,17 +47,20 @@ final class BatchNormalizationRule implements UpgradeRule {
 
   @Override
   public String apply(Node node, long from, long to, UpgradeContext ctx) {
-    if (!crosses(from, to, 14)) return "";
-    long present = node.outputs().stream().skip(1).filter(v -> v != null).count();
-    if (present == 0 && node.outputs().size() == 1) return "";
-    Node single =
-        ctx.copyOf(node, node.opType(), List.of(ctx.freshValueName(node, "y")),
-            List.copyOf(node.attributes().values()));
-    ctx.insertBefore(node, single);
-    List<Value> replacements = new ArrayList<>();
-    replacements.add(single.output());
-    for (int i = 1; i < node.outputs().size(); i++) replacements.add(null);
+    if (!crosses(from, to, 14) || node.outputs().size() == 1) return "";
+    int kept = Math.min(3, node.outputs().size());
+    List<String> names = new ArrayList<>();
+    for (int i = 0; i < kept; i++) {
+      names.add(node.output(i) == null ? null : ctx.freshValueName(node, "bn" + i));
+    }
+    List<Attr> attrs = new ArrayList<>(node.attributes().values());
+    attrs.add(Attr.of("training_mode", 1L));
+    Node replacement = ctx.copyOf(node, node.opType(), names, attrs);
+    ctx.insertBefore(node, replacement);
+    List<Value> replacements = new ArrayList<>(replacement.outputs());
+    while (replacements.size() < node.outputs().size()) replacements.add(null);
     ctx.replaceNode(node, replacements);
-    return "unused training outputs dropped (" + present + ")";
+    return "training form (" + node.outputs().size() + " outputs) -> training_mode=1 with "
+        + kept + " outputs";
   }
 }
