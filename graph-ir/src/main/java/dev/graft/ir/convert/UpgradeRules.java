@@ -49,7 +49,12 @@ public final class UpgradeRules {
           "SequenceErase", "SequenceInsert", "SequenceLength", "SplitToSequence",
           // random and losses
           "Bernoulli", "Multinomial", "RandomNormal", "RandomNormalLike", "RandomUniform",
-          "RandomUniformLike", "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss");
+          "RandomUniformLike", "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss",
+          // optionals (18 widened OptionalHasElement/GetElement to plain tensors) and quantization
+          "Optional", "OptionalGetElement", "OptionalHasElement", "DynamicQuantizeLinear",
+          // signal processing and SequenceMap, new at 17
+          "BlackmanWindow", "HammingWindow", "HannWindow", "MelWeightMatrix", "STFT",
+          "SequenceMap");
 
   private static final ImmutableMap<String, UpgradeRule> RULES = build();
 
@@ -74,6 +79,8 @@ public final class UpgradeRules {
     b.put("Resize", new ResizeRule());
     b.put("Scatter", new ScatterRule());
     b.put("RoiAlign", new RoiAlignRule());
+    b.put("GridSample", new GridSampleRule());
+    b.put("DFT", new DftRule());
     b.put(
         "Upsample",
         new RefuseRule(

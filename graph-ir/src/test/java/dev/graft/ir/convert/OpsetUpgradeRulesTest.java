@@ -463,6 +463,59 @@ class OpsetUpgradeRulesTest {
     assertThat(assertUpgradeKeepsOutputs(m, 17).changes()).hasSize(1);
   }
 
+  @Test
+  void roiAlignIsRefusedWhereOrtHasNoKernel() {
+    Model m = model(11, b -> {
+      Value x = b.input("x", FLOAT, 1, 2, 6, 6);
+      Value rois = b.floats(new long[] {1, 4}, 0.3f, 0.7f, 4.1f, 3.9f);
+      out(b, b.op("RoiAlign", x, rois, b.constant(DenseTensor.ofLongs(null, new long[] {1}, 0))));
+    });
+    assertThatThrownBy(() -> OpsetUpgrade.upgrade(m, 22))
+        .isInstanceOf(OpsetUpgradeException.class)
+        .hasMessageContaining("op RoiAlign")
+        .hasMessageContaining("opset 11 -> 22")
+        .hasMessageContaining("opset 21 or lower");
+  }
+
+  @Test
+  void gridSampleModesAreRenamedAtTwenty() throws Exception {
+    for (String mode : new String[] {null, "bilinear", "bicubic", "nearest"}) {
+      for (long target : new long[] {17, 20, OpsetUpgrade.NEWEST_OPSET}) {
+        Model m = model(16, b -> {
+          Value x = b.input("x", FLOAT, 1, 2, 4, 5);
+          Value grid = b.floats(new long[] {1, 2, 3, 2}, -0.9f, 0.2f, 0.35f, -0.4f, 0.7f, 0.75f,
+              0.1f, -0.66f, -0.3f, 0.9f, 0.95f, 0.05f);
+          Value y = mode == null ? b.op("GridSample", x, grid)
+              : b.op("GridSample", List.of(x, grid), Attr.of("mode", mode));
+          out(b, y);
+        });
+        UpgradeReport r = assertUpgradeKeepsOutputs(m, target);
+        boolean renamed = target >= 20 && !"nearest".equals(mode);
+        assertThat(r.changes()).hasSize(renamed ? 1 : 0);
+      }
+    }
+  }
+
+  @Test
+  void dftAxisMovesToAnInputAtTwenty() throws Exception {
+    for (Long axis : new Long[] {null, 1L, 2L}) {
+      Model m = model(17, b -> {
+        Value x = b.input("x", FLOAT, 2, 8, 6, 1);
+        Value y = axis == null ? b.op("DFT", x)
+            : b.op("DFT", List.of(x), Attr.of("axis", (long) axis), Attr.of("onesided", 0L));
+        out(b, y);
+      });
+      if (axis == null || axis == 1L) {
+        // DFT-20's default axis is -2: without the rewrite a default-axis node would change
+        assertThat(restampDiff(model(17, b -> out(b, b.op("DFT", b.input("x", FLOAT, 2, 8, 6, 1)))), 20))
+            .isGreaterThan(1e-3);
+      }
+      UpgradeReport r = assertUpgradeKeepsOutputs(m, OpsetUpgrade.NEWEST_OPSET);
+      assertThat(r.changes()).hasSize(1);
+      assertThat(m.graph().nodes().get(0).hasAttr("axis")).isFalse();
+    }
+  }
+
   // ---- subgraphs and functions --------------------------------------------------------------
 
   @Test
