@@ -1,0 +1,103 @@
+package dev.graft.rewrite;
+
+import static com.google.common.base.Preconditions.checkArgument;
+
+import dev.graft.ir.Attr;
+import dev.graft.ir.Graph;
+import dev.graft.ir.Model;
+import dev.graft.ir.Node;
+import dev.graft.ir.Use;
+import dev.graft.ir.Value;
+import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.tensor.Tensor;
+import java.util.List;
+
+/**
+ * The edits passes share: where new nodes go, how a wrapped value's readers move to the wrapper,
+ * and the ops whose form depends on the opset (axes as attributes before 13, inputs after).
+ */
+public final class Splice {
+  private Splice() {}
+
+  /** A builder that inserts just after {@code n} (so new nodes may read its outputs). */
+  public static GraphBuilder after(Node n) {
+    Graph g = n.graph();
+    List<Node> nodes = g.nodes();
+    int i = nodes.indexOf(n);
+    GraphBuilder b = GraphBuilder.on(g);
+    return i + 1 < nodes.size() ? b.before(nodes.get(i + 1)) : b.atEnd();
+  }
+
+  /** A builder that inserts after the producer of {@code v}, or at the head for inputs. */
+  public static GraphBuilder afterProducerOf(Value v, Graph g) {
+    if (v.producer().isPresent()) return after(v.producer().get());
+    List<Node> nodes = g.nodes();
+    GraphBuilder b = GraphBuilder.on(g);
+    return nodes.isEmpty() ? b.atEnd() : b.before(nodes.get(0));
+  }
+
+  /**
+   * Makes every reader of {@code old} except {@code wrapper} read {@code wrapper}'s output
+   * instead. When {@code old} is a graph output, the wrapper's output takes its place and its
+   * name, so the model's interface keeps its names.
+   *
+   * <pre>
+   *   y = F(x); z = G(y)        wrap(y, W = Merge(y, d))        y' = F(x); y = W(y', d); z = G(y)
+   * </pre>
+   */
+  public static void wrap(Value old, Node wrapper) {
+    checkArgument(wrapper.input(0) == old, "wrapper '%s' must read '%s' at input 0", wrapper.displayName(), old.name());
+    Value replacement = wrapper.output();
+    for (Use u : old.uses()) {
+      if (u.node() != wrapper) u.node().setInput(u.index(), replacement);
+    }
+    Graph g = old.graph();
+    if (old.isGraphOutput() && old.producer().isPresent()) {
+      int i = g.outputs().indexOf(old);
+      String name = old.name();
+      g.rename(old, g.freshName(name + "_inner"));
+      g.rename(replacement, name);
+      replacement.setType(old.type());
+      g.setOutput(i, replacement);
+    }
+  }
+
+  /** Adds an initializer under a fresh name based on {@code base}. */
+  public static Value initializer(Graph g, String base, Tensor t) {
+    String name = g.freshName(base);
+    return g.addInitializer(name, t.withName(name));
+  }
+
+  /** Unsqueeze with axes as an attribute (opset below 13) or an input. */
+  public static Value unsqueeze(GraphBuilder b, Model m, Value x, long... axes) {
+    if (opset(m) < 13) return b.op("Unsqueeze", List.of(x), Attr.ints("axes", axes));
+    return b.op("Unsqueeze", x, b.int64s(axes));
+  }
+
+  /** ReduceSum with axes as an attribute (below 13) or an input. */
+  public static Value reduceSum(GraphBuilder b, Model m, Value x, boolean keepDims, long... axes) {
+    Attr keep = Attr.of("keepdims", keepDims ? 1L : 0L);
+    if (opset(m) < 13) return b.op("ReduceSum", List.of(x), Attr.ints("axes", axes), keep);
+    return b.op("ReduceSum", List.of(x, b.int64s(axes)), keep);
+  }
+
+  /** ReduceMax with axes as an attribute (below 18) or an input. */
+  public static Value reduceMax(GraphBuilder b, Model m, Value x, boolean keepDims, long... axes) {
+    Attr keep = Attr.of("keepdims", keepDims ? 1L : 0L);
+    if (opset(m) < 18) return b.op("ReduceMax", List.of(x), Attr.ints("axes", axes), keep);
+    return b.op("ReduceMax", List.of(x, b.int64s(axes)), keep);
+  }
+
+  /**
+   * Dropout, an identity at inference: ratio as an attribute (below 12) or an input; the training
+   * graph sets training_mode.
+   */
+  public static Value dropout(GraphBuilder b, Model m, Value x, float ratio) {
+    if (opset(m) < 12) return b.op("Dropout", List.of(x), Attr.of("ratio", ratio));
+    return b.op("Dropout", x, b.scalar(ratio));
+  }
+
+  public static long opset(Model m) {
+    return m.defaultOpset().orElse(17);
+  }
+}

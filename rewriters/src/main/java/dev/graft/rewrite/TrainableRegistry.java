@@ -1,0 +1,107 @@
+package dev.graft.rewrite;
+
+import static com.google.common.base.Preconditions.checkArgument;
+
+import com.google.common.collect.ImmutableList;
+import dev.graft.ir.Model;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Which initializers of a rewritten model are trainable, and which method and module each belongs
+ * to (DESIGN.md decision 7). Stored in the model metadata under {@value #KEY} as a JSON array, so
+ * it survives save and load and {@code graft train} and {@code graft export} can run on saved
+ * files:
+ *
+ * <pre>
+ *   [{"initializer":"layer.0.attention.query.lora_A","method":"lora","module":"layer.0.attention.query","role":"A"}, ...]
+ * </pre>
+ */
+public final class TrainableRegistry {
+  public static final String KEY = "graft.trainable";
+
+  /**
+   * One trainable initializer.
+   *
+   * @param role what the tensor is within its method (A and B for LoRA, dgamma and dbeta for
+   *     LayerNorm-affine, weight and bias for a head)
+   */
+  public record Entry(String initializer, String method, String module, String role) {
+    public Entry {
+      checkArgument(!initializer.isEmpty(), "a trainable entry needs an initializer name");
+    }
+  }
+
+  private TrainableRegistry() {}
+
+  /** The entries recorded in {@code m}, in order; empty when none. */
+  public static ImmutableList<Entry> read(Model m) {
+    String json = m.metadata().get(KEY);
+    if (json == null || json.isBlank()) return ImmutableList.of();
+    ImmutableList.Builder<Entry> out = ImmutableList.builder();
+    for (Object o : Json.asList(Json.parse(json), "Model metadata '" + KEY + "'")) {
+      if (!(o instanceof Map<?, ?> e)) {
+        throw new IllegalArgumentException("Model metadata '" + KEY + "' holds a non-object entry: " + o);
+      }
+      out.add(
+          new Entry(
+              str(e, "initializer"), str(e, "method"), str(e, "module"),
+              e.get("role") == null ? "" : String.valueOf(e.get("role"))));
+    }
+    return out.build();
+  }
+
+  private static String str(Map<?, ?> e, String key) {
+    Object v = e.get(key);
+    if (!(v instanceof String s)) {
+      throw new IllegalArgumentException(
+          "Model metadata '" + KEY + "': entry " + e + " lacks the string field '" + key + "'");
+    }
+    return s;
+  }
+
+  /** Replaces the recorded entries; an empty list removes the key. */
+  public static void write(Model m, List<Entry> entries) {
+    if (entries.isEmpty()) {
+      m.removeMetadata(KEY);
+      return;
+    }
+    List<Object> arr = new ArrayList<>();
+    for (Entry e : entries) {
+      Map<String, Object> o = new LinkedHashMap<>();
+      o.put("initializer", e.initializer());
+      o.put("method", e.method());
+      o.put("module", e.module());
+      if (!e.role().isEmpty()) o.put("role", e.role());
+      arr.add(o);
+    }
+    m.putMetadata(KEY, Json.write(arr));
+  }
+
+  /** Appends entries, keeping the existing ones. */
+  public static void add(Model m, List<Entry> entries) {
+    List<Entry> all = new ArrayList<>(read(m));
+    all.addAll(entries);
+    write(m, all);
+  }
+
+  /** The modules {@code method} has already been applied to. */
+  public static Set<String> modulesOf(Model m, String method) {
+    Set<String> out = new LinkedHashSet<>();
+    for (Entry e : read(m)) if (e.method().equals(method)) out.add(e.module());
+    return out;
+  }
+
+  /** The number of trainable parameters: the elements of every recorded initializer. */
+  public static long parameterCount(Model m) {
+    long n = 0;
+    for (Entry e : read(m)) {
+      n += m.graph().initializer(e.initializer()).flatMap(v -> v.initializer()).map(t -> t.numElements()).orElse(0L);
+    }
+    return n;
+  }
+}

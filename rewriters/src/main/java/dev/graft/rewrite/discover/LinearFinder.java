@@ -1,0 +1,104 @@
+package dev.graft.rewrite.discover;
+
+import static dev.graft.rewrite.discover.GraphFacts.constant;
+import static dev.graft.rewrite.discover.GraphFacts.floatConstant;
+import static dev.graft.rewrite.discover.GraphFacts.isConstant;
+
+import com.google.common.collect.ImmutableList;
+import dev.graft.ir.DataType;
+import dev.graft.ir.Node;
+import dev.graft.ir.Use;
+import dev.graft.ir.Value;
+import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.GraftTags;
+import java.util.Optional;
+import java.util.OptionalInt;
+
+/**
+ * Finds linear layers and lookups: MatMul with a constant 2-D weight and an optional bias Add,
+ * Gemm, Conv, and Gather on a constant table. Names come later, from {@link ModuleDiscovery}.
+ */
+final class LinearFinder {
+  private LinearFinder() {}
+
+  /** The linear layer rooted at {@code n}, unnamed, if {@code n} is one. */
+  static Optional<LinearModule> linear(Node n) {
+    if (GraftTags.isGraft(n) || !n.domain().isEmpty()) return Optional.empty();
+    return switch (n.opType()) {
+      case "MatMul" -> matMul(n);
+      case "Gemm" -> gemm(n);
+      case "Conv" -> conv(n);
+      default -> Optional.empty();
+    };
+  }
+
+  private static Optional<LinearModule> matMul(Node n) {
+    Value x = n.input(0);
+    Optional<Tensor> w = floatConstant(n.input(1), 2);
+    if (x == null || isConstant(x) || w.isEmpty()) return Optional.empty();
+    long in = w.get().dims()[0];
+    long out = w.get().dims()[1];
+    Value result = GraftTags.throughMerges(n.output());
+    Node biasAdd = null;
+    Value bias = null;
+    Optional<Use> reader = GraphFacts.onlyReader(result);
+    if (reader.isPresent() && reader.get().node().is("Add") && result.uses().size() == 1) {
+      Node add = reader.get().node();
+      Value other = add.input(1 - reader.get().index());
+      Optional<Tensor> b = constant(other);
+      if (b.isPresent() && b.get().dataType() == DataType.FLOAT && b.get().numElements() == out
+          && b.get().dims().length <= 1) {
+        biasAdd = add;
+        bias = GraftTags.origin(other);
+        result = GraftTags.throughMerges(add.output());
+      }
+    }
+    ImmutableList<Node> nodes = biasAdd == null ? ImmutableList.of(n) : ImmutableList.of(n, biasAdd);
+    return Optional.of(
+        new LinearModule(
+            "", ModuleKind.LINEAR, OptionalInt.empty(), n, n.input(1), Optional.ofNullable(bias),
+            biasAdd, x, result, in, out, nodes));
+  }
+
+  private static Optional<LinearModule> gemm(Node n) {
+    Value x = n.input(0);
+    Optional<Tensor> w = floatConstant(n.input(1), 2);
+    if (x == null || isConstant(x) || w.isEmpty() || n.attrLong("transA", 0) != 0) {
+      return Optional.empty();
+    }
+    boolean transB = n.attrLong("transB", 0) != 0;
+    long[] d = w.get().dims();
+    long in = transB ? d[1] : d[0];
+    long out = transB ? d[0] : d[1];
+    Value bias = n.input(2) == null ? null : GraftTags.origin(n.input(2));
+    return Optional.of(
+        new LinearModule(
+            "", ModuleKind.LINEAR, OptionalInt.empty(), n, n.input(1), Optional.ofNullable(bias),
+            null, x, GraftTags.throughMerges(n.output()), in, out, ImmutableList.of(n)));
+  }
+
+  private static Optional<LinearModule> conv(Node n) {
+    Value x = n.input(0);
+    Optional<Tensor> w = constant(n.input(1)).filter(t -> t.dims().length >= 3);
+    if (x == null || isConstant(x) || w.isEmpty()) return Optional.empty();
+    long[] d = w.get().dims();
+    long group = n.attrLong("group", 1);
+    Value bias = n.input(2) == null ? null : GraftTags.origin(n.input(2));
+    return Optional.of(
+        new LinearModule(
+            "", ModuleKind.CONV, OptionalInt.empty(), n, n.input(1), Optional.ofNullable(bias),
+            null, x, GraftTags.throughMerges(n.output()), d[1] * group, d[0], ImmutableList.of(n)));
+  }
+
+  /** An embedding lookup rooted at {@code n}, unnamed, if {@code n} is one. */
+  static Optional<EmbeddingModule> embedding(Node n) {
+    if (!n.is("Gather") || GraftTags.isGraft(n) || n.attrLong("axis", 0) != 0) {
+      return Optional.empty();
+    }
+    Optional<Tensor> table = floatConstant(n.input(0), 2);
+    if (table.isEmpty() || n.input(1) == null || isConstant(n.input(1))) return Optional.empty();
+    long[] d = table.get().dims();
+    return Optional.of(
+        new EmbeddingModule("", n, n.input(0), n.input(1), d[0], d[1], ImmutableList.of(n)));
+  }
+}
