@@ -32,7 +32,7 @@ final class OrtTensors {
 
   static Tensor toTensor(String name, OnnxTensor t) {
     TensorInfo info = t.getInfo();
-    DataType dt = DataType.fromCode(info.onnxType.value);
+    DataType dt = dataType(info.type, name);
     ByteBuffer copy = t.getByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
     if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
       throw new IllegalStateException("Graft's ORT bridge assumes a little-endian machine");
@@ -50,6 +50,23 @@ final class OrtTensors {
   /** The value of a rank-0 (or one-element) float tensor. */
   static double scalar(OnnxTensor t) {
     return t.getFloatBuffer().get(0);
+  }
+
+  private static DataType dataType(OnnxJavaType t, String name) {
+    return switch (t) {
+      case FLOAT -> DataType.FLOAT;
+      case DOUBLE -> DataType.DOUBLE;
+      case INT64 -> DataType.INT64;
+      case INT32 -> DataType.INT32;
+      case INT16 -> DataType.INT16;
+      case INT8 -> DataType.INT8;
+      case UINT8 -> DataType.UINT8;
+      case BOOL -> DataType.BOOL;
+      case FLOAT16 -> DataType.FLOAT16;
+      case BFLOAT16 -> DataType.BFLOAT16;
+      default -> throw new IllegalArgumentException(
+          "ONNX Runtime returned '" + name + "' as " + t + ", which the trainer cannot read back");
+    };
   }
 
   private static OnnxJavaType javaType(DataType dt, String name) {
