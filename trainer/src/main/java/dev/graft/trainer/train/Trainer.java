@@ -1,7 +1,6 @@
 package dev.graft.trainer.train;
 
 import static com.google.common.base.Preconditions.checkArgument;
-import static com.google.common.base.Preconditions.checkState;
 
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OnnxValue;
@@ -19,7 +18,6 @@ import dev.graft.ir.tensor.Tensor;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -190,7 +188,7 @@ public final class Trainer implements AutoCloseable {
     double lr = schedule.lr(t);
     try (Feeds feeds = new Feeds()) {
       feeds.batch(batch, true);
-      feeds.state(true);
+      feeds.state();
       feeds.scalars(t, lr);
       OrtSession.Result r = trainSession.run(feeds.map);
       try {
@@ -247,7 +245,7 @@ public final class Trainer implements AutoCloseable {
         sums = next;
       }
       try (Feeds feeds = new Feeds()) {
-        feeds.state(true);
+        feeds.state();
         feeds.map.putAll(sums);
         feeds.own(StateNames.GRAD_SCALE, OnnxTensor.createTensor(env, 1f / microBatches.size()));
         feeds.scalars(t, lr);
@@ -319,7 +317,7 @@ public final class Trainer implements AutoCloseable {
       for (TrainStepGraph.Param p : graphs.params()) map.put(p.name(), state.get(p.name()));
     }
 
-    void state(boolean all) {
+    void state() {
       map.putAll(state);
     }
 
@@ -442,18 +440,19 @@ public final class Trainer implements AutoCloseable {
   public void close() {
     closeQuietly(stateOwner);
     stateOwner = null;
-    for (OrtSession s : new HashSet<>(java.util.Arrays.asList(trainSession, evalSession, accumulateSession, applySession))) {
-      if (s != null) closeQuietly(s);
+    for (OrtSession s : java.util.Arrays.asList(trainSession, evalSession, accumulateSession, applySession)) {
+      closeQuietly(s);
     }
     options.close();
   }
 
+  /** Closes ORT objects; their close() declares Exception but only fails on a broken runtime. */
   private static void closeQuietly(AutoCloseable c) {
     if (c == null) return;
     try {
       c.close();
     } catch (Exception e) {
-      checkState(false, "closing %s failed: %s", c, e);
+      throw new IllegalStateException("Closing " + c + " failed: " + e.getMessage(), e);
     }
   }
 
