@@ -30,7 +30,7 @@ import java.util.stream.Collectors;
  *
  * <p>Nodes print in stored order; attributes print compactly in brackets (long lists are cut,
  * tensors show their type and, when tiny and in memory, their values); subgraphs print indented
- * under the node that holds them; the node's name, when it has one, follows as a comment. Graph
+ * under the node that holds them, after their attribute's name; the node's name, when it has one, follows as a comment. Graph
  * inputs that are also initializers (old exporters list them) are counted with the initializers,
  * not listed as inputs. Printing never reads external tensor data.
  */
@@ -99,14 +99,13 @@ public final class GraphPrinter {
     b.append(n.outputs().stream().map(GraphPrinter::ref).collect(Collectors.joining(", ")));
     if (!n.outputs().isEmpty()) b.append(" = ");
     b.append(OpCensus.key(n));
-    if (!n.attributeMap().isEmpty()) {
-      b.append('[')
-          .append(
-              n.attributeMap().values().stream()
-                  .map(GraphPrinter::attrText)
-                  .collect(Collectors.joining(", ")))
-          .append(']');
-    }
+    // Graph attributes print as indented blocks below the node, not in the brackets.
+    List<String> attrs =
+        n.attributeMap().values().stream()
+            .filter(a -> a.isReference() || a.subgraphs().isEmpty())
+            .map(GraphPrinter::attrText)
+            .toList();
+    if (!attrs.isEmpty()) b.append('[').append(String.join(", ", attrs)).append(']');
     b.append('(')
         .append(n.inputs().stream().map(GraphPrinter::ref).collect(Collectors.joining(", ")))
         .append(')');

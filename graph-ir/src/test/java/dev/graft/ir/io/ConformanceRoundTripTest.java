@@ -10,6 +10,7 @@ import ai.onnxruntime.OrtLoggingLevel;
 import ai.onnxruntime.OrtSession;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
+import dev.graft.ir.analysis.Verifier;
 import dev.graft.ir.io.proto.Onnx;
 import dev.graft.ir.tensor.Tensor;
 import java.io.IOException;
@@ -63,6 +64,11 @@ class ConformanceRoundTripTest {
         model = ModelIO.load(file);
       } catch (RuntimeException e) {
         failures.add(id + ": load failed: " + e.getMessage());
+        continue;
+      }
+      List<String> problems = Verifier.problems(model);
+      if (!problems.isEmpty()) {
+        failures.add(id + ": the loaded IR breaks an invariant: " + problems.get(0));
         continue;
       }
       // Inline: load, save, load gives the same proto.
