@@ -1,0 +1,111 @@
+package dev.graft.tools.cli;
+
+import dev.graft.ir.Model;
+import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.io.SaveOptions;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** {@code graft convert}: load a model and write it back, changing only how it is laid out. */
+@Command(
+    name = "convert",
+    mixinStandardHelpOptions = true,
+    versionProvider = GraftVersion.class,
+    description = {
+      "Re-serialise an ONNX model losslessly: everything the file holds (metadata, functions,"
+          + " subgraphs, doc strings, unknown fields) is written back.",
+      "By default each tensor stays where it is: inline tensors stay in OUT, external data is"
+          + " copied into one data file next to OUT. The output is written to a temporary file"
+          + " and moved into place, so a failed run leaves OUT as it was."
+    },
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  graft convert model.onnx copy.onnx",
+      "  graft convert model.onnx split.onnx --external-data",
+      "      tensors of 1024 bytes or more go to split.onnx.data",
+      "  graft convert model.onnx split.onnx --external-data --threshold 0",
+      "      every tensor goes to split.onnx.data",
+      "  graft convert split.onnx single.onnx --inline",
+      "      one self-contained file"
+    })
+final class ConvertCommand implements Callable<Integer> {
+  @Spec CommandSpec spec;
+
+  @Parameters(index = "0", paramLabel = "IN", description = "The .onnx file to read.")
+  Path in;
+
+  @Parameters(
+      index = "1",
+      paramLabel = "OUT",
+      description = "Where to write; its folder must exist. May be IN itself.")
+  Path out;
+
+  @Option(
+      names = "--external-data",
+      description = "Move tensors of at least --threshold bytes to OUT's data file (OUT + '.data').")
+  boolean externalData;
+
+  @Option(
+      names = "--threshold",
+      paramLabel = "BYTES",
+      description = "With --external-data: the smallest tensor, in bytes, moved out of OUT."
+          + " Default: ${DEFAULT-VALUE}.")
+  long threshold = SaveOptions.DEFAULT_THRESHOLD;
+
+  @Option(
+      names = "--inline",
+      description = "Write every tensor into OUT, reading external data in. Models over"
+          + " protobuf's 2 GiB limit are still written with external data.")
+  boolean inline;
+
+  // Planned: `--opset N` upgrades the graph with dev.graft.ir.convert before it is saved (see
+  // DESIGN.md, decision 8). Add the option here and apply it between load and save in call().
+
+  @Override
+  public Integer call() {
+    SaveOptions options = saveOptions();
+    ModelPaths.requireReadableModel(in);
+    ModelPaths.requireWritableTarget(out);
+    Model model = ModelIO.load(in);
+    // (--opset N goes here: convert `model` before it is saved.)
+    ModelIO.save(model, out, options);
+    PrintWriter stdout = spec.commandLine().getOut();
+    stdout.println("Wrote " + out + " (" + describe(options) + ")");
+    stdout.flush();
+    return 0;
+  }
+
+  private SaveOptions saveOptions() {
+    if (externalData && inline) {
+      throw new ParameterException(
+          spec.commandLine(), "--external-data and --inline exclude each other; choose one.");
+    }
+    boolean thresholdGiven = spec.commandLine().getParseResult().hasMatchedOption("--threshold");
+    if (thresholdGiven && !externalData) {
+      throw new ParameterException(
+          spec.commandLine(), "--threshold only applies with --external-data; add it.");
+    }
+    if (threshold < 0) {
+      throw new ParameterException(
+          spec.commandLine(), "--threshold must be 0 or more bytes, got " + threshold + ".");
+    }
+    if (externalData) return SaveOptions.external(threshold);
+    if (inline) return SaveOptions.inline();
+    return SaveOptions.keep();
+  }
+
+  private static String describe(SaveOptions o) {
+    return switch (o.layout()) {
+      case KEEP -> "tensors kept where they were";
+      case INLINE -> "all tensors inline";
+      case EXTERNAL -> "tensors of " + o.threshold() + " bytes or more in external data";
+    };
+  }
+}

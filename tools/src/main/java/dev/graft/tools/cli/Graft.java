@@ -1,0 +1,72 @@
+package dev.graft.tools.cli;
+
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ScopeType;
+
+/**
+ * {@code graft}: the command line over the Graft library. Commands are thin: they parse, call
+ * the library and print. Exit status: 0 ok, 1 bad input or a failed run, 2 usage error.
+ */
+@Command(
+    name = "graft",
+    mixinStandardHelpOptions = true,
+    versionProvider = GraftVersion.class,
+    subcommands = {InspectCommand.class, ConvertCommand.class},
+    description = "Parameter-efficient fine-tuning as an ONNX graph transformation.",
+    synopsisSubcommandLabel = "COMMAND",
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  graft inspect                      the embedded all-MiniLM-L6-v2",
+      "  graft inspect model.onnx --json    machine-readable summary",
+      "  graft convert in.onnx out.onnx --external-data",
+      "",
+      "Exit status: 0 ok, 1 bad input or failed run, 2 usage error.",
+      "Run 'graft COMMAND --help' for a command's options."
+    })
+public final class Graft implements Runnable {
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  /** Printed by {@link Failures} after the one-line message; the field exists for --help. */
+  @Option(
+      names = "--stacktrace",
+      scope = ScopeType.INHERIT,
+      description = "On failure, also print the stack trace (for bug reports).")
+  boolean stackTrace;
+
+  @Override
+  public void run() {
+    // `graft` alone: show what there is to run.
+    spec.commandLine().usage(spec.commandLine().getOut());
+  }
+
+  public static void main(String... args) {
+    PrintWriter out = new PrintWriter(System.out, true, StandardCharsets.UTF_8);
+    PrintWriter err = new PrintWriter(System.err, true, StandardCharsets.UTF_8);
+    System.exit(run(out, err, args));
+  }
+
+  /** Runs the CLI in-process, writing to {@code out} and {@code err}; returns the exit status. */
+  public static int run(PrintWriter out, PrintWriter err, String... args) {
+    Failures failures = new Failures();
+    CommandLine cli =
+        new CommandLine(new Graft())
+            .setOut(out)
+            .setErr(err)
+            .setExecutionExceptionHandler(failures)
+            .setParameterExceptionHandler(failures);
+    try {
+      return cli.execute(args);
+    } catch (Throwable t) {
+      // picocli hands Errors (out of memory, stack overflow) back to the caller.
+      err.println("graft: " + Failures.oneLine(Failures.describe(t)));
+      return Failures.FAILED;
+    } finally {
+      out.flush();
+      err.flush();
+    }
+  }
+}

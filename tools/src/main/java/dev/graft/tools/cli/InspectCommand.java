@@ -1,0 +1,152 @@
+package dev.graft.tools.cli;
+
+import dev.graft.ir.Model;
+import dev.graft.ir.io.ModelIO;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** {@code graft inspect}: what a model is made of. */
+@Command(
+    name = "inspect",
+    mixinStandardHelpOptions = true,
+    versionProvider = GraftVersion.class,
+    description = {
+      "Summarise an ONNX model: IR version, producer, opsets, inputs and outputs with shapes,"
+          + " parameter counts by type, the op census and external data files.",
+      "Parameters are the elements of the initializers; tensors held by Constant nodes are"
+          + " counted separately."
+    },
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  graft inspect                        the embedded all-MiniLM-L6-v2",
+      "  graft inspect model.onnx",
+      "  graft inspect model.onnx --json | jq .opCensus",
+      "",
+      "JSON keys: model, irVersion, producer, opsets (domain -> version; the empty domain"
+          + " is the default ONNX one),"
+          + " inputs and outputs ([{name, type, shape}], a dim is a number, a name or null),"
+          + " nodeCount, opCensus (op -> count; \"domain:op\" outside the default domain), initializerCount, parameterCount,"
+          + " parametersByType, constantNodeCount, constantCount, constantsByType,"
+          + " externalData ([{location, tensors, bytes}])."
+    })
+final class InspectCommand implements Callable<Integer> {
+  @Spec CommandSpec spec;
+
+  @Parameters(
+      index = "0",
+      arity = "0..1",
+      paramLabel = "MODEL",
+      description = "The .onnx file; external data is read from its folder. Default: the embedded"
+          + " all-MiniLM-L6-v2.")
+  Path model;
+
+  @Option(names = "--json", description = "Print one JSON object instead of text.")
+  boolean json;
+
+  @Override
+  public Integer call() {
+    String label;
+    Path path;
+    if (model == null) {
+      label = DefaultModel.NAME;
+      path = DefaultModel.path();
+    } else {
+      label = model.toString();
+      path = ModelPaths.requireReadableModel(model);
+    }
+    Model loaded = ModelIO.load(path);
+    ModelSummary summary = ModelSummary.of(label, loaded);
+    PrintWriter out = spec.commandLine().getOut();
+    if (json) {
+      out.println(Json.write(summary.toJson()));
+    } else {
+      printText(summary, out);
+    }
+    out.flush();
+    return 0;
+  }
+
+  private static void printText(ModelSummary s, PrintWriter out) {
+    row(out, "model", s.model());
+    row(out, "ir version", s.irVersion() == null ? "(absent)" : s.irVersion().toString());
+    row(out, "producer", s.producer() == null ? "(absent)" : s.producer());
+    row(
+        out,
+        "opsets",
+        s.opsets().entrySet().stream()
+            .map(e -> (e.getKey().isEmpty() ? "ai.onnx" : e.getKey()) + " " + e.getValue())
+            .collect(Collectors.joining(", ")));
+    ports(out, "inputs", s.inputs());
+    ports(out, "outputs", s.outputs());
+    row(
+        out,
+        "parameters",
+        String.format(
+            "%,d in %d initializers%s",
+            s.parameterCount(), s.initializerCount(), byType(s.parametersByType())));
+    row(
+        out,
+        "constants",
+        String.format(
+            "%,d elements in %d Constant nodes%s",
+            s.constantCount(), s.constantNodeCount(), byType(s.constantsByType())));
+    row(out, "nodes", Integer.toString(s.nodeCount()));
+    if (s.externalData().isEmpty()) {
+      row(out, "external data", "none");
+    } else {
+      boolean first = true;
+      for (ModelSummary.ExternalFile f : s.externalData()) {
+        row(
+            out,
+            first ? "external data" : "",
+            String.format("%s  %,d bytes in %d tensors", f.location(), f.bytes(), f.tensors()));
+        first = false;
+      }
+    }
+    out.println("op census");
+    int width = s.opCensus().keySet().stream().mapToInt(String::length).max().orElse(0);
+    for (Map.Entry<String, Integer> e : s.opCensus().entrySet()) {
+      out.printf("  %-" + width + "s %6d%n", e.getKey(), e.getValue());
+    }
+  }
+
+  private static String byType(Map<String, Long> byType) {
+    if (byType.isEmpty()) return "";
+    return byType.entrySet().stream()
+        .map(e -> String.format("%s %,d", e.getKey(), e.getValue()))
+        .collect(Collectors.joining(", ", " (", ")"));
+  }
+
+  private static void ports(PrintWriter out, String label, List<ModelSummary.Port> ports) {
+    if (ports.isEmpty()) {
+      row(out, label, "none");
+      return;
+    }
+    int width = ports.stream().mapToInt(p -> p.name().length()).max().orElse(0);
+    boolean first = true;
+    for (ModelSummary.Port p : ports) {
+      String shape =
+          p.shape() == null
+              ? "[*]"
+              : p.shape().stream()
+                  .map(d -> d == null ? "?" : d.toString())
+                  .collect(Collectors.joining(",", "[", "]"));
+      String type = p.type() == null ? "?" : p.type();
+      row(out, first ? label : "", String.format("%-" + width + "s  %s%s", p.name(), type, shape));
+      first = false;
+    }
+  }
+
+  private static void row(PrintWriter out, String label, String value) {
+    out.printf("%-14s %s%n", label, value);
+  }
+}

@@ -1,0 +1,152 @@
+package dev.graft.tools.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import dev.graft.fixtures.PretrainedModels;
+import dev.graft.ir.io.proto.Onnx.ModelProto;
+import dev.graft.ir.io.proto.Onnx.TensorProto;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code graft convert}: what it writes is the same model, checked on the protobuf (read with the
+ * generated classes) and by running the original and the converted file in ONNX Runtime.
+ */
+class ConvertCommandTest {
+  private static Path miniLm;
+  private static ModelProto original;
+
+  @BeforeAll
+  static void load() throws Exception {
+    miniLm = PretrainedModels.miniLm();
+    original = ModelProto.parseFrom(Files.readAllBytes(miniLm));
+  }
+
+  @Test
+  void inlineRoundTripWritesTheSameProto(@TempDir Path dir) throws Exception {
+    Path out = dir.resolve("copy.onnx");
+
+    CliRun run = CliRun.of("convert", miniLm.toString(), out.toString(), "--inline");
+
+    assertThat(run.err()).isEmpty();
+    assertThat(run.exit()).isZero();
+    assertThat(run.out()).startsWith("Wrote " + out);
+    assertThat(ModelProto.parseFrom(Files.readAllBytes(out))).isEqualTo(original);
+    assertThat(Files.exists(dir.resolve("copy.onnx.data"))).isFalse();
+  }
+
+  @Test
+  void externalDataRoundTripRunsTheSameInOrtAndComesBackWhole(@TempDir Path dir)
+      throws Exception {
+    Path split = dir.resolve("split.onnx");
+    Path data = dir.resolve("split.onnx.data");
+
+    CliRun toExternal = CliRun.of("convert", miniLm.toString(), split.toString(), "--external-data");
+
+    assertThat(toExternal.err()).isEmpty();
+    assertThat(toExternal.exit()).isZero();
+    ModelProto splitProto = ModelProto.parseFrom(Files.readAllBytes(split));
+    long bigTensors = 0;
+    long bigBytes = 0;
+    for (TensorProto t : original.getGraph().getInitializerList()) {
+      long bytes = t.getRawData().size();
+      if (bytes >= 1024) {
+        bigTensors++;
+        bigBytes += bytes;
+      }
+    }
+    long external =
+        splitProto.getGraph().getInitializerList().stream()
+            .filter(t -> t.getDataLocation() == TensorProto.DataLocation.EXTERNAL)
+            .count();
+    assertThat(external).isEqualTo(bigTensors).isPositive();
+    assertThat(Files.size(data)).isGreaterThanOrEqualTo(bigBytes);
+    assertThat(Files.size(split)).isLessThan(Files.size(miniLm) / 20);
+
+    // inspect reads the data file where the model says it is.
+    Map<?, ?> summary = (Map<?, ?>) MiniJson.parse(CliRun.of("inspect", split.toString(), "--json").out());
+    List<?> files = (List<?>) summary.get("externalData");
+    assertThat(files).hasSize(1);
+    assertThat(((Map<?, ?>) files.get(0)).get("location")).isEqualTo("split.onnx.data");
+    assertThat(((Map<?, ?>) files.get(0)).get("tensors")).isEqualTo(bigTensors);
+
+    // ONNX Runtime, reading the external data itself, computes what it computes on the original.
+    assertThat(runMiniLm(split)).isEqualTo(runMiniLm(miniLm));
+
+    // And back to one file: the original proto again.
+    Path whole = dir.resolve("whole.onnx");
+    CliRun toInline = CliRun.of("convert", split.toString(), whole.toString(), "--inline");
+    assertThat(toInline.exit()).isZero();
+    assertThat(ModelProto.parseFrom(Files.readAllBytes(whole))).isEqualTo(original);
+  }
+
+  @Test
+  void thresholdZeroMovesEveryTensorAndKeepCopiesExternalData(@TempDir Path dir)
+      throws Exception {
+    Path tiny = TinyProtoModels.write(TinyProtoModels.inline(), dir.resolve("tiny.onnx"));
+    Path split = dir.resolve("split.onnx");
+
+    CliRun run =
+        CliRun.of("convert", tiny.toString(), split.toString(), "--external-data", "--threshold", "0");
+
+    assertThat(run.exit()).isZero();
+    TensorProto w = ModelProto.parseFrom(Files.readAllBytes(split)).getGraph().getInitializer(0);
+    assertThat(w.getDataLocation()).isEqualTo(TensorProto.DataLocation.EXTERNAL);
+    assertThat(Files.readAllBytes(dir.resolve("split.onnx.data")))
+        .isEqualTo(TinyProtoModels.weightBytes());
+
+    // Default layout keeps W external, copying its data next to the output in another folder.
+    Path other = Files.createDirectory(dir.resolve("other")).resolve("kept.onnx");
+    CliRun keep = CliRun.of("convert", split.toString(), other.toString());
+    assertThat(keep.exit()).isZero();
+    TensorProto kept = ModelProto.parseFrom(Files.readAllBytes(other)).getGraph().getInitializer(0);
+    assertThat(kept.getDataLocation()).isEqualTo(TensorProto.DataLocation.EXTERNAL);
+    assertThat(runTiny(other)).isEqualTo(runTiny(tiny));
+  }
+
+  @Test
+  void convertingInPlaceKeepsTheModel(@TempDir Path dir) throws Exception {
+    Path tiny = TinyProtoModels.write(TinyProtoModels.inline(), dir.resolve("tiny.onnx"));
+    float[][] before = runTiny(tiny);
+
+    CliRun run = CliRun.of("convert", tiny.toString(), tiny.toString(), "--external-data",
+        "--threshold", "0");
+
+    assertThat(run.exit()).isZero();
+    assertThat(runTiny(tiny)).isEqualTo(before);
+  }
+
+  private static float[][][] runMiniLm(Path model) throws OrtException {
+    OrtEnvironment env = OrtEnvironment.getEnvironment();
+    long[][] ids = {{101, 7592, 1010, 2088, 999, 102}};
+    long[][] mask = {{1, 1, 1, 1, 1, 1}};
+    long[][] types = {{0, 0, 0, 0, 0, 0}};
+    try (OrtSession s = env.createSession(model.toString(), new OrtSession.SessionOptions());
+        OnnxTensor a = OnnxTensor.createTensor(env, ids);
+        OnnxTensor b = OnnxTensor.createTensor(env, mask);
+        OnnxTensor c = OnnxTensor.createTensor(env, types);
+        OrtSession.Result r =
+            s.run(Map.of("input_ids", a, "attention_mask", b, "token_type_ids", c))) {
+      return (float[][][]) r.get(0).getValue();
+    }
+  }
+
+  private static float[][] runTiny(Path model) throws OrtException {
+    OrtEnvironment env = OrtEnvironment.getEnvironment();
+    float[][] x = {{1, 2, 3, 4}, {-1, 0.5f, 0, 2}};
+    try (OrtSession s = env.createSession(model.toString(), new OrtSession.SessionOptions());
+        OnnxTensor t = OnnxTensor.createTensor(env, x);
+        OrtSession.Result r = s.run(Map.of("X", t))) {
+      return (float[][]) r.get(0).getValue();
+    }
+  }
+}
