@@ -211,15 +211,18 @@ public final class PrefixTuningPass extends ModulePass<AttentionModule> {
     b.op("Concat", List.of(vOperand, vPrefix), Attr.of("axis", 2L));
     context.setInput(1, GraftTags.tag(b.lastNode(), method, module, GraftTags.MERGE).output());
 
-    if (a.maskAdd() != null) extendMask(model, method, module, a, len, masks);
+    if (a.maskAdd() != null) extendMask(model, method, module, a, len, false, masks);
     return entries;
   }
 
   /**
-   * Makes the mask Add of {@code a} read its mask with {@code len} zeros after the last axis (not
-   * masked, in the additive domain).
+   * Makes the mask Add of {@code a} read its mask with {@code len} zeros (not masked, in the
+   * additive domain) after the last axis, or before it with {@code front} (prompt tuning, whose
+   * positions come first). Appended zeros make a merge node; prepended ones cannot (the frozen
+   * mask is not at input 0), which is fine: discovery never walks the mask side.
    */
-  static void extendMask(Model model, String method, String module, AttentionModule a, int len, Map<Value, Value> masks) {
+  static void extendMask(
+      Model model, String method, String module, AttentionModule a, int len, boolean front, Map<Value, Value> masks) {
     Node add = a.maskAdd();
     checkArgument(
         add.is("Add"),
@@ -235,8 +238,8 @@ public final class PrefixTuningPass extends ModulePass<AttentionModule> {
       Value lead = slice(b, method, module, mask, 0, -1);
       Value zerosShape = tag(b, method, module, "mask_shape", b.op("Concat", List.of(lead, b.int64s(1)), Attr.of("axis", 0L)));
       Value zeros = tag(b, method, module, "mask_zeros", b.op("Expand", b.floats(new long[] {len}, new float[len]), zerosShape));
-      b.op("Concat", List.of(mask, zeros), Attr.of("axis", -1L));
-      extended = GraftTags.tag(b.lastNode(), method, module, GraftTags.MERGE).output();
+      b.op("Concat", front ? List.of(zeros, mask) : List.of(mask, zeros), Attr.of("axis", -1L));
+      extended = GraftTags.tag(b.lastNode(), method, module, front ? "mask" : GraftTags.MERGE).output();
       masks.put(mask, extended);
     }
     add.setInput(maskSide, extended);
