@@ -150,6 +150,36 @@ class ExternalDataTest {
   }
 
   @Test
+  void aModelPastProtobufsTwoGibibyteLimitIsNeverWrittenInline() throws Exception {
+    // Two 1 GiB tensors in a sparse data file: nothing is read, only sizes are summed.
+    long gib = 1L << 30;
+    Path data = dir.resolve("big.bin");
+    try (RandomAccessFile f = new RandomAccessFile(data.toFile(), "rw")) {
+      f.setLength(2 * gib);
+    }
+    Graph g = new Graph("g");
+    for (int i = 0; i < 2; i++) {
+      String name = "w" + i;
+      Value w =
+          g.addInitializer(
+              name,
+              new ExternalTensor(name, DataType.FLOAT, new long[] {gib / 4}, dir, "big.bin",
+                  i * gib, gib, List.of(), null, null));
+      Node id = g.addNode(new Node("", "Identity", List.of(w), List.of("y" + i), List.of(), "id" + i));
+      g.addOutput(id.output());
+    }
+    Model m = new Model(g);
+    m.setIrVersion(8L);
+    m.setOpset("", 17);
+    Path out = dir.resolve("big.onnx");
+    assertThatThrownBy(() -> ModelIO.save(m, out, SaveOptions.inline()))
+        .isInstanceOf(OnnxFormatException.class)
+        .hasMessageContaining("2 GiB")
+        .hasMessageContaining("external data");
+    assertThat(out).doesNotExist();
+  }
+
+  @Test
   void savingOverTheDataFileThatTensorsReadKeepsTheirData() throws Exception {
     Path file = dir.resolve("m.onnx");
     ModelIO.save(addModel(1, 2, 3, 4), file, SaveOptions.external(8));

@@ -1,6 +1,8 @@
 package dev.graft.tools.cli;
 
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.OpsetUpgrade;
+import dev.graft.ir.convert.UpgradeReport;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.io.SaveOptions;
 import java.io.PrintWriter;
@@ -33,7 +35,9 @@ import picocli.CommandLine.Spec;
       "  graft convert model.onnx split.onnx --external-data --threshold 0",
       "      every tensor goes to split.onnx.data",
       "  graft convert split.onnx single.onnx --inline",
-      "      one self-contained file"
+      "      one self-contained file",
+      "  graft convert model.onnx model17.onnx --opset 17",
+      "      upgrade an opset-11 export to the working opset that Graft's passes speak"
     })
 final class ConvertCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
@@ -65,8 +69,14 @@ final class ConvertCommand implements Callable<Integer> {
           + " protobuf's 2 GiB limit are still written with external data.")
   boolean inline;
 
-  // Planned: `--opset N` upgrades the graph with dev.graft.ir.convert before it is saved (see
-  // DESIGN.md, decision 8). Add the option here and apply it between load and save in call().
+  @Option(
+      names = "--opset",
+      paramLabel = "N",
+      description = "Upgrade the default-domain opset to N (" + OpsetUpgrade.WORKING_OPSET + " to "
+          + OpsetUpgrade.NEWEST_OPSET + ", the newest this ONNX Runtime runs), rewriting each node"
+          + " whose operator changed in between. Models from opset " + OpsetUpgrade.OLDEST_SOURCE_OPSET
+          + " up. Downgrades are refused.")
+  Long opset;
 
   @Override
   public Integer call() {
@@ -74,9 +84,12 @@ final class ConvertCommand implements Callable<Integer> {
     ModelPaths.requireReadableModel(in);
     ModelPaths.requireWritableTarget(out);
     Model model = ModelIO.load(in);
-    // (--opset N goes here: convert `model` before it is saved.)
-    ModelIO.save(model, out, options);
     PrintWriter stdout = spec.commandLine().getOut();
+    if (opset != null) {
+      UpgradeReport report = OpsetUpgrade.upgrade(model, opset);
+      stdout.println(report);
+    }
+    ModelIO.save(model, out, options);
     stdout.println("Wrote " + out + " (" + describe(options) + ")");
     stdout.flush();
     return 0;

@@ -125,6 +125,40 @@ class ConvertCommandTest {
     assertThat(runTiny(tiny)).isEqualTo(before);
   }
 
+  @Test
+  void opsetUpgradeKeepsMiniLmsOutputsAndReportsTheRewrites(@TempDir Path dir) throws Exception {
+    Path out = dir.resolve("minilm17.onnx");
+
+    CliRun run = CliRun.of("convert", miniLm.toString(), out.toString(), "--opset", "17");
+
+    assertThat(run.err()).isEmpty();
+    assertThat(run.exit()).isZero();
+    assertThat(run.out()).contains("opset 11 -> 17").contains("51 x Unsqueeze");
+    ModelProto upgraded = ModelProto.parseFrom(Files.readAllBytes(out));
+    assertThat(upgraded.getOpsetImportList())
+        .anyMatch(o -> o.getDomain().isEmpty() && o.getVersion() == 17);
+    float[][][] before = runMiniLm(miniLm);
+    float[][][] after = runMiniLm(out);
+    double max = 0;
+    for (int b = 0; b < before.length; b++)
+      for (int t = 0; t < before[b].length; t++)
+        for (int h = 0; h < before[b][t].length; h++)
+          max = Math.max(max, Math.abs(before[b][t][h] - after[b][t][h]));
+    assertThat(max).isLessThanOrEqualTo(1e-5);
+  }
+
+  @Test
+  void aDowngradeIsOneClearLine(@TempDir Path dir) {
+    Path out = dir.resolve("x.onnx");
+    CliRun up = CliRun.of("convert", miniLm.toString(), out.toString(), "--opset", "18");
+    assertThat(up.exit()).isZero();
+    CliRun down = CliRun.of("convert", out.toString(), dir.resolve("y.onnx").toString(), "--opset", "17");
+    assertThat(down.exit()).isEqualTo(1);
+    assertThat(down.err().strip().lines()).hasSize(1);
+    assertThat(down.err()).contains("18").contains("17");
+    assertThat(Files.exists(dir.resolve("y.onnx"))).isFalse();
+  }
+
   private static float[][][] runMiniLm(Path model) throws OrtException {
     OrtEnvironment env = OrtEnvironment.getEnvironment();
     long[][] ids = {{101, 7592, 1010, 2088, 999, 102}};
