@@ -83,6 +83,9 @@ public final class TrainStepBenchmark {
     List<Double> forwardTimes = new ArrayList<>();
     List<Double> evalTimes = new ArrayList<>();
     List<Double> stepTimes = new ArrayList<>();
+    // Process CPU time as well: on a shared machine wall time swings with other load.
+    List<Double> forwardCpu = new ArrayList<>();
+    List<Double> stepCpu = new ArrayList<>();
     double firstLoss = Double.NaN;
     double lastLoss = Double.NaN;
     long rssBeforeTraining;
@@ -108,11 +111,15 @@ public final class TrainStepBenchmark {
           // Interleaved, so that load from other processes hits all three alike.
           for (int i = 0; i < runs; i++) {
             long s0 = System.nanoTime();
+            long c0 = cpuNanos();
             forward.run(feeds).close();
             forwardTimes.add((System.nanoTime() - s0) / 1e6);
+            forwardCpu.add((cpuNanos() - c0) / 1e6);
             s0 = System.nanoTime();
+            c0 = cpuNanos();
             lastLoss = trainer.trainStep(batchWithLabels).loss();
             stepTimes.add((System.nanoTime() - s0) / 1e6);
+            stepCpu.add((cpuNanos() - c0) / 1e6);
             s0 = System.nanoTime();
             trainer.evalStep(batchWithLabels);
             evalTimes.add((System.nanoTime() - s0) / 1e6);
@@ -128,10 +135,16 @@ public final class TrainStepBenchmark {
     System.out.printf(Locale.ROOT, "train step (fused graph):  median %.1f ms over %d runs  %s (loss %.4f -> %.4f)%n",
         stepMs, runs, range(stepTimes), firstLoss, lastLoss);
     System.out.printf(Locale.ROOT, "ratio step / forward:      %.2f  (target <= 2.5)%n", stepMs / forwardMs);
+    System.out.printf(Locale.ROOT, "process CPU time:          forward %.1f ms, step %.1f ms (medians), ratio %.2f%n",
+        median(forwardCpu), median(stepCpu), median(stepCpu) / median(forwardCpu));
     System.out.printf(Locale.ROOT, "peak RSS (VmHWM):          %.0f MB with the forward session, %.0f MB at the end%n",
         rssBeforeTraining / 1024.0, vmHwmKb() / 1024.0);
     System.out.printf(Locale.ROOT, "peak Java heap:            %.0f MB (max %.0f MB)%n",
         peakHeapBytes() / 1048576.0, Runtime.getRuntime().maxMemory() / 1048576.0);
+  }
+
+  private static long cpuNanos() {
+    return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
   }
 
   private static String range(List<Double> xs) {
