@@ -7,6 +7,7 @@ import com.google.gson.JsonParser;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
 import dev.graft.ir.convert.OpsetUpgrade;
+import dev.graft.ir.io.AtomicFiles;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
@@ -36,7 +37,6 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -261,8 +261,8 @@ public final class TextClassificationRun {
   private void writeMetrics(List<EpochMetrics> history) {
     StringBuilder jsonl = new StringBuilder();
     for (EpochMetrics m : history) jsonl.append(m.toJson()).append('\n');
-    writeAtomically(config.out().resolve(METRICS), jsonl.toString());
-    writeAtomically(config.out().resolve(PLOT), MetricsPlot.svg("Graft fine-tuning", history));
+    AtomicFiles.writeString(config.out().resolve(METRICS), jsonl.toString());
+    AtomicFiles.writeString(config.out().resolve(PLOT), MetricsPlot.svg("Graft fine-tuning", history));
   }
 
   static List<EpochMetrics> readMetrics(Path file) {
@@ -277,16 +277,6 @@ public final class TextClassificationRun {
       return out;
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot read " + file, e);
-    }
-  }
-
-  private static void writeAtomically(Path file, String text) {
-    try {
-      Path tmp = Files.createTempFile(file.getParent(), "." + file.getFileName(), ".tmp");
-      Files.writeString(tmp, text, StandardCharsets.UTF_8);
-      Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-    } catch (IOException e) {
-      throw new UncheckedIOException("Cannot write " + file, e);
     }
   }
 
