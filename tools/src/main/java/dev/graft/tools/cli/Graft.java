@@ -15,7 +15,13 @@ import picocli.CommandLine.ScopeType;
     name = "graft",
     mixinStandardHelpOptions = true,
     versionProvider = GraftVersion.class,
-    subcommands = {InspectCommand.class, ConvertCommand.class, ExportCommand.class},
+    subcommands = {
+      InspectCommand.class,
+      ConvertCommand.class,
+      TrainCommand.class,
+      EvalCommand.class,
+      ExportCommand.class
+    },
     description = "Parameter-efficient fine-tuning as an ONNX graph transformation.",
     synopsisSubcommandLabel = "COMMAND",
     footerHeading = "%nExamples:%n",
