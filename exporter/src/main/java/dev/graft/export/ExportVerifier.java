@@ -126,12 +126,25 @@ public final class ExportVerifier {
     return v;
   }
 
+  /** As {@link #verify(Model, Model, Map, double)}, on outputs already computed. */
+  public static Verification verify(Map<String, Tensor> expected, Map<String, Tensor> actual, double tolerance) {
+    Verification v = compare(expected, actual, tolerance);
+    if (!v.passed()) throw new VerificationFailedException(v);
+    return v;
+  }
+
   /** Runs both models on {@code feeds} and compares every output of {@code tuned}. */
   public static Verification compare(
       Model tuned, Model export, Map<String, Tensor> feeds, double tolerance) {
     checkArgument(tolerance >= 0, "The tolerance must be 0 or more, got %s", tolerance);
     ImmutableMap<String, Tensor> expected = OrtEval.run(ModelIO.toBytes(tuned), feeds, "the tuned model");
     ImmutableMap<String, Tensor> actual = OrtEval.run(ModelIO.toBytes(export), feeds, "the export");
+    return compare(expected, actual, tolerance);
+  }
+
+  /** Compares outputs already computed: every output in {@code expected} against {@code actual}. */
+  public static Verification compare(
+      Map<String, Tensor> expected, Map<String, Tensor> actual, double tolerance) {
     ImmutableList.Builder<OutputDiff> out = ImmutableList.builder();
     for (Map.Entry<String, Tensor> e : expected.entrySet()) {
       Tensor got = actual.get(e.getKey());

@@ -48,11 +48,19 @@ final class OrtEval {
 
   /** Runs an open session on {@code feeds}. */
   static ImmutableMap<String, Tensor> run(OrtSession s, Map<String, Tensor> feeds) throws OrtException {
+    try (OrtSession.RunOptions ro = new OrtSession.RunOptions()) {
+      return run(s, feeds, ro);
+    }
+  }
+
+  /** Runs an open session on {@code feeds} with {@code options} (e.g. an active LoRA adapter). */
+  static ImmutableMap<String, Tensor> run(OrtSession s, Map<String, Tensor> feeds, OrtSession.RunOptions options)
+      throws OrtException {
     Map<String, OnnxTensor> in = new LinkedHashMap<>();
     try {
       for (Map.Entry<String, Tensor> e : feeds.entrySet()) in.put(e.getKey(), toOrt(e.getValue()));
       ImmutableMap.Builder<String, Tensor> out = ImmutableMap.builder();
-      try (OrtSession.Result r = s.run(in)) {
+      try (OrtSession.Result r = s.run(in, options)) {
         for (Map.Entry<String, OnnxValue> e : r) {
           checkArgument(
               e.getValue() instanceof OnnxTensor,
