@@ -71,7 +71,7 @@ public class RewriteMojo extends AbstractMojo {
               + " its targets); see examples/recipes/.");
     }
     Model m = PluginPaths.loadModel(GOAL, in);
-    ModelParameters before = ModelParameters.of(m);
+    log.info(GOAL + " loaded " + in + ": " + ModelParameters.of(m).summary());
     ImmutableList<PassResult> results;
     try {
       results = new PassManager(passes, true).run(m);
@@ -87,7 +87,6 @@ public class RewriteMojo extends AbstractMojo {
     } catch (RuntimeException e) {
       throw GoalFailures.wrap(GOAL, "cannot write the rewritten model to '" + out + "'", e);
     }
-    log.info(GOAL + " before: " + before.summary());
     log.info(GOAL + " wrote " + out + ": " + ModelParameters.of(m).summary());
   }
 }
