@@ -29,7 +29,7 @@ import org.apache.maven.plugins.annotations.Parameter;
  * anything is written, and the largest output difference is logged; a difference past the
  * tolerance (1e-4 in fp32, 2e-2 with fp16 weights) fails the build and writes nothing.
  */
-@Mojo(name = "export", defaultPhase = LifecyclePhase.PROCESS_RESOURCES, threadSafe = true)
+@Mojo(name = "export", defaultPhase = LifecyclePhase.PROCESS_RESOURCES, requiresProject = false, threadSafe = true)
 public class ExportMojo extends AbstractMojo {
   static final String GOAL = "graft:export";
 

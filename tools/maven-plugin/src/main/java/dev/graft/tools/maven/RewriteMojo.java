@@ -28,7 +28,7 @@ import org.apache.maven.plugins.annotations.Parameter;
  * run on it as a later step. The save goes to a temporary file that is moved into place, so a
  * failed build never leaves half a model at {@code output}.
  */
-@Mojo(name = "rewrite", defaultPhase = LifecyclePhase.GENERATE_RESOURCES, threadSafe = true)
+@Mojo(name = "rewrite", defaultPhase = LifecyclePhase.GENERATE_RESOURCES, requiresProject = false, threadSafe = true)
 public class RewriteMojo extends AbstractMojo {
   static final String GOAL = "graft:rewrite";
 
