@@ -11,11 +11,12 @@ import java.io.Reader;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import org.yaml.snakeyaml.Yaml;
 
 /**
- * The passes a recipe file names. Interim: reads only {@code lora: {targets, rank, alpha}} until
+ * The passes a recipe file names. Interim: reads only {@code passes: [{method: lora, targets, rank, alpha}]} until
  * the rewriters' recipe reader ({@code dev.graft.rewrite.recipe.Recipe}) lands, which replaces
  * this body with {@code Recipe.load(path).passes()}.
  */
@@ -29,14 +30,19 @@ final class RecipePasses {
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot read recipe " + path, e);
     }
-    checkArgument(doc instanceof Map, "Recipe %s must be a YAML mapping with a 'lora' entry", path);
-    Object lora = ((Map<?, ?>) doc).get("lora");
-    checkArgument(lora instanceof Map, "Recipe %s has no 'lora' mapping (targets, rank, alpha)", path);
-    Map<?, ?> l = (Map<?, ?>) lora;
-    LoraPass.Config c = LoraPass.Config.defaults();
-    if (l.get("rank") instanceof Number n) c = c.withRank(n.intValue());
-    if (l.get("alpha") instanceof Number n) c = c.withAlpha(n.doubleValue());
-    Targets t = l.get("targets") instanceof String s ? Targets.glob(s) : Targets.all();
-    return ImmutableList.of(new LoraPass(t, c));
+    checkArgument(doc instanceof Map<?, ?> top && top.get("passes") instanceof List,
+        "Recipe %s must be a mapping with a 'passes' list", path);
+    ImmutableList.Builder<GraphPass> out = ImmutableList.builder();
+    for (Object entry : (List<?>) ((Map<?, ?>) doc).get("passes")) {
+      checkArgument(entry instanceof Map<?, ?> e && "lora".equals(e.get("method")),
+          "Recipe %s: only 'method: lora' entries are read until the full recipe reader lands, got %s", path, entry);
+      Map<?, ?> l = (Map<?, ?>) entry;
+      LoraPass.Config c = LoraPass.Config.defaults();
+      if (l.get("rank") instanceof Number n) c = c.withRank(n.intValue());
+      if (l.get("alpha") instanceof Number n) c = c.withAlpha(n.doubleValue());
+      Targets t = l.get("targets") instanceof String g ? Targets.glob(g) : Targets.all();
+      out.add(new LoraPass(t, c));
+    }
+    return out.build();
   }
 }

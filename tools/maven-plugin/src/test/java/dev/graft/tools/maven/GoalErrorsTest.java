@@ -16,7 +16,7 @@ class GoalErrorsTest {
 
   @Test
   void missingModelNamesTheParameterAndThePath() throws Exception {
-    Path recipe = Files.writeString(dir.resolve("lora.yaml"), "lora:\n  rank: 2\n");
+    Path recipe = Files.writeString(dir.resolve("lora.yaml"), "passes:\n  - method: lora\n    rank: 2\n");
     Path missing = dir.resolve("nope/model.onnx");
     Path out = dir.resolve("tuned.onnx");
     assertThatThrownBy(() -> Goals.rewrite(missing, recipe, out, new Goals.CapturingLog()).execute())
@@ -41,7 +41,7 @@ class GoalErrorsTest {
   @Test
   void unsetOutputSaysWhatToAdd() throws Exception {
     Path model = saveBase();
-    Path recipe = Files.writeString(dir.resolve("lora.yaml"), "lora:\n  rank: 2\n");
+    Path recipe = Files.writeString(dir.resolve("lora.yaml"), "passes:\n  - method: lora\n    rank: 2\n");
     assertThatThrownBy(() -> Goals.rewrite(model, recipe, null, new Goals.CapturingLog()).execute())
         .isInstanceOf(MojoExecutionException.class)
         .hasMessageContaining("parameter 'output' is not set")
@@ -51,7 +51,7 @@ class GoalErrorsTest {
   @Test
   void aTargetThatMatchesNothingListsTheModules() throws Exception {
     Path model = saveBase();
-    Path recipe = Files.writeString(dir.resolve("lora.yaml"), "lora:\n  targets: \"layer.*.attention.qurey\"\n");
+    Path recipe = Files.writeString(dir.resolve("lora.yaml"), "passes:\n  - method: lora\n    targets: \"layer.*.attention.qurey\"\n");
     Path out = dir.resolve("tuned.onnx");
     assertThatThrownBy(() -> Goals.rewrite(model, recipe, out, new Goals.CapturingLog()).execute())
         .isInstanceOf(MojoExecutionException.class)

@@ -19,10 +19,11 @@ class RewriteAndExportTest {
   static final int RANK = 4;
   static final String RECIPE =
       """
-      lora:
-        targets: "layer.*.attention.{query,value}"
-        rank: 4
-        alpha: 8
+      passes:
+        - method: lora
+          targets: "layer.*.attention.{query,value}"
+          rank: 4
+          alpha: 8
       """;
 
   @TempDir Path dir;
