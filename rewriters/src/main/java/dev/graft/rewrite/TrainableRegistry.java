@@ -3,12 +3,17 @@ package dev.graft.rewrite;
 import static com.google.common.base.Preconditions.checkArgument;
 
 import com.google.common.collect.ImmutableList;
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
 import dev.graft.ir.Model;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 
 /**
@@ -23,6 +28,8 @@ import java.util.Set;
  */
 public final class TrainableRegistry {
   public static final String KEY = "graft.trainable";
+  // Compact, and names such as "a<b" stay readable in the metadata rather than "a\u003cb".
+  private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
 
   /**
    * One trainable initializer.
@@ -42,26 +49,40 @@ public final class TrainableRegistry {
   public static ImmutableList<Entry> read(Model m) {
     String json = m.metadata().get(KEY);
     if (json == null || json.isBlank()) return ImmutableList.of();
+    JsonElement root;
+    try {
+      root = JsonParser.parseString(json);
+    } catch (JsonParseException e) {
+      throw new IllegalArgumentException(
+          "Model metadata '" + KEY + "' is not valid JSON (" + e.getMessage() + "). Rewrite the model or remove the key.",
+          e);
+    }
+    if (!root.isJsonArray()) {
+      throw new IllegalArgumentException("Model metadata '" + KEY + "' must be a JSON array, got " + root);
+    }
     ImmutableList.Builder<Entry> out = ImmutableList.builder();
-    for (Object o : Json.asList(Json.parse(json), "Model metadata '" + KEY + "'")) {
-      if (!(o instanceof Map<?, ?> e)) {
+    for (JsonElement o : root.getAsJsonArray()) {
+      if (!o.isJsonObject()) {
         throw new IllegalArgumentException("Model metadata '" + KEY + "' holds a non-object entry: " + o);
       }
+      JsonObject e = o.getAsJsonObject();
       out.add(
           new Entry(
-              str(e, "initializer"), str(e, "method"), str(e, "module"),
-              e.get("role") == null ? "" : String.valueOf(e.get("role"))));
+              str(e, "initializer"),
+              str(e, "method"),
+              str(e, "module"),
+              e.has("role") && !e.get("role").isJsonNull() ? str(e, "role") : ""));
     }
     return out.build();
   }
 
-  private static String str(Map<?, ?> e, String key) {
-    Object v = e.get(key);
-    if (!(v instanceof String s)) {
+  private static String str(JsonObject e, String key) {
+    JsonElement v = e.get(key);
+    if (v == null || !v.isJsonPrimitive() || !v.getAsJsonPrimitive().isString()) {
       throw new IllegalArgumentException(
           "Model metadata '" + KEY + "': entry " + e + " lacks the string field '" + key + "'");
     }
-    return s;
+    return v.getAsString();
   }
 
   /** Replaces the recorded entries; an empty list removes the key. */
@@ -70,16 +91,16 @@ public final class TrainableRegistry {
       m.removeMetadata(KEY);
       return;
     }
-    List<Object> arr = new ArrayList<>();
+    JsonArray arr = new JsonArray();
     for (Entry e : entries) {
-      Map<String, Object> o = new LinkedHashMap<>();
-      o.put("initializer", e.initializer());
-      o.put("method", e.method());
-      o.put("module", e.module());
-      if (!e.role().isEmpty()) o.put("role", e.role());
+      JsonObject o = new JsonObject();
+      o.addProperty("initializer", e.initializer());
+      o.addProperty("method", e.method());
+      o.addProperty("module", e.module());
+      if (!e.role().isEmpty()) o.addProperty("role", e.role());
       arr.add(o);
     }
-    m.putMetadata(KEY, Json.write(arr));
+    m.putMetadata(KEY, GSON.toJson(arr));
   }
 
   /** Appends entries, keeping the existing ones. */

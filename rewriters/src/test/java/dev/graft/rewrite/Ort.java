@@ -5,6 +5,9 @@ import ai.onnxruntime.OnnxValue;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import dev.graft.fixtures.PretrainedModels;
 import dev.graft.ir.DataType;
 import dev.graft.ir.Dim;
@@ -90,16 +93,17 @@ public final class Ort {
   }
 
   /** WordPiece ids of whole words from MiniLM's tokenizer.json vocabulary. */
-  @SuppressWarnings("unchecked")
   public static long[] miniLmIds(List<String> tokens) throws Exception {
-    Map<String, Object> tok =
-        (Map<String, Object>) Json.parse(Files.readString(PretrainedModels.miniLmTokenizer()));
-    Map<String, Object> vocab = (Map<String, Object>) ((Map<String, Object>) tok.get("model")).get("vocab");
+    JsonObject vocab =
+        JsonParser.parseString(Files.readString(PretrainedModels.miniLmTokenizer()))
+            .getAsJsonObject()
+            .getAsJsonObject("model")
+            .getAsJsonObject("vocab");
     long[] ids = new long[tokens.size()];
     for (int i = 0; i < ids.length; i++) {
-      Object id = vocab.get(tokens.get(i));
+      JsonElement id = vocab.get(tokens.get(i));
       if (id == null) throw new AssertionError("'" + tokens.get(i) + "' is not in MiniLM's vocabulary");
-      ids[i] = (Long) id;
+      ids[i] = id.getAsLong();
     }
     return ids;
   }
