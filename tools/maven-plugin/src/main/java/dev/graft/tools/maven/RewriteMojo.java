@@ -6,7 +6,9 @@ import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassManager;
 import dev.graft.rewrite.PassResult;
+import dev.graft.rewrite.recipe.Recipe;
 import java.io.File;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import org.apache.maven.plugin.AbstractMojo;
@@ -61,14 +63,12 @@ public class RewriteMojo extends AbstractMojo {
 
     List<GraphPass> passes;
     try {
-      passes = RecipePasses.load(recipePath);
+      passes = Recipe.load(recipePath).passes();
+    } catch (IOException e) {
+      throw new MojoExecutionException(
+          GOAL + ": cannot read recipe '" + recipePath + "' (parameter 'recipe'): " + e + ". Check the file.", e);
     } catch (RuntimeException e) {
       throw GoalFailures.wrap(GOAL, "recipe '" + recipePath + "' is invalid", e);
-    }
-    if (passes.isEmpty()) {
-      throw new MojoExecutionException(
-          GOAL + ": recipe '" + recipePath + "' names no passes. Add at least one (e.g. a lora entry with"
-              + " its targets); see examples/recipes/.");
     }
     Model m = PluginPaths.loadModel(GOAL, in);
     log.info(GOAL + " loaded " + in + ": " + ModelParameters.of(m).summary());

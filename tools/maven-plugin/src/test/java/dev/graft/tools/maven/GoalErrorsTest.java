@@ -72,6 +72,20 @@ class GoalErrorsTest {
   }
 
   @Test
+  void aMisspeltRecipeKeyNamesTheEntryAndTheKey() throws Exception {
+    Path model = saveBase();
+    Path recipe = Files.writeString(dir.resolve("typo.yaml"), "passes:\n  - method: lora\n    rnak: 8\n");
+    Path out = dir.resolve("t.onnx");
+    assertThatThrownBy(() -> Goals.rewrite(model, recipe, out, new Goals.CapturingLog()).execute())
+        .isInstanceOf(MojoExecutionException.class)
+        .hasMessageContaining("graft:rewrite: recipe '" + recipe + "' is invalid")
+        .hasMessageContaining("passes[0]")
+        .hasMessageContaining("rnak")
+        .hasMessageContaining("rank");
+    org.assertj.core.api.Assertions.assertThat(out).doesNotExist();
+  }
+
+  @Test
   void aFileThatIsNotAModelIsNamed() throws Exception {
     Path notModel = Files.writeString(dir.resolve("tuned.onnx"), "not protobuf at all, just text");
     Path out = dir.resolve("merged.onnx");
