@@ -4,6 +4,7 @@ import static com.google.common.base.Preconditions.checkArgument;
 
 import com.google.common.base.Strings;
 import dev.graft.ir.Node;
+import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import java.util.Optional;
 
@@ -76,16 +77,23 @@ public final class GraftTags {
   }
 
   /**
-   * The value that stands for {@code v} after merges: while {@code v}'s only reader is a merge
-   * node reading it at input 0, that node's output.
+   * The value that stands for {@code v} after merges: while one merge node reads {@code v} at
+   * input 0 and every other reader of {@code v} is a Graft node (an adapter branch that reads the
+   * value it wraps, as a sequential adapter does), that merge's output.
    */
   public static Value throughMerges(Value v) {
     Value x = v;
-    while (x.uses().size() == 1
-        && x.uses().get(0).index() == 0
-        && isMerge(x.uses().get(0).node())) {
-      x = x.uses().get(0).node().output();
+    while (true) {
+      Node merge = null;
+      for (Use u : x.uses()) {
+        if (u.index() == 0 && isMerge(u.node()) && merge == null) {
+          merge = u.node();
+        } else if (!isGraft(u.node()) || (u.index() == 0 && isMerge(u.node()))) {
+          return x;
+        }
+      }
+      if (merge == null) return x;
+      x = merge.output();
     }
-    return x;
   }
 }

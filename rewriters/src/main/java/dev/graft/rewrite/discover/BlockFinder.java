@@ -140,6 +140,8 @@ final class BlockFinder {
   private Optional<LinearModule> projectionBehind(Value v, List<Node> path) {
     Value cur = v;
     for (int step = 0; step < 8; step++) {
+      // A merge (prefix tuning's Concat of the keys) stands for the operand it wraps.
+      cur = GraftTags.origin(cur);
       LinearModule l = byOutput.get(cur);
       if (l != null) return Optional.of(l);
       Node p = cur.producer().orElse(null);

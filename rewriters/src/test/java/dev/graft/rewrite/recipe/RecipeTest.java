@@ -10,9 +10,14 @@ import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.TrainableRegistry;
+import dev.graft.rewrite.peft.BottleneckAdapter;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
 import dev.graft.rewrite.peft.LayerNormAffinePass;
 import dev.graft.rewrite.peft.LoraPass;
+import dev.graft.rewrite.peft.ParallelAdapterPass;
+import dev.graft.rewrite.peft.PrefixTuningPass;
+import dev.graft.rewrite.peft.PromptTuningPass;
+import dev.graft.rewrite.peft.UTuningPass;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -145,6 +150,34 @@ class RecipeTest {
         .hasMessageContaining("unknown option 'targets'; valid options for classification-head are method, classes,");
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: lora, dropout: }]", "v.yaml"))
         .hasMessageContaining("option 'dropout' has no value");
+  }
+
+  @Test
+  void adapterPrefixPromptAndUTuningOptions() {
+    ParallelAdapterPass parallel =
+        (ParallelAdapterPass) Recipe.parse("passes: [{method: parallel-adapter, size: 8, scale: 4, activation: gelu}]", "a.yaml")
+            .passes().get(0);
+    assertThat(parallel.config())
+        .isEqualTo(BottleneckAdapter.Config.defaults().withSize(8).withScale(4).withActivation(BottleneckAdapter.Activation.GELU));
+    assertThatThrownBy(() -> Recipe.parse("passes: [{method: houlsby, scale: 2}]", "a.yaml"))
+        .hasMessageContaining("unknown option 'scale'; valid options for houlsby are method, targets, layers, size,");
+    assertThatThrownBy(() -> Recipe.parse("passes: [{method: pfeiffer, size: 8, reduction-factor: 4}]", "a.yaml"))
+        .hasMessage("Recipe a.yaml, passes[0] (pfeiffer): give the bottleneck as 'size' or as 'reduction-factor', not both");
+    PrefixTuningPass prefix =
+        (PrefixTuningPass) Recipe.parse("passes: [{method: prefix, length: 4, reparam-hidden: 16}]", "p.yaml").passes().get(0);
+    assertThat(prefix.config()).isEqualTo(PrefixTuningPass.Config.defaults().withLength(4).withReparameterization(16));
+    PromptTuningPass prompt =
+        (PromptTuningPass) Recipe.parse("passes: [{method: prompt, length: 5, keep-prompt-positions: true}]", "p.yaml").passes().get(0);
+    assertThat(prompt.config()).isEqualTo(PromptTuningPass.Config.defaults().withLength(5).withKeepPromptPositions(true));
+
+    UTuningPass u =
+        (UTuningPass) Recipe.parse("passes: [{method: u-tuning, tuner: prompt, targets: layer.0, length: 3}]", "u.yaml").passes().get(0);
+    assertThat(u.config().op()).isEqualTo(UTuningPass.Op.BLOCK);
+    assertThat(u.config().prompt().length()).isEqualTo(3);
+    assertThatThrownBy(() -> Recipe.parse("passes: [{method: u-tuning, tuner: bottleneck, length: 3}]", "u.yaml"))
+        .hasMessageContaining("option 'length' does not apply to tuner bottleneck");
+    assertThatThrownBy(() -> Recipe.parse("passes: [{method: u-tuning, tuner: prefix, op: ffn}]", "u.yaml"))
+        .hasMessageStartingWith("Recipe u.yaml, passes[0] (u-tuning): U-Tuning's prefix tuner is a parallel branch of attention");
   }
 
   /** Targets that match nothing fail when the pass meets the model, listing what exists. */

@@ -1,0 +1,212 @@
+package dev.graft.rewrite.peft;
+
+import static com.google.common.base.Preconditions.checkArgument;
+
+import com.google.common.collect.ImmutableList;
+import com.google.common.collect.ImmutableMultiset;
+import dev.graft.ir.Attr;
+import dev.graft.ir.DataType;
+import dev.graft.ir.Dim;
+import dev.graft.ir.Graph;
+import dev.graft.ir.Model;
+import dev.graft.ir.Node;
+import dev.graft.ir.Shape;
+import dev.graft.ir.Type;
+import dev.graft.ir.Use;
+import dev.graft.ir.Value;
+import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.GraftTags;
+import dev.graft.rewrite.GraphPass;
+import dev.graft.rewrite.PassResult;
+import dev.graft.rewrite.Splice;
+import dev.graft.rewrite.TrainableRegistry;
+import dev.graft.rewrite.TrainableRegistry.Entry;
+import dev.graft.rewrite.discover.AttentionModule;
+import dev.graft.rewrite.discover.Module;
+import dev.graft.rewrite.discover.ModuleDiscovery;
+import dev.graft.rewrite.discover.NormModule;
+import dev.graft.rewrite.discover.ResidualModule;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.stream.Collectors;
+
+/**
+ * Prompt tuning (Lester et al. 2021): P learned vectors prepended to the embedding output, so
+ * every layer sees P extra positions that no token chose.
+ *
+ * <pre>
+ *   h0 = embeddings(ids)        [b, S, hidden]
+ *     => h0' = Concat(Expand(prompt[1, P, hidden], [b, 1, 1]), h0, axis 1)     [b, P+S, hidden]
+ *   every attention mask        [b, 1, 1, S]  =>  Concat(zeros [b, 1, 1, P], mask, axis 3)
+ *   every [b, S', hidden] graph output  =>  Slice(out, P.., axis 1)              (unless kept)
+ * </pre>
+ *
+ * The prompt joins after the embeddings (word, position and token type, and the embedding norm
+ * when there is one), so the real tokens keep their positions and the prompt vectors get none.
+ * The masks are extended in the additive domain (zero = attend), so padded tokens stay ignored
+ * and every token attends to the prompt. By default the prompt positions are sliced off the
+ * outputs, so {@code last_hidden_state} keeps its shape [b, S, hidden]; {@code
+ * keepPromptPositions} keeps them (the output is then [b, P+S, hidden]). Run this pass before a
+ * classification head, whose pooling reads the original mask.
+ *
+ * <p>The pass adapts the model as a whole; its one module is {@value #MODULE}.
+ */
+public final class PromptTuningPass implements GraphPass {
+  public static final String METHOD = "prompt";
+  public static final String MODULE = "embeddings";
+
+  /**
+   * Prompt tuning's hyperparameters.
+   *
+   * @param length P, the number of prompt vectors
+   * @param keepPromptPositions leave the prompt positions in the outputs
+   * @param initStd the standard deviation of the prompt at the start
+   */
+  public record Config(int length, boolean keepPromptPositions, double initStd, long seed) {
+    public Config {
+      checkArgument(length > 0, "Prompt length must be positive, got %s", length);
+      checkArgument(initStd >= 0, "Prompt init std must not be negative, got %s", initStd);
+    }
+
+    /** P = 20, positions sliced off, std 0.02, seed 0. */
+    public static Config defaults() {
+      return new Config(20, false, 0.02, 0);
+    }
+
+    public Config withLength(int p) {
+      return new Config(p, keepPromptPositions, initStd, seed);
+    }
+
+    public Config withKeepPromptPositions(boolean keep) {
+      return new Config(length, keep, initStd, seed);
+    }
+
+    public Config withInitStd(double std) {
+      return new Config(length, keepPromptPositions, std, seed);
+    }
+
+    public Config withSeed(long s) {
+      return new Config(length, keepPromptPositions, initStd, s);
+    }
+  }
+
+  private final Config config;
+
+  public PromptTuningPass(Config config) {
+    this.config = config;
+  }
+
+  public Config config() {
+    return config;
+  }
+
+  @Override
+  public String name() {
+    return METHOD;
+  }
+
+  @Override
+  public PassResult run(Model model) {
+    return execute(model, false);
+  }
+
+  @Override
+  public PassResult dryRun(Model model) {
+    return execute(model, true);
+  }
+
+  private PassResult execute(Model model, boolean dry) {
+    ImmutableList<Module> modules = ModuleDiscovery.discover(model);
+    if (TrainableRegistry.modulesOf(model, METHOD).contains(MODULE)) {
+      return new PassResult(METHOD, ImmutableMultiset.of(), 0, dry, ImmutableList.of(MODULE + ": already has " + METHOD));
+    }
+    Value stream = embeddingOutput(METHOD, modules);
+    long hidden = width(modules);
+    ImmutableMultiset<String> changes = ImmutableMultiset.of(METHOD + "(P=" + config.length() + ") " + MODULE);
+    long params = config.length() * hidden;
+    if (dry) return new PassResult(METHOD, changes, params, true, ImmutableList.of());
+    List<Entry> entries = attach(model, METHOD, MODULE, modules, stream, hidden, config);
+    TrainableRegistry.add(model, entries);
+    return new PassResult(METHOD, changes, params, false, ImmutableList.of());
+  }
+
+  /**
+   * The hidden state entering the first layer: the embedding norm's output, else the skip of the
+   * first attention residual. An error listing the modules when there is neither.
+   */
+  static Value embeddingOutput(String method, List<Module> modules) {
+    for (Module m : modules) if (m instanceof NormModule n && n.name().equals("embeddings.norm")) return n.output();
+    for (Module m : modules) {
+      if (m instanceof ResidualModule r && r.name().equals("layer.0.attention.residual")) return r.add().input(r.skipIndex());
+    }
+    throw new IllegalArgumentException(
+        method + ": found no embedding output to prepend the prompt to: the model has no 'embeddings.norm' and no"
+            + " 'layer.0.attention.residual'. Its modules are: "
+            + modules.stream().map(Module::name).collect(Collectors.joining(", "))
+            + ". Prompt tuning needs a transformer encoder.");
+  }
+
+  static long width(List<Module> modules) {
+    return modules.stream()
+        .filter(m -> m instanceof AttentionModule)
+        .map(m -> ((AttentionModule) m).query().inFeatures())
+        .findFirst()
+        .orElseThrow(() -> new IllegalArgumentException("prompt: the model has no attention block to prompt."));
+  }
+
+  /** Prepends the prompt to {@code stream}, extends every mask, slices the outputs; returns the trainable. */
+  static List<Entry> attach(
+      Model model, String method, String module, List<Module> modules, Value stream, long hidden, Config config) {
+    checkArgument(Splice.opset(model) >= 11, "%s needs opset 11 or newer; the model has opset %s. Convert it first (graft convert --opset 17).", method, Splice.opset(model));
+    Graph g = model.graph();
+    int p = config.length();
+    SplittableRandom random = new SplittableRandom(config.seed() ^ (module + method).hashCode() * 0x9E3779B97F4A7C15L);
+    float[] init = new float[Math.toIntExact(p * hidden)];
+    for (int i = 0; i < init.length; i++) init[i] = (float) (random.nextGaussian() * config.initStd());
+    Value prompt = Splice.initializer(g, module + "." + method, DenseTensor.ofFloats(null, new long[] {1, p, hidden}, init));
+
+    List<Use> readers = stream.uses();
+    GraphBuilder b = Splice.afterProducerOf(stream, g).prefix("/graft/" + method + "/" + module);
+    Value batch = tag(b, method, module, "shape", b.op("Shape", stream));
+    batch = tag(b, method, module, "shape", b.op("Slice", batch, b.int64s(0), b.int64s(1), b.int64s(0)));
+    batch = tag(b, method, module, "batch_shape", b.op("Concat", List.of(batch, b.int64s(1, 1)), Attr.of("axis", 0L)));
+    Value expanded = tag(b, method, module, "prompt_batch", b.op("Expand", prompt, batch));
+    Value joined = tag(b, method, module, "prepend", b.op("Concat", List.of(expanded, stream), Attr.of("axis", 1L)));
+    for (Use u : readers) u.node().setInput(u.index(), joined);
+
+    Map<Value, Value> masks = new IdentityHashMap<>();
+    for (Module m : modules) {
+      if (m instanceof AttentionModule a && a.maskAdd() != null) {
+        PrefixTuningPass.extendMask(model, method, module, a, p, true, masks);
+      }
+    }
+
+    // The sequence axis of every hidden-state output is now P longer.
+    for (Value out : new ArrayList<>(g.outputs())) {
+      Shape s = out.shape().orElse(null);
+      if (s == null || s.rank() != 3 || !s.dims().get(2).equals(Dim.of(hidden))) continue;
+      Type unknownSequence = Type.tensor(DataType.FLOAT, Shape.of(s.dims().get(0), Dim.unknown(), s.dims().get(2)));
+      if (config.keepPromptPositions()) {
+        out.setType(unknownSequence);
+        continue;
+      }
+      Node slice =
+          Splice.after(out.producer().orElseThrow())
+              .prefix("/graft/" + method + "/" + module)
+              .node("", "Slice", 1, List.of(out, b.int64s(p), b.int64s(Long.MAX_VALUE), b.int64s(1)));
+      GraftTags.tag(slice, method, module, "slice");
+      Splice.wrap(out, slice);
+      out.setType(unknownSequence); // the renamed inner value
+    }
+    return List.of(new Entry(prompt.name(), method, module, "prompt"));
+  }
+
+  private static Value tag(GraphBuilder b, String method, String module, String role, Value made) {
+    GraftTags.tag(b.lastNode(), method, module, role);
+    return made;
+  }
+}

@@ -1,0 +1,81 @@
+package dev.graft.rewrite.recipe;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.graft.fixtures.PretrainedModels;
+import dev.graft.fixtures.TinyModels;
+import dev.graft.ir.Model;
+import dev.graft.ir.analysis.Verifier;
+import dev.graft.ir.io.ModelIO;
+import dev.graft.rewrite.PassResult;
+import dev.graft.rewrite.TrainableRegistry;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** The recipes in examples/recipes: one per method, and each one rewrites MiniLM into a valid model. */
+class ExampleRecipesTest {
+
+  /** examples/recipes at the repository root, found from the module directory tests run in. */
+  static Path examples() {
+    for (Path p = Path.of("").toAbsolutePath(); p != null; p = p.getParent()) {
+      Path candidate = p.resolve("examples").resolve("recipes");
+      if (Files.isDirectory(candidate)) return candidate;
+    }
+    throw new AssertionError("examples/recipes not found above " + Path.of("").toAbsolutePath());
+  }
+
+  static List<Path> recipes() throws IOException {
+    try (Stream<Path> files = Files.list(examples())) {
+      return files.filter(f -> f.toString().endsWith(".yaml")).sorted().collect(Collectors.toList());
+    }
+  }
+
+  @Test
+  void oneRecipePerMethodNamedAfterIt() throws IOException {
+    List<String> names =
+        recipes().stream().map(f -> f.getFileName().toString().replaceFirst("\\.yaml$", "")).collect(Collectors.toList());
+    assertThat(names).containsExactlyInAnyOrderElementsOf(PassRegistry.STANDARD.keySet());
+    for (Path f : recipes()) {
+      String method = f.getFileName().toString().replaceFirst("\\.yaml$", "");
+      assertThat(Recipe.load(f).methods()).as("methods of %s", f.getFileName()).contains(method);
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("recipes")
+  void appliesToMiniLmAndVerifies(Path recipe) throws Exception {
+    Recipe r = Recipe.load(recipe);
+    assertThat(r.description()).as("a description line").isPresent();
+    Model m = ModelIO.load(PretrainedModels.miniLm());
+    List<PassResult> results = r.manager().run(m);
+    Verifier.verify(m);
+    assertThat(results).allMatch(PassResult::changed);
+    long added = results.stream().mapToLong(PassResult::parametersAdded).sum();
+    assertThat(added).isPositive().isEqualTo(TrainableRegistry.parameterCount(m));
+
+    // The metadata survives a save and load, and a second application changes nothing.
+    Model reloaded = ModelIO.fromBytes(ModelIO.toBytes(m), null);
+    assertThat(TrainableRegistry.read(reloaded)).isEqualTo(TrainableRegistry.read(m));
+    assertThat(r.manager().run(reloaded)).noneMatch(PassResult::changed);
+  }
+
+  @Test
+  void loraRecipeIsTheClosedFormOnMiniLmAndFitsOtherEncoders() throws Exception {
+    Recipe lora = Recipe.load(examples().resolve("lora.yaml"));
+    Model m = ModelIO.load(PretrainedModels.miniLm());
+    assertThat(lora.manager().run(m).get(0).parametersAdded()).isEqualTo(6L * 2 * (384 * 8 + 8 * 384));
+    for (TinyModels.Flavour f : TinyModels.Flavour.values()) {
+      Model tiny = TinyModels.bertLike(f);
+      PassResult r = lora.manager().run(tiny).get(0);
+      long h = TinyModels.BERT_HIDDEN;
+      assertThat(r.parametersAdded()).as("%s", f).isEqualTo(TinyModels.BERT_LAYERS * 2L * (h * 8 + 8 * h));
+    }
+  }
+}
