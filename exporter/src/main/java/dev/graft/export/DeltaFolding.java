@@ -252,7 +252,8 @@ public final class DeltaFolding {
     for (Node sink : sinks) {
       Value out = sink.output();
       Tensor t = values.get(out.name());
-      Value param = sink.input(0);
+      // Behind nested merges (BitFit's Add on LayerNorm-affine's Add) lies the original parameter.
+      Value param = GraftTags.isMerge(sink) ? GraftTags.origin(out) : null;
       boolean wrapsParameter =
           GraftTags.isMerge(sink)
               && param != null

@@ -15,7 +15,7 @@ import picocli.CommandLine.ScopeType;
     name = "graft",
     mixinStandardHelpOptions = true,
     versionProvider = GraftVersion.class,
-    subcommands = {InspectCommand.class, ConvertCommand.class},
+    subcommands = {InspectCommand.class, ConvertCommand.class, ExportCommand.class},
     description = "Parameter-efficient fine-tuning as an ONNX graph transformation.",
     synopsisSubcommandLabel = "COMMAND",
     footerHeading = "%nExamples:%n",
