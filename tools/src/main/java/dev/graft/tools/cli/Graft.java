@@ -20,6 +20,7 @@ import picocli.CommandLine.ScopeType;
       ConvertCommand.class,
       TrainCommand.class,
       EvalCommand.class,
+      QuickstartCommand.class,
       ExportCommand.class
     },
     description = "Parameter-efficient fine-tuning as an ONNX graph transformation.",

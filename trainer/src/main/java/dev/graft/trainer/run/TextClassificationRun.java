@@ -52,6 +52,7 @@ import java.util.Map;
  *   RUN_DIR/metrics.jsonl       a line per epoch: epoch, train_loss, test_accuracy, ...
  *   RUN_DIR/metrics.svg         loss and accuracy per epoch
  *   RUN_DIR/checkpoint.safetensors  trainables, AdamW moments and step, after the last epoch
+ *   RUN_DIR/test-split.jsonl    the held-out examples, when the run split them off the training data
  * </pre>
  *
  * Every file is written to a temporary name and moved into place. With {@code resume}, the run
@@ -67,6 +68,8 @@ public final class TextClassificationRun {
   public static final String METRICS = "metrics.jsonl";
   public static final String PLOT = "metrics.svg";
   public static final String CHECKPOINT = "checkpoint.safetensors";
+  /** The held-out split, written when the run made it from the training data. */
+  public static final String TEST_SPLIT = "test-split.jsonl";
 
   /** What a finished run produced. */
   public record Result(
@@ -154,7 +157,9 @@ public final class TextClassificationRun {
           listener.message("resumed after epoch " + history.size() + " (step " + trainer.step() + ")");
         }
       }
-      for (int epoch = firstEpoch; epoch <= config.epochs(); epoch++) {
+      int lastEpoch =
+          config.stopAfterEpoch() > 0 ? Math.min(config.stopAfterEpoch(), config.epochs()) : config.epochs();
+      for (int epoch = firstEpoch; epoch <= lastEpoch; epoch++) {
         long start = System.nanoTime();
         List<Batch> batches = batcher.shuffled(train, config.seed() + epoch);
         double lossSum = 0;
@@ -204,6 +209,7 @@ public final class TextClassificationRun {
           Split.stratified(train, config.testFraction(), config.seed(), TextExample::label);
       train = split.train();
       test = split.validation();
+      TextDatasets.writeJsonl(config.out().resolve(TEST_SPLIT), test);
     }
     List<TextExample> all = new ArrayList<>(train);
     all.addAll(test);
