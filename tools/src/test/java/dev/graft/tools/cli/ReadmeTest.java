@@ -28,7 +28,7 @@ class ReadmeTest {
 
   @Test
   void opensWithTheTwoSetupCommands() {
-    int build = readme.indexOf("mvn -q package -DskipTests && bin/graft inspect");
+    int build = readme.indexOf("mvn -q package -DskipTests && bin/graft quickstart");
     int tests = readme.indexOf("bash .ci/run");
     assertThat(build).isPositive();
     assertThat(tests).isGreaterThan(build);
