@@ -15,7 +15,7 @@ import picocli.CommandLine.ScopeType;
     name = "graft",
     mixinStandardHelpOptions = true,
     versionProvider = GraftVersion.class,
-    subcommands = {InspectCommand.class, ConvertCommand.class},
+    subcommands = {InspectCommand.class, ConvertCommand.class, RewriteCommand.class},
     description = "Parameter-efficient fine-tuning as an ONNX graph transformation.",
     synopsisSubcommandLabel = "COMMAND",
     footerHeading = "%nExamples:%n",
@@ -23,6 +23,7 @@ import picocli.CommandLine.ScopeType;
       "  graft inspect                      the embedded all-MiniLM-L6-v2",
       "  graft inspect model.onnx --json    machine-readable summary",
       "  graft convert in.onnx out.onnx --external-data",
+      "  graft rewrite in.onnx out.onnx --recipe examples/recipes/lora.yaml",
       "",
       "Exit status: 0 ok, 1 bad input or failed run, 2 usage error.",
       "Run 'graft COMMAND --help' for a command's options."
