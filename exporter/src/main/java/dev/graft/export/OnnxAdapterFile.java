@@ -5,14 +5,11 @@ import static com.google.common.base.Preconditions.checkArgument;
 import com.google.common.base.Strings;
 import com.google.flatbuffers.FlatBufferBuilder;
 import dev.graft.ir.DataType;
+import dev.graft.ir.io.AtomicFiles;
 import dev.graft.ir.tensor.Tensor;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -108,28 +105,7 @@ public final class OnnxAdapterFile {
       Path file, Map<String, Tensor> parameters, int adapterVersion, int modelVersion) {
     checkArgument(file != null, "OnnxAdapterFile.write needs a file, got null");
     byte[] bytes = toBytes(parameters, adapterVersion, modelVersion);
-    Path dir = file.toAbsolutePath().getParent();
-    Path tmp = null;
-    try {
-      tmp = Files.createTempFile(dir, "." + file.getFileName() + ".", ".tmp");
-      Files.write(tmp, bytes);
-      try {
-        Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-      } catch (AtomicMoveNotSupportedException e) {
-        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-      }
-      tmp = null;
-    } catch (IOException e) {
-      throw new UncheckedIOException("Cannot write " + file + ": " + e.getMessage(), e);
-    } finally {
-      if (tmp != null) {
-        try {
-          Files.deleteIfExists(tmp);
-        } catch (IOException ignored) {
-          // A leftover temporary file is harmless; the target was not touched.
-        }
-      }
-    }
+    AtomicFiles.write(file, tmp -> Files.write(tmp, bytes));
   }
 
   /**

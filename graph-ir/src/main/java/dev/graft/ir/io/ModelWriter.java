@@ -22,10 +22,8 @@ import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
@@ -95,10 +93,10 @@ final class ModelWriter {
     Path modelTmp = null;
     Path dataTmp = null;
     try {
-      modelTmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+      modelTmp = AtomicFiles.createTemp(target);
       Onnx.ModelProto proto;
       if (needsData) {
-        dataTmp = Files.createTempFile(dir, "." + location.replace('/', '_') + ".", ".tmp");
+        dataTmp = AtomicFiles.createTemp(dataTarget);
         try (FileChannel ch = FileChannel.open(dataTmp, StandardOpenOption.WRITE)) {
           proto = new ModelWriter(effective, ch, location).model(model);
           ch.force(true);
@@ -115,34 +113,17 @@ final class ModelWriter {
         // Tensors of this model that read the file being replaced keep their data: map them
         // now, and the mapping outlives the move (it holds the old file, not the name).
         mapTensorsReading(model, dataTarget);
-        move(dataTmp, dataTarget);
+        AtomicFiles.replace(dataTmp, dataTarget);
         dataTmp = null;
       }
       mapTensorsReading(model, target);
-      move(modelTmp, target);
+      AtomicFiles.replace(modelTmp, target);
       modelTmp = null;
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot write " + path + ": " + e.getMessage(), e);
     } finally {
-      deleteQuietly(modelTmp);
-      deleteQuietly(dataTmp);
-    }
-  }
-
-  private static void move(Path from, Path to) throws IOException {
-    try {
-      Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    } catch (AtomicMoveNotSupportedException e) {
-      Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
-    }
-  }
-
-  private static void deleteQuietly(Path p) {
-    if (p == null) return;
-    try {
-      Files.deleteIfExists(p);
-    } catch (IOException ignored) {
-      // A leftover temporary file is harmless; the real target was not touched.
+      AtomicFiles.deleteQuietly(modelTmp);
+      AtomicFiles.deleteQuietly(dataTmp);
     }
   }
 

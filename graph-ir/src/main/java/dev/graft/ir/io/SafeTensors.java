@@ -21,10 +21,7 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -133,33 +130,20 @@ public final class SafeTensors {
     checkArgument(file != null, "SafeTensors.write needs a file, got null");
     List<Map.Entry<String, Tensor>> order = layout(tensors);
     byte[] header = header(order, metadata == null ? Map.of() : metadata);
-    Path dir = file.toAbsolutePath().getParent();
-    Path tmp = null;
-    try {
-      tmp = Files.createTempFile(dir, "." + file.getFileName() + ".", ".tmp");
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-        ByteBuffer prefix =
-            ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
-        writeFully(ch, prefix);
-        writeFully(ch, ByteBuffer.wrap(header));
-        for (Map.Entry<String, Tensor> e : order) {
-          writeFully(ch, e.getValue().rawData());
-        }
-        ch.force(true);
-      }
-      move(tmp, file);
-      tmp = null;
-    } catch (IOException e) {
-      throw new UncheckedIOException("Cannot write " + file + ": " + e.getMessage(), e);
-    } finally {
-      if (tmp != null) {
-        try {
-          Files.deleteIfExists(tmp);
-        } catch (IOException ignored) {
-          // A leftover temporary file is harmless; the target was not touched.
-        }
-      }
-    }
+    AtomicFiles.write(
+        file,
+        tmp -> {
+          try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+            ByteBuffer prefix =
+                ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
+            writeFully(ch, prefix);
+            writeFully(ch, ByteBuffer.wrap(header));
+            for (Map.Entry<String, Tensor> e : order) {
+              writeFully(ch, e.getValue().rawData());
+            }
+            ch.force(true);
+          }
+        });
   }
 
   /** Checks every tensor and returns them in data order: descending element size, then name. */
@@ -246,13 +230,6 @@ public final class SafeTensors {
     while (d.hasRemaining()) ch.write(d);
   }
 
-  private static void move(Path from, Path to) throws IOException {
-    try {
-      Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    } catch (AtomicMoveNotSupportedException e) {
-      Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
-    }
-  }
 
   // ---- reading ----------------------------------------------------------------------------------
 

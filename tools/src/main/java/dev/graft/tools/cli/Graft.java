@@ -15,7 +15,15 @@ import picocli.CommandLine.ScopeType;
     name = "graft",
     mixinStandardHelpOptions = true,
     versionProvider = GraftVersion.class,
-    subcommands = {InspectCommand.class, ConvertCommand.class, RewriteCommand.class},
+    subcommands = {
+      InspectCommand.class,
+      ConvertCommand.class,
+      RewriteCommand.class,
+      TrainCommand.class,
+      EvalCommand.class,
+      QuickstartCommand.class,
+      ExportCommand.class
+    },
     description = "Parameter-efficient fine-tuning as an ONNX graph transformation.",
     synopsisSubcommandLabel = "COMMAND",
     footerHeading = "%nExamples:%n",

@@ -57,7 +57,7 @@ class ReadmeTest {
       String name = m.group(1);
       assertThat(cli.getSubcommands()).as("README mentions 'graft %s'", name).containsKey(name);
       CommandLine sub = cli.getSubcommands().get(name);
-      Matcher opt = Pattern.compile("--[a-z][a-z-]*").matcher(m.group(2));
+      Matcher opt = Pattern.compile("--[a-z][a-z0-9-]*").matcher(m.group(2));
       while (opt.find()) {
         assertThat(sub.getCommandSpec().findOption(opt.group()))
             .as("README documents 'graft %s %s'", name, opt.group())

@@ -262,4 +262,19 @@ public final class TextDatasets {
     while (t.getCause() != null && t.getCause() != t) t = t.getCause();
     return t.getMessage();
   }
+
+  /**
+   * Writes examples as JSONL ({@code {"text": ..., "label": ...}} per line), the form {@link
+   * #read} takes back with the default columns; through a temporary file.
+   */
+  public static void writeJsonl(Path file, List<TextExample> examples) {
+    StringBuilder b = new StringBuilder();
+    for (TextExample e : examples) {
+      com.google.gson.JsonObject o = new com.google.gson.JsonObject();
+      o.addProperty(DEFAULT_TEXT_COLUMN, e.text());
+      o.addProperty(DEFAULT_LABEL_COLUMN, e.label());
+      b.append(o).append('\n');
+    }
+    dev.graft.ir.io.AtomicFiles.writeString(file, b.toString());
+  }
 }

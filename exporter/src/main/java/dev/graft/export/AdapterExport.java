@@ -1,0 +1,482 @@
+package dev.graft.export;
+
+import static com.google.common.base.Preconditions.checkArgument;
+
+import com.google.common.collect.ImmutableList;
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
+import dev.graft.ir.Graph;
+import dev.graft.ir.Model;
+import dev.graft.ir.Node;
+import dev.graft.ir.Value;
+import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.io.SafeTensors;
+import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.GraftTags;
+import dev.graft.rewrite.GraphPass;
+import dev.graft.rewrite.PassManager;
+import dev.graft.rewrite.Targets;
+import dev.graft.rewrite.TrainableRegistry;
+import dev.graft.rewrite.TrainableRegistry.Entry;
+import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.peft.LayerNormAffinePass;
+import dev.graft.rewrite.peft.LoraPass;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.DigestInputStream;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+/**
+ * The adapter-only export: a tuned model's trained parameters alone, for a base model the user
+ * already has.
+ *
+ * <pre>
+ *   OUT_DIR/adapter.safetensors          every trainable initializer, by its name in the tuned model
+ *   OUT_DIR/adapter_config.json          methods, targets, rank, alpha, labels, the base's SHA-256,
+ *                                        and how to rebuild the graph ("passes")
+ *   OUT_DIR/adapter.onnx_adapter         (LoRA) the same parameters in ONNX Runtime's format
+ *   OUT_DIR/base_with_lora_inputs.onnx   (LoRA) the base with the adapter's structure, each
+ *                                        trainable an input whose default (zero) is the identity
+ * </pre>
+ *
+ * {@link #apply} rebuilds the tuned model: it checks the base's SHA-256, runs the recorded passes
+ * on the base (their initializer names are deterministic: module name plus role) and puts the
+ * trained values in. A base with another SHA-256 is refused. Passes it can replay: LoRA,
+ * LayerNorm-affine and the classification head; a tuned model using another method is refused
+ * at write time, so no adapter is written that cannot be applied.
+ *
+ * <p>Multi-LoRA serving: ONNX Runtime feeds the parameters of an active {@code OrtLoraAdapter}
+ * as graph inputs by name ({@link OnnxAdapterFile}). In {@code base_with_lora_inputs.onnx} every
+ * trainable (LoRA A and B, and the head or norm deltas when the adapter has them) is a graph
+ * input with an initializer default of zeros, so a session with no adapter active computes the
+ * base model (with a zero head, if any), and one session serves every adapter exported from the
+ * same base and recipe: {@code RunOptions.addActiveLoraAdapter} picks one per run.
+ *
+ * <p>{@link #write} verifies before anything lands in OUT_DIR: the files go to a temporary folder
+ * beside it, are applied to the base, and must reproduce the tuned model's outputs within {@link
+ * ExportVerifier#FP32_TOLERANCE}; for LoRA the multi-adapter graph with the adapter active must
+ * too. Only then are they moved into OUT_DIR.
+ */
+public final class AdapterExport {
+  public static final String SAFETENSORS = "adapter.safetensors";
+  public static final String CONFIG = "adapter_config.json";
+  public static final String ORT_ADAPTER = "adapter" + OnnxAdapterFile.EXTENSION;
+  public static final String BASE_WITH_INPUTS = "base_with_lora_inputs.onnx";
+  public static final String FORMAT = "graft-adapter";
+  public static final String LABELS_KEY = "graft.labels";
+  public static final ImmutableList<String> REPLAYABLE =
+      ImmutableList.of(LoraPass.METHOD, LayerNormAffinePass.METHOD, ClassificationHeadPass.METHOD);
+
+  private static final Gson GSON = new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create();
+
+  /** What {@link #write} wrote and how well it reproduced the tuned model. */
+  public record AdapterReport(
+      Path dir,
+      ImmutableList<String> files,
+      ImmutableList<String> methods,
+      long parameters,
+      ExportVerifier.Verification applied,
+      ExportVerifier.Verification ortAdapter) {}
+
+  private AdapterExport() {}
+
+  /** Writes the adapter of {@code tuned} (made from {@code baseModel}) to {@code outDir}. */
+  public static AdapterReport write(Model tuned, Path baseModel, Path outDir) {
+    ImmutableList<Entry> entries = TrainableRegistry.read(tuned);
+    checkArgument(
+        !entries.isEmpty(),
+        "The tuned model has no trainable parameters recorded (model metadata '%s'); an adapter"
+            + " export needs a model made by graft rewrite or graft train.",
+        TrainableRegistry.KEY);
+    List<String> methods = entries.stream().map(Entry::method).distinct().toList();
+    for (String m : methods) {
+      checkArgument(
+          REPLAYABLE.contains(m),
+          "The tuned model uses method '%s', which the adapter export cannot rebuild on a base yet"
+              + " (it replays %s). Export it merged (--merge) instead.",
+          m,
+          REPLAYABLE);
+    }
+    checkArgument(Files.isRegularFile(baseModel), "Base model %s is not a file", baseModel);
+    checkArgument(
+        !Files.exists(outDir) || isEmptyDir(outDir),
+        "Output folder %s exists and is not empty; pick a new folder or empty it",
+        outDir);
+
+    Graph g = tuned.graph();
+    Map<String, Tensor> params = new LinkedHashMap<>();
+    for (Entry e : entries) {
+      Tensor t = g.initializer(e.initializer()).flatMap(Value::initializer).orElseThrow(
+          () -> new IllegalArgumentException(
+              "Trainable '" + e.initializer() + "' (" + e.method() + " " + e.module()
+                  + ") is recorded in the metadata but is not an initializer of the tuned model"));
+      params.put(e.initializer(), t);
+    }
+    JsonObject config = config(tuned, entries, sha256(baseModel), baseModel.getFileName().toString());
+    boolean lora = methods.contains(LoraPass.METHOD);
+
+    Path abs = outDir.toAbsolutePath();
+    Path tmp;
+    try {
+      Files.createDirectories(abs.getParent());
+      tmp = Files.createTempDirectory(abs.getParent(), "." + abs.getFileName() + ".");
+    } catch (IOException e) {
+      throw new UncheckedIOException("Cannot create a temporary folder beside " + outDir + ": " + e.getMessage(), e);
+    }
+    try {
+      Map<String, String> stMeta = Map.of("format", FORMAT, "base_model_sha256", config.get("base_model_sha256").getAsString());
+      SafeTensors.write(tmp.resolve(SAFETENSORS), params, stMeta);
+      Files.writeString(tmp.resolve(CONFIG), GSON.toJson(config) + "\n", StandardCharsets.UTF_8);
+
+      // Verify: the files, applied to the base, give the tuned model.
+      Map<String, Tensor> feeds = ExportVerifier.heldOutInputs(tuned, 20240611L);
+      Model applied = apply(baseModel, tmp);
+      ExportVerifier.Verification v =
+          ExportVerifier.verify(tuned, applied, feeds, ExportVerifier.FP32_TOLERANCE);
+      ExportVerifier.Verification ortV = null;
+      if (lora) {
+        OnnxAdapterFile.write(tmp.resolve(ORT_ADAPTER), params, 1, 1);
+        Model withInputs = baseWithInputs(baseModel, tmp);
+        ModelIO.save(withInputs, tmp.resolve(BASE_WITH_INPUTS));
+        ortV = MultiLora.verify(tuned, tmp.resolve(BASE_WITH_INPUTS), tmp.resolve(ORT_ADAPTER), feeds);
+      }
+      Files.createDirectories(outDir);
+      List<String> files = new ArrayList<>();
+      try (Stream<Path> s = Files.list(tmp)) {
+        for (Path p : s.sorted().toList()) {
+          Files.move(p, outDir.resolve(p.getFileName()));
+          files.add(p.getFileName().toString());
+        }
+      }
+      long count = params.values().stream().mapToLong(Tensor::numElements).sum();
+      return new AdapterReport(outDir, ImmutableList.copyOf(files), ImmutableList.copyOf(methods), count, v, ortV);
+    } catch (IOException e) {
+      throw new UncheckedIOException("Cannot write the adapter to " + outDir + ": " + e.getMessage(), e);
+    } finally {
+      deleteTree(tmp);
+    }
+  }
+
+  /** Rebuilds the tuned model from {@code baseModel} and the adapter in {@code adapterDir}. */
+  public static Model apply(Path baseModel, Path adapterDir) {
+    JsonObject config = readConfig(adapterDir);
+    checkBase(config, baseModel, adapterDir);
+    Model m = replay(baseModel, config);
+    SafeTensors.Contents contents = SafeTensors.read(adapterDir.resolve(SAFETENSORS));
+    Graph g = m.graph();
+    Set<String> expected =
+        TrainableRegistry.read(m).stream().map(Entry::initializer).collect(Collectors.toCollection(LinkedHashSet::new));
+    checkArgument(
+        expected.equals(contents.tensors().keySet()),
+        "The adapter in %s holds parameters %s, but rebuilding its passes on the base made %s. The"
+            + " adapter was written by another Graft version or edited.",
+        adapterDir,
+        contents.tensors().keySet(),
+        expected);
+    for (Map.Entry<String, Tensor> e : contents.tensors().entrySet()) {
+      Value v = g.initializer(e.getKey()).orElseThrow();
+      Tensor now = v.initializer().orElseThrow();
+      checkArgument(
+          now.dataType() == e.getValue().dataType() && now.shape().equals(e.getValue().shape()),
+          "Adapter parameter '%s' is %s %s but the rebuilt model expects %s %s",
+          e.getKey(),
+          e.getValue().dataType(),
+          e.getValue().shape(),
+          now.dataType(),
+          now.shape());
+      g.setInitializer(v, e.getValue().withName(v.name()));
+    }
+    if (config.has("labels") && !config.get("labels").isJsonNull()) {
+      JsonElement labels = config.get("labels");
+      m.putMetadata(LABELS_KEY, labels.isJsonPrimitive() ? labels.getAsString() : labels.toString());
+    }
+    return m;
+  }
+
+  /** The SHA-256 of a file, as lower-case hex. */
+  public static String sha256(Path file) {
+    try (InputStream in = new DigestInputStream(Files.newInputStream(file), MessageDigest.getInstance("SHA-256"))) {
+      byte[] buf = new byte[1 << 16];
+      while (in.read(buf) >= 0) {
+        // the digest stream hashes as it reads
+      }
+      return HexFormat.of().formatHex(((DigestInputStream) in).getMessageDigest().digest());
+    } catch (IOException e) {
+      throw new UncheckedIOException("Cannot read " + file + ": " + e.getMessage(), e);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("This JVM lacks SHA-256", e);
+    }
+  }
+
+  // ---- the config -----------------------------------------------------------------------------------
+
+  private static JsonObject config(Model tuned, List<Entry> entries, String sha, String baseName) {
+    JsonObject c = new JsonObject();
+    c.addProperty("format", FORMAT);
+    c.addProperty("version", 1);
+    c.addProperty("base_model_sha256", sha);
+    c.addProperty("base_model_file", baseName);
+    JsonArray methods = new JsonArray();
+    entries.stream().map(Entry::method).distinct().forEach(methods::add);
+    c.add("methods", methods);
+
+    JsonObject targets = new JsonObject();
+    for (Entry e : entries) {
+      if (!targets.has(e.method())) targets.add(e.method(), new JsonArray());
+      JsonArray a = targets.getAsJsonArray(e.method());
+      if (!a.contains(new JsonPrimitive(e.module()))) a.add(e.module());
+    }
+    c.add("targets", targets);
+
+    JsonArray passes = new JsonArray();
+    for (JsonElement m : methods) {
+      String method = m.getAsString();
+      List<String> modules = targets.getAsJsonArray(method).asList().stream().map(JsonElement::getAsString).toList();
+      switch (method) {
+        case LoraPass.METHOD -> loraPasses(tuned, modules).forEach(passes::add);
+        case LayerNormAffinePass.METHOD -> {
+          JsonObject p = pass(method, modules);
+          passes.add(p);
+        }
+        case ClassificationHeadPass.METHOD -> passes.add(headPass(tuned, entries));
+        default -> throw new IllegalStateException("unreachable: " + method);
+      }
+    }
+    c.add("passes", passes);
+    // rank and alpha of the (first) LoRA group, for readers that want the usual PEFT fields.
+    for (JsonElement p : passes) {
+      JsonObject o = p.getAsJsonObject();
+      if (o.get("method").getAsString().equals(LoraPass.METHOD)) {
+        c.add("rank", o.get("rank"));
+        c.add("alpha", o.get("alpha"));
+        break;
+      }
+    }
+    String labels = tuned.metadata().get(LABELS_KEY);
+    if (labels != null) {
+      try {
+        c.add("labels", JsonParser.parseString(labels));
+      } catch (JsonParseException e) {
+        c.addProperty("labels", labels);
+      }
+    }
+    JsonArray params = new JsonArray();
+    for (Entry e : entries) {
+      JsonObject o = new JsonObject();
+      o.addProperty("initializer", e.initializer());
+      o.addProperty("method", e.method());
+      o.addProperty("module", e.module());
+      o.addProperty("role", e.role());
+      params.add(o);
+    }
+    c.add("parameters", params);
+    return c;
+  }
+
+  private static JsonObject pass(String method, List<String> modules) {
+    JsonObject p = new JsonObject();
+    p.addProperty("method", method);
+    JsonArray t = new JsonArray();
+    modules.forEach(t::add);
+    p.add("targets", t);
+    return p;
+  }
+
+  /** One pass per distinct (rank, scaling), read from each module's A and scale initializers. */
+  private static List<JsonObject> loraPasses(Model tuned, List<String> modules) {
+    Map<String, List<String>> groups = new LinkedHashMap<>();
+    Map<String, double[]> values = new LinkedHashMap<>();
+    for (String module : modules) {
+      Node scale = null;
+      Node a = null;
+      for (Node n : tuned.graph().nodes()) {
+        if (!GraftTags.method(n).filter(LoraPass.METHOD::equals).isPresent()) continue;
+        if (!GraftTags.module(n).filter(module::equals).isPresent()) continue;
+        if (GraftTags.role(n).filter("scale"::equals).isPresent()) scale = n;
+        if (GraftTags.role(n).filter("A"::equals).isPresent()) a = n;
+      }
+      checkArgument(scale != null && a != null, "LoRA module '%s' lacks its tagged A or scale node", module);
+      Node s = scale;
+      Tensor st = dev.graft.ir.Constants.valueOf(s.input(1)).or(() -> dev.graft.ir.Constants.valueOf(s.input(0)))
+          .orElseThrow(() -> new IllegalArgumentException("LoRA module '" + module + "': the scale is not a constant"));
+      double scaling = st.toDoubleArray()[0];
+      long rank = dev.graft.ir.Constants.valueOf(a.input(1)).orElseThrow().dims()[1];
+      String key = rank + "/" + scaling;
+      groups.computeIfAbsent(key, k -> new ArrayList<>()).add(module);
+      values.put(key, new double[] {rank, scaling});
+    }
+    List<JsonObject> out = new ArrayList<>();
+    for (Map.Entry<String, List<String>> e : groups.entrySet()) {
+      JsonObject p = pass(LoraPass.METHOD, e.getValue());
+      double[] v = values.get(e.getKey());
+      p.addProperty("rank", (long) v[0]);
+      p.addProperty("alpha", v[1] * v[0]);
+      p.addProperty("scaling", v[1]);
+      out.add(p);
+    }
+    return out;
+  }
+
+  private static JsonObject headPass(Model tuned, List<Entry> entries) {
+    Graph g = tuned.graph();
+    JsonObject p = pass(ClassificationHeadPass.METHOD, List.of(ClassificationHeadPass.MODULE));
+    Entry weight =
+        entries.stream()
+            .filter(e -> e.method().equals(ClassificationHeadPass.METHOD) && e.role().equals("weight"))
+            .findFirst()
+            .orElseThrow(() -> new IllegalArgumentException("The head has no recorded weight"));
+    long classes = g.initializer(weight.initializer()).flatMap(Value::initializer).orElseThrow().dims()[1];
+    List<Node> head =
+        g.nodes().stream()
+            .filter(n -> GraftTags.method(n).filter(ClassificationHeadPass.METHOD::equals).isPresent())
+            .toList();
+    String pooling =
+        head.stream().anyMatch(n -> n.is("ReduceMax")) ? "MAX"
+            : head.stream().anyMatch(n -> n.is("Gather")) ? "FIRST" : "MEAN";
+    String mask = "attention_mask";
+    String hidden = "";
+    for (Node n : head) {
+      for (Value v : n.inputs()) {
+        if (v == null || v.isInitializer()) continue;
+        if (v.isGraphInput() && n.is("Cast")) mask = v.name();
+        boolean fromHead = v.producer().map(head::contains).orElse(false);
+        if (!fromHead && !v.isGraphInput() && hidden.isEmpty()) hidden = v.name();
+      }
+    }
+    p.addProperty("num_classes", classes);
+    p.addProperty("pooling", pooling);
+    p.addProperty("mask_input", mask);
+    p.addProperty("hidden_output", hidden);
+    String h = hidden;
+    p.addProperty("keep_hidden_output", g.outputs().stream().anyMatch(v -> v.name().equals(h)));
+    return p;
+  }
+
+  // ---- apply ------------------------------------------------------------------------------------
+
+  private static JsonObject readConfig(Path adapterDir) {
+    Path file = adapterDir.resolve(CONFIG);
+    checkArgument(Files.isRegularFile(file), "%s has no %s; is it an adapter folder written by graft export --adapter-only?", adapterDir, CONFIG);
+    try {
+      JsonObject c = JsonParser.parseString(Files.readString(file)).getAsJsonObject();
+      checkArgument(
+          c.has("format") && FORMAT.equals(c.get("format").getAsString()),
+          "%s is not a Graft adapter config (format '%s', expected '%s')",
+          file,
+          c.has("format") ? c.get("format").getAsString() : "",
+          FORMAT);
+      return c;
+    } catch (IOException e) {
+      throw new UncheckedIOException("Cannot read " + file + ": " + e.getMessage(), e);
+    } catch (JsonParseException | IllegalStateException e) {
+      throw new IllegalArgumentException(file + " is not valid JSON: " + e.getMessage(), e);
+    }
+  }
+
+  private static void checkBase(JsonObject config, Path baseModel, Path adapterDir) {
+    checkArgument(Files.isRegularFile(baseModel), "Base model %s is not a file", baseModel);
+    String want = config.get("base_model_sha256").getAsString();
+    String got = sha256(baseModel);
+    checkArgument(
+        want.equals(got),
+        "The adapter in %s was trained on a base model with SHA-256 %s (%s), but %s has SHA-256 %s."
+            + " An adapter only fits the exact model it was trained on; apply it to that model.",
+        adapterDir,
+        want,
+        config.has("base_model_file") ? config.get("base_model_file").getAsString() : "?",
+        baseModel,
+        got);
+  }
+
+  /** The base with the recorded passes applied (trainables at their pass defaults). */
+  private static Model replay(Path baseModel, JsonObject config) {
+    Model m = ModelIO.load(baseModel);
+    List<GraphPass> passes = new ArrayList<>();
+    for (JsonElement e : config.getAsJsonArray("passes")) {
+      JsonObject p = e.getAsJsonObject();
+      String method = p.get("method").getAsString();
+      Targets targets = exactly(p.getAsJsonArray("targets"));
+      switch (method) {
+        case LoraPass.METHOD -> passes.add(
+            new LoraPass(
+                targets,
+                LoraPass.Config.defaults()
+                    .withRank(p.get("rank").getAsInt())
+                    .withAlpha(p.get("alpha").getAsDouble())
+                    .withDropout(0)));
+        case LayerNormAffinePass.METHOD -> passes.add(new LayerNormAffinePass(targets));
+        case ClassificationHeadPass.METHOD -> passes.add(
+            new ClassificationHeadPass(
+                new ClassificationHeadPass.Config(
+                    p.get("num_classes").getAsInt(),
+                    ClassificationHeadPass.Pooling.valueOf(p.get("pooling").getAsString()),
+                    p.get("hidden_output").getAsString(),
+                    p.get("mask_input").getAsString(),
+                    p.get("keep_hidden_output").getAsBoolean(),
+                    0)));
+        default -> throw new IllegalArgumentException(
+            "The adapter uses method '" + method + "', which this Graft cannot replay (it replays " + REPLAYABLE + ")");
+      }
+    }
+    new PassManager(passes).run(m);
+    return m;
+  }
+
+  /** The base with the adapter's structure, every trainable an input defaulting to zeros. */
+  static Model baseWithInputs(Path baseModel, Path adapterDir) {
+    Model m = replay(baseModel, readConfig(adapterDir));
+    Graph g = m.graph();
+    for (Entry e : TrainableRegistry.read(m)) {
+      Value v = g.initializer(e.initializer()).orElseThrow();
+      Tensor t = v.initializer().orElseThrow();
+      g.setInitializer(v, DenseTensor.ofRaw(v.name(), t.dataType(), t.dims(), java.nio.ByteBuffer.allocate(Math.toIntExact(t.byteSize()))));
+      if (!v.isGraphInput()) g.addInput(v);
+    }
+    return m;
+  }
+
+  private static Targets exactly(JsonArray names) {
+    String regex = names.asList().stream().map(n -> Pattern.quote(n.getAsString())).collect(Collectors.joining("|"));
+    return Targets.regex(regex);
+  }
+
+  private static boolean isEmptyDir(Path p) {
+    if (!Files.isDirectory(p)) return false;
+    try (Stream<Path> s = Files.list(p)) {
+      return s.findAny().isEmpty();
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  private static void deleteTree(Path p) {
+    if (p == null || !Files.exists(p)) return;
+    try (Stream<Path> s = Files.walk(p)) {
+      for (Path q : s.sorted((a, b) -> b.getNameCount() - a.getNameCount()).toList()) Files.deleteIfExists(q);
+    } catch (IOException ignored) {
+      // A leftover temporary folder is harmless; the output folder was not touched.
+    }
+  }
+}

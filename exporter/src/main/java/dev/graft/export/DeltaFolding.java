@@ -1,0 +1,426 @@
+package dev.graft.export;
+
+import static com.google.common.base.Preconditions.checkState;
+
+import com.google.common.collect.ImmutableList;
+import com.google.common.collect.ImmutableMap;
+import dev.graft.ir.Attr;
+import dev.graft.ir.Constants;
+import dev.graft.ir.Graph;
+import dev.graft.ir.Model;
+import dev.graft.ir.Node;
+import dev.graft.ir.Type;
+import dev.graft.ir.Use;
+import dev.graft.ir.Value;
+import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.GraftTags;
+import dev.graft.rewrite.TrainableRegistry;
+import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.peft.LoraPass;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Folds every mergeable delta of a tuned model into its frozen weights, so that the merged graph
+ * runs the base model's operators plus the head. Works in place, in three rules, each reading the
+ * Graft tags ({@link GraftTags}) the passes left:
+ *
+ * <pre>
+ *   1. dropout    Dropout(x) tagged by a pass                    =>  x            (training only)
+ *   2. LoRA       Add(MatMul(x, W), Mul(MatMul(MatMul(x, A), B), s))
+ *                                                                =>  MatMul(x, W + s·A·B)
+ *                 (Gemm: W + s·(A·B)ᵀ / alpha when transB; W + s·A·B / alpha otherwise)
+ *   3. constants  a cluster of tagged nodes that reads constants only, e.g. LayerNorm-affine's
+ *                 Mul(gamma, Add(dgamma, 1)) and Add(beta, dbeta), BitFit's Add(b, db), a
+ *                 reparameterisation MLP               =>  one initializer holding its value;
+ *                 where the cluster wraps an original parameter (role merge), the parameter
+ *                 itself takes the value, so the graph keeps its names and its op census
+ * </pre>
+ *
+ * All arithmetic runs on ONNX Runtime ({@link OrtEval}): rule 2 builds the graph {@code W +
+ * s·MatMul(A, B)} and runs it; rule 3 runs the cluster as a graph of its own. Tagged nodes that
+ * read the data (adapters, prompts, the classification head) stay as nodes with constant
+ * weights and are listed in {@link FoldReport#kept}. Initializers that fall out of use (A, B, s,
+ * the deltas) are removed, and so are their {@code graft.trainable} entries; entries of kept
+ * modules stay.
+ *
+ * <p>Methods whose update is always foldable ({@link #MERGEABLE}) must fold completely: a LoRA
+ * branch in a shape the rule does not recognise is an error, never silently kept.
+ */
+public final class DeltaFolding {
+  /** Methods whose every inserted node must disappear in a merged export. */
+  public static final ImmutableList<String> MERGEABLE =
+      ImmutableList.of(LoraPass.METHOD, "layernorm-affine", "bitfit", "ia3", "taylor");
+
+  private DeltaFolding() {}
+
+  /** Folds {@code model} in place. */
+  public static FoldReport fold(Model model) {
+    Graph g = model.graph();
+    Set<Value> touched = Collections.newSetFromMap(new IdentityHashMap<>());
+    List<String> folded = new ArrayList<>();
+    int[] removed = {0};
+
+    int dropouts = 0;
+    for (Node n : g.nodes()) {
+      if (!GraftTags.isGraft(n) || !n.is("Dropout")) continue;
+      for (int i = 1; i < n.outputs().size(); i++) {
+        Value mask = n.output(i);
+        checkState(
+            mask == null || !mask.hasUses(),
+            "Cannot remove Graft's Dropout '%s': its mask output '%s' is used by %s. Only the"
+                + " training graph may read it.",
+            n.displayName(),
+            mask == null ? "" : mask.name(),
+            mask == null ? "" : mask.uses());
+      }
+      bypass(n, n.input(0));
+      remove(g, n, touched, removed);
+      dropouts++;
+    }
+
+    for (Node merge : g.nodes()) {
+      if (merge.graph() == null) continue; // removed by an earlier fold
+      if (GraftTags.method(merge).filter(LoraPass.METHOD::equals).isPresent() && GraftTags.isMerge(merge)) {
+        foldLora(g, merge, touched, removed);
+        folded.add(LoraPass.METHOD + " " + GraftTags.module(merge).orElse(""));
+      }
+    }
+
+    folded.addAll(foldConstantClusters(model, touched, removed));
+    int initializersRemoved = removeDead(g, touched, removed);
+
+    // Entries of parameters that no longer exist are gone with them.
+    List<TrainableRegistry.Entry> entries = new ArrayList<>();
+    for (TrainableRegistry.Entry e : TrainableRegistry.read(model)) {
+      if (g.initializer(e.initializer()).isPresent()) entries.add(e);
+    }
+    TrainableRegistry.write(model, entries);
+
+    Map<String, Integer> keptNodes = new LinkedHashMap<>();
+    for (Node n : g.nodes()) {
+      if (!GraftTags.isGraft(n)) continue;
+      String method = GraftTags.method(n).orElse("");
+      checkState(
+          !MERGEABLE.contains(method),
+          "Node '%s' (%s) of the %s module '%s' is still in the graph after folding; a merged"
+              + " export must not keep it. Its inputs: %s. This is a bug in DeltaFolding or a"
+              + " hand-edited graph; export with --adapter-only instead.",
+          n.displayName(),
+          n.opType(),
+          method,
+          GraftTags.module(n).orElse(""),
+          n.inputs());
+      keptNodes.merge(method + " " + GraftTags.module(n).orElse(""), 1, Integer::sum);
+    }
+    ImmutableList<String> kept =
+        keptNodes.entrySet().stream()
+            .map(e -> e.getKey() + " (" + e.getValue() + " node" + (e.getValue() == 1 ? "" : "s") + ")")
+            .collect(ImmutableList.toImmutableList());
+    return new FoldReport(ImmutableList.copyOf(folded), kept, dropouts, removed[0], initializersRemoved);
+  }
+
+  // ---- rule 2: LoRA -------------------------------------------------------------------------------
+
+  private static void foldLora(Graph g, Node merge, Set<Value> touched, int[] removed) {
+    String module = GraftTags.module(merge).orElse("");
+    String where = "LoRA module '" + module + "'";
+    Node scale = producer(merge.input(1), "Mul", "scale", where);
+    int sIndex = scale.input(0).producer().isPresent() ? 1 : 0;
+    Node mmB = producer(scale.input(1 - sIndex), "MatMul", "B", where);
+    Node mmA = producer(mmB.input(0), "MatMul", "A", where);
+    checkState(merge.is("Add"), "%s: the merge node '%s' is %s, expected Add", where, merge.displayName(), merge.opType());
+    for (Node n : List.of(scale, mmB, mmA)) {
+      checkState(
+          n.output().uses().size() == 1,
+          "%s: '%s' has %s readers; the branch must feed only the merge Add. Export with"
+              + " --adapter-only to keep it.",
+          where,
+          n.displayName(),
+          n.output().uses().size());
+    }
+    Value y = merge.input(0);
+    Value original = GraftTags.origin(y);
+    Node linear = original.producer().orElse(null);
+    checkState(
+        linear != null && (linear.is("MatMul") || linear.is("Gemm")),
+        "%s wraps '%s', which %s; LoRA folds into MatMul and Gemm only",
+        where,
+        original.name(),
+        linear == null ? "no node produces" : "'" + linear.displayName() + "' (" + linear.opType() + ") produces");
+    checkState(
+        linear.input(0) == mmA.input(0),
+        "%s: the branch reads '%s' but the linear '%s' reads '%s'; W + s·A·B equals the branch only"
+            + " when both read the same x",
+        where,
+        mmA.input(0).name(),
+        linear.displayName(),
+        linear.input(0).name());
+    Value w = linear.input(1);
+    Tensor wT = constant(w, where + ": the frozen weight");
+    Tensor aT = constant(mmA.input(1), where + ": A");
+    Tensor bT = constant(mmB.input(1), where + ": B");
+    Tensor sT = constant(scale.input(sIndex), where + ": the scale");
+
+    boolean transB = linear.is("Gemm") && linear.attrLong("transB", 0) == 1;
+    float alpha = linear.is("Gemm") ? linear.attrFloat("alpha", 1f) : 1f;
+    checkState(alpha != 0, "%s: Gemm '%s' has alpha 0", where, linear.displayName());
+    Tensor merged = addScaledProduct(wT, aT, bT, sT, transB, alpha, where);
+    setConstant(g, linear, 1, merged);
+
+    bypass(merge, y);
+    remove(g, merge, touched, removed);
+    remove(g, scale, touched, removed);
+    remove(g, mmB, touched, removed);
+    remove(g, mmA, touched, removed);
+  }
+
+  /** {@code W + s·(A·B)} (transposed when transB, over alpha for Gemm) computed by ORT. */
+  private static Tensor addScaledProduct(
+      Tensor w, Tensor a, Tensor b, Tensor s, boolean transB, float alpha, String where) {
+    GraphBuilder gb = GraphBuilder.create("fold_lora");
+    Value wv = gb.input("W", w.dataType(), (Object[]) boxed(w.dims()));
+    Value av = gb.input("A", a.dataType(), (Object[]) boxed(a.dims()));
+    Value bv = gb.input("B", b.dataType(), (Object[]) boxed(b.dims()));
+    Value sv = gb.input("s", s.dataType(), (Object[]) boxed(s.dims()));
+    Value delta = gb.op("Mul", gb.op("MatMul", av, bv), sv);
+    if (transB) delta = gb.op("Transpose", delta);
+    if (alpha != 1f) delta = gb.op("Div", delta, gb.scalar(alpha));
+    gb.output("merged", gb.op("Add", wv, delta));
+    gb.typed(gb.graph().outputs().get(0), w.dataType(), (Object[]) boxed(w.dims()));
+    Map<String, Tensor> feeds = new LinkedHashMap<>();
+    feeds.put("W", w);
+    feeds.put("A", a);
+    feeds.put("B", b);
+    feeds.put("s", s);
+    try {
+      return OrtEval.run(gb.model(17), feeds).get("merged");
+    } catch (RuntimeException e) {
+      throw new IllegalStateException(
+          where + ": cannot compute W + s·A·B (W " + w.shape() + ", A " + a.shape() + ", B " + b.shape()
+              + "): " + e.getMessage(),
+          e);
+    }
+  }
+
+  // ---- rule 3: constant clusters ------------------------------------------------------------------
+
+  private static List<String> foldConstantClusters(Model model, Set<Value> touched, int[] removed) {
+    Graph g = model.graph();
+    Set<Node> cluster = Collections.newSetFromMap(new IdentityHashMap<>());
+    List<Node> ordered = new ArrayList<>();
+    for (Node n : g.nodes()) {
+      if (!GraftTags.isGraft(n) || !n.subgraphs().isEmpty()) continue;
+      if (GraftTags.method(n).filter(ClassificationHeadPass.METHOD::equals).isPresent()) continue;
+      if (n.is("Dropout") || n.outputs().size() != 1) continue;
+      boolean constant = true;
+      for (Value v : n.inputs()) {
+        if (v == null) continue;
+        boolean fromCluster = v.producer().isPresent() && cluster.contains(v.producer().get());
+        if (!fromCluster && Constants.valueOf(v).isEmpty()) {
+          constant = false;
+          break;
+        }
+      }
+      if (constant) {
+        cluster.add(n);
+        ordered.add(n);
+      }
+    }
+    if (ordered.isEmpty()) return List.of();
+
+    // Sinks: cluster outputs read outside the cluster (or graph outputs).
+    List<Node> sinks = new ArrayList<>();
+    for (Node n : ordered) {
+      Value out = n.output();
+      boolean outside = out.isGraphOutput();
+      for (Use u : out.uses()) outside |= !cluster.contains(u.node());
+      if (outside) sinks.add(n);
+    }
+    ImmutableMap<String, Tensor> values = evaluate(model, ordered, sinks);
+
+    Set<String> modules = new LinkedHashSet<>();
+    for (Node n : ordered) modules.add(GraftTags.method(n).orElse("") + " " + GraftTags.module(n).orElse(""));
+    for (Node sink : sinks) {
+      Value out = sink.output();
+      Tensor t = values.get(out.name());
+      // Behind nested merges (BitFit's Add on LayerNorm-affine's Add) lies the original parameter.
+      Value param = GraftTags.isMerge(sink) ? GraftTags.origin(out) : null;
+      boolean wrapsParameter =
+          GraftTags.isMerge(sink)
+              && param != null
+              && !cluster.contains(param.producer().orElse(null))
+              && param.uses().size() == 1
+              && !param.isGraphInput()
+              && !param.isGraphOutput()
+              && Constants.valueOf(param).map(p -> p.dataType() == t.dataType()).orElse(false);
+      Value replacement;
+      if (wrapsParameter) {
+        // The original parameter takes the folded value: names and census stay the base's.
+        replacement = param;
+        if (param.isInitializer()) {
+          g.setInitializer(param, t.withName(param.name()));
+          param.setType(Type.tensor(t.dataType(), t.shape()));
+        } else {
+          param.producer().orElseThrow().setAttr(Attr.of("value", t.withName(null)));
+        }
+      } else {
+        String name = g.freshName(out.name() + "_folded");
+        replacement = g.addInitializer(name, t.withName(name));
+      }
+      bypass(sink, replacement);
+    }
+    for (int i = ordered.size() - 1; i >= 0; i--) remove(g, ordered.get(i), touched, removed);
+    return List.copyOf(modules);
+  }
+
+  /** Runs the cluster as a graph of its own; the sinks' values by output name. */
+  private static ImmutableMap<String, Tensor> evaluate(Model owner, List<Node> ordered, List<Node> sinks) {
+    GraphBuilder gb = GraphBuilder.create("fold_constants");
+    Graph mini = gb.graph();
+    Map<Value, Value> map = new IdentityHashMap<>();
+    for (Node n : ordered) {
+      List<Value> ins = new ArrayList<>();
+      for (Value v : n.inputs()) {
+        if (v == null) {
+          ins.add(null);
+          continue;
+        }
+        Value mapped = map.get(v);
+        if (mapped == null) {
+          Tensor t = Constants.valueOf(v).orElseThrow();
+          mapped = mini.addInitializer(v.name(), t.withName(v.name()));
+          map.put(v, mapped);
+        }
+        ins.add(mapped);
+      }
+      Node copy =
+          new Node(
+              n.domain(),
+              n.opType(),
+              ins,
+              List.of(n.output().name()),
+              List.copyOf(n.attributes().values()),
+              n.name());
+      mini.addNode(copy);
+      map.put(n.output(), copy.output());
+    }
+    for (Node s : sinks) mini.addOutput(map.get(s.output()));
+    // The cluster speaks the model's dialect (opset 11 Unsqueeze takes axes as an attribute).
+    Model m = gb.model(owner.defaultOpset().orElse(17));
+    owner.opsets().forEach(m::setOpset);
+    if (owner.irVersion() > 0) m.setIrVersion(owner.irVersion());
+    return OrtEval.run(m, Map.of());
+  }
+
+  // ---- shared edits -------------------------------------------------------------------------------
+
+  /** Makes every reader of {@code n}'s output, graph outputs included, read {@code keep}. */
+  private static void bypass(Node n, Value keep) {
+    Value out = n.output();
+    Graph g = n.graph();
+    if (out.isGraphOutput()) {
+      // Splice.wrap gave the wrapper the output's name; hand it back.
+      String name = out.name();
+      Type type = out.type();
+      out.replaceAllUsesWith(keep, true);
+      g.rename(out, g.freshName(name + "_unfolded"));
+      checkState(
+          keep.producer().isPresent(),
+          "Cannot fold '%s': graph output '%s' would become the constant '%s'",
+          n.displayName(),
+          name,
+          keep.name());
+      g.rename(keep, name);
+      keep.setType(type);
+    } else {
+      out.replaceAllUsesWith(keep);
+    }
+  }
+
+  private static void remove(Graph g, Node n, Set<Value> touched, int[] removed) {
+    for (Value v : n.inputs()) if (v != null) touched.add(v);
+    g.removeNode(n);
+    removed[0]++;
+  }
+
+  /** Removes initializers and Constant nodes among {@code touched} that nothing reads any more. */
+  private static int removeDead(Graph g, Set<Value> touched, int[] removed) {
+    int initializers = 0;
+    boolean again = true;
+    while (again) {
+      again = false;
+      for (Value v : List.copyOf(touched)) {
+        if (v.hasUses() || v.isGraphOutput() || v.isGraphInput()) continue;
+        if (v.isInitializer() && g.initializer(v.name()).orElse(null) == v) {
+          g.removeInitializer(v);
+          initializers++;
+          touched.remove(v);
+        } else if (v.producer().isPresent() && v.producer().get().is("Constant") && v.producer().get().graph() == g) {
+          remove(g, v.producer().get(), touched, removed);
+          touched.remove(v);
+          again = true;
+        } else {
+          touched.remove(v);
+        }
+      }
+    }
+    return initializers;
+  }
+
+  /** Replaces the constant at {@code node}'s input {@code i}: in place when nothing else reads it. */
+  private static void setConstant(Graph g, Node node, int i, Tensor t) {
+    Value w = node.input(i);
+    boolean sole = w.uses().size() == 1 && !w.isGraphInput() && !w.isGraphOutput();
+    if (sole && w.isInitializer()) {
+      g.setInitializer(w, t.withName(w.name()));
+    } else if (sole && w.producer().isPresent() && w.producer().get().is("Constant")) {
+      w.producer().get().setAttr(Attr.of("value", t.withName(null)));
+    } else {
+      // A shared (tied) weight: the merged copy serves this node alone.
+      String name = g.freshName(w.name() + "_merged");
+      node.setInput(i, g.addInitializer(name, t.withName(name)));
+    }
+  }
+
+  private static Node producer(Value v, String op, String role, String where) {
+    Node p = v == null ? null : v.producer().orElse(null);
+    checkState(
+        p != null
+            && p.is(op)
+            && GraftTags.method(p).filter(LoraPass.METHOD::equals).isPresent()
+            && GraftTags.role(p).filter(role::equals).isPresent(),
+        "%s: expected a %s node tagged '%s' producing '%s', found %s. The branch was edited after"
+            + " the LoRA pass; export with --adapter-only to keep it as nodes.",
+        where,
+        op,
+        role,
+        v == null ? "(absent)" : v.name(),
+        p == null ? "none" : "'" + p.displayName() + "' (" + p.opType() + ", " + p.docString() + ")");
+    return p;
+  }
+
+  private static Tensor constant(Value v, String what) {
+    Optional<Tensor> t = Constants.valueOf(v);
+    checkState(
+        t.isPresent(),
+        "%s '%s' is not a constant (an initializer or a Constant node); it cannot be folded",
+        what,
+        v == null ? "(absent)" : v.name());
+    return t.get();
+  }
+
+  private static Long[] boxed(long[] dims) {
+    Long[] out = new Long[dims.length];
+    for (int i = 0; i < dims.length; i++) out[i] = dims[i];
+    return out;
+  }
+}

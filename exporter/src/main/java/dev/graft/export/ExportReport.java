@@ -1,0 +1,39 @@
+package dev.graft.export;
+
+import com.google.common.collect.ImmutableList;
+import com.google.common.collect.ImmutableMap;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * What a merged export did: the folding, the verification, the op census before and after.
+ *
+ * @param fp16Initializers how many weights were stored as fp16 (0 without the option)
+ */
+public record ExportReport(
+    Path written,
+    FoldReport fold,
+    ExportVerifier.Verification verification,
+    ImmutableMap<String, Integer> censusBefore,
+    ImmutableMap<String, Integer> censusAfter,
+    int fp16Initializers,
+    long irVersion) {
+
+  /** The operators whose count changed: {@code "MatMul 84 -> 60 (-24)"}, in name order. */
+  public ImmutableList<String> censusChange() {
+    return censusChange(censusBefore, censusAfter);
+  }
+
+  static ImmutableList<String> censusChange(Map<String, Integer> before, Map<String, Integer> after) {
+    TreeSet<String> ops = new TreeSet<>(before.keySet());
+    ops.addAll(after.keySet());
+    ImmutableList.Builder<String> out = ImmutableList.builder();
+    for (String op : ops) {
+      int b = before.getOrDefault(op, 0);
+      int a = after.getOrDefault(op, 0);
+      if (a != b) out.add(String.format("%s %d -> %d (%+d)", op, b, a, a - b));
+    }
+    return out.build();
+  }
+}

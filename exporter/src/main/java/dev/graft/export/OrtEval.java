@@ -1,0 +1,119 @@
+package dev.graft.export;
+
+import static com.google.common.base.Preconditions.checkArgument;
+
+import ai.onnxruntime.OnnxJavaType;
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OnnxValue;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import com.google.common.collect.ImmutableMap;
+import dev.graft.ir.DataType;
+import dev.graft.ir.Model;
+import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.Tensor;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Runs graphs on ONNX Runtime with IR tensors in and out. The exporter's tensor maths (folding
+ * {@code W + s·A·B}, casting to fp16, evaluating reparameterisation MLPs) all goes through here:
+ * ORT is the project's only executor of tensor maths.
+ */
+final class OrtEval {
+  static final OrtEnvironment ENV = OrtEnvironment.getEnvironment();
+
+  private OrtEval() {}
+
+  /** Runs {@code model} once on {@code feeds}; every output, by name, in output order. */
+  static ImmutableMap<String, Tensor> run(Model model, Map<String, Tensor> feeds) {
+    return run(ModelIO.toBytes(model), feeds, "a graph built for export");
+  }
+
+  /** Runs the serialized model {@code bytes}; {@code what} names it in errors. */
+  static ImmutableMap<String, Tensor> run(byte[] bytes, Map<String, Tensor> feeds, String what) {
+    try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
+      o.setIntraOpNumThreads(2);
+      try (OrtSession s = ENV.createSession(bytes, o)) {
+        return run(s, feeds);
+      }
+    } catch (OrtException e) {
+      throw new IllegalStateException("ONNX Runtime failed on " + what + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Runs an open session on {@code feeds}. */
+  static ImmutableMap<String, Tensor> run(OrtSession s, Map<String, Tensor> feeds) throws OrtException {
+    try (OrtSession.RunOptions ro = new OrtSession.RunOptions()) {
+      return run(s, feeds, ro);
+    }
+  }
+
+  /** Runs an open session on {@code feeds} with {@code options} (e.g. an active LoRA adapter). */
+  static ImmutableMap<String, Tensor> run(OrtSession s, Map<String, Tensor> feeds, OrtSession.RunOptions options)
+      throws OrtException {
+    Map<String, OnnxTensor> in = new LinkedHashMap<>();
+    try {
+      for (Map.Entry<String, Tensor> e : feeds.entrySet()) in.put(e.getKey(), toOrt(e.getValue()));
+      ImmutableMap.Builder<String, Tensor> out = ImmutableMap.builder();
+      try (OrtSession.Result r = s.run(in, options)) {
+        for (Map.Entry<String, OnnxValue> e : r) {
+          checkArgument(
+              e.getValue() instanceof OnnxTensor,
+              "Output '%s' is not a tensor (%s); the exporter compares tensors only",
+              e.getKey(),
+              e.getValue().getType());
+          out.put(e.getKey(), fromOrt(e.getKey(), (OnnxTensor) e.getValue()));
+        }
+      }
+      return out.build();
+    } finally {
+      in.values().forEach(OnnxTensor::close);
+    }
+  }
+
+  /** An ORT tensor holding a copy of {@code t}'s data. */
+  static OnnxTensor toOrt(Tensor t) throws OrtException {
+    ByteBuffer raw = t.rawData().duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer direct = ByteBuffer.allocateDirect(raw.remaining()).order(ByteOrder.nativeOrder());
+    if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
+      throw new IllegalStateException("Graft's exporter assumes a little-endian machine");
+    }
+    direct.put(raw).flip();
+    return OnnxTensor.createTensor(ENV, direct, t.dims(), javaType(t.dataType(), t.name()));
+  }
+
+  /** An IR tensor copying the data of an ORT output. */
+  static DenseTensor fromOrt(String name, OnnxTensor t) {
+    // The Java enum numbers types its own way; its names are ONNX's.
+    DataType type =
+        DataType.valueOf(t.getInfo().onnxType.name().substring("ONNX_TENSOR_ELEMENT_DATA_TYPE_".length()));
+    ByteBuffer b = t.getByteBuffer();
+    checkArgument(b != null, "Output '%s' of type %s has no raw data (strings are not supported)", name, type);
+    ByteBuffer copy = ByteBuffer.allocate(b.remaining()).order(ByteOrder.LITTLE_ENDIAN);
+    copy.put(b.order(ByteOrder.nativeOrder())).flip();
+    return DenseTensor.ofRaw(name, type, t.getInfo().getShape(), copy);
+  }
+
+  private static OnnxJavaType javaType(DataType t, String name) {
+    return switch (t) {
+      case FLOAT -> OnnxJavaType.FLOAT;
+      case DOUBLE -> OnnxJavaType.DOUBLE;
+      case FLOAT16 -> OnnxJavaType.FLOAT16;
+      case BFLOAT16 -> OnnxJavaType.BFLOAT16;
+      case INT8 -> OnnxJavaType.INT8;
+      case UINT8 -> OnnxJavaType.UINT8;
+      case INT16 -> OnnxJavaType.INT16;
+      case INT32 -> OnnxJavaType.INT32;
+      case INT64 -> OnnxJavaType.INT64;
+      case BOOL -> OnnxJavaType.BOOL;
+      default -> throw new IllegalArgumentException(
+          "Tensor '" + name + "' is " + t + ", which the exporter cannot hand to ONNX Runtime's Java"
+              + " API; feed FLOAT, DOUBLE, FLOAT16, BFLOAT16, INT8/16/32/64, UINT8 or BOOL.");
+    };
+  }
+}

@@ -1,0 +1,92 @@
+package dev.graft.tools.maven;
+
+import com.google.common.collect.ImmutableList;
+import dev.graft.ir.Model;
+import dev.graft.ir.io.ModelIO;
+import dev.graft.rewrite.GraphPass;
+import dev.graft.rewrite.PassManager;
+import dev.graft.rewrite.PassResult;
+import dev.graft.rewrite.recipe.Recipe;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import org.apache.maven.plugin.AbstractMojo;
+import org.apache.maven.plugin.MojoExecutionException;
+import org.apache.maven.plugin.logging.Log;
+import org.apache.maven.plugins.annotations.LifecyclePhase;
+import org.apache.maven.plugins.annotations.Mojo;
+import org.apache.maven.plugins.annotations.Parameter;
+
+/**
+ * {@code graft:rewrite}: applies a recipe's passes to a model, as {@code graft rewrite --recipe}
+ * does.
+ *
+ * <pre>
+ *   model.onnx ─load─► recipe passes (PassManager, model verified after each) ─save─► output.onnx
+ * </pre>
+ *
+ * The output records which initializers are trainable, so {@code graft:export} (or training) can
+ * run on it as a later step. The save goes to a temporary file that is moved into place, so a
+ * failed build never leaves half a model at {@code output}.
+ */
+@Mojo(name = "rewrite", defaultPhase = LifecyclePhase.GENERATE_RESOURCES, requiresProject = false, threadSafe = true)
+public class RewriteMojo extends AbstractMojo {
+  static final String GOAL = "graft:rewrite";
+
+  /** The model to rewrite (.onnx; external data beside it is read from its folder). */
+  @Parameter(property = "graft.model", required = true)
+  File model;
+
+  /** The recipe (.yaml or .json) naming the passes and their targets. */
+  @Parameter(property = "graft.recipe", required = true)
+  File recipe;
+
+  /** Where the rewritten model goes; its folder is created. */
+  @Parameter(property = "graft.output", required = true)
+  File output;
+
+  /** Skip this goal. */
+  @Parameter(property = "graft.skip", defaultValue = "false")
+  boolean skip;
+
+  @Override
+  public void execute() throws MojoExecutionException {
+    Log log = getLog();
+    if (skip) {
+      log.info(GOAL + " skipped (skip = true)");
+      return;
+    }
+    Path in = PluginPaths.requireReadableFile(GOAL, "model", model, "model");
+    Path recipePath = PluginPaths.requireReadableFile(GOAL, "recipe", recipe, "recipe");
+    Path out = PluginPaths.requireWritableFile(GOAL, "output", output);
+
+    List<GraphPass> passes;
+    try {
+      passes = Recipe.load(recipePath).passes();
+    } catch (IOException e) {
+      throw new MojoExecutionException(
+          GOAL + ": cannot read recipe '" + recipePath + "' (parameter 'recipe'): " + e + ". Check the file.", e);
+    } catch (RuntimeException e) {
+      throw GoalFailures.wrap(GOAL, "recipe '" + recipePath + "' is invalid", e);
+    }
+    Model m = PluginPaths.loadModel(GOAL, in);
+    log.info(GOAL + " loaded " + in + ": " + ModelParameters.of(m).summary());
+    ImmutableList<PassResult> results;
+    try {
+      results = new PassManager(passes, true).run(m);
+    } catch (RuntimeException e) {
+      throw GoalFailures.wrap(GOAL, "cannot apply recipe '" + recipePath + "' to '" + in + "'", e);
+    }
+    for (PassResult r : results) {
+      log.info(GOAL + " " + r.summary());
+      for (String note : r.notes()) log.info("  " + note);
+    }
+    try {
+      ModelIO.save(m, out);
+    } catch (RuntimeException e) {
+      throw GoalFailures.wrap(GOAL, "cannot write the rewritten model to '" + out + "'", e);
+    }
+    log.info(GOAL + " wrote " + out + ": " + ModelParameters.of(m).summary());
+  }
+}

@@ -1,0 +1,119 @@
+package dev.graft.tools.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.graft.fixtures.PretrainedModels;
+import dev.graft.ir.Graph;
+import dev.graft.ir.Model;
+import dev.graft.ir.Value;
+import dev.graft.ir.analysis.OpCensus;
+import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.PassManager;
+import dev.graft.rewrite.Targets;
+import dev.graft.rewrite.TrainableRegistry;
+import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.peft.LayerNormAffinePass;
+import dev.graft.rewrite.peft.LoraPass;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code graft export} on a LoRA + LayerNorm-affine + head MiniLM with random "trained" values. */
+class ExportCommandTest {
+  @TempDir static Path shared;
+  private static Path miniLm;
+  private static Path tuned;
+
+  @BeforeAll
+  static void tune() {
+    miniLm = PretrainedModels.miniLm();
+    Model m = ModelIO.load(miniLm);
+    new PassManager(
+            List.of(
+                new LoraPass(Targets.glob("layer.*.attention.{query,value}"), LoraPass.Config.defaults()),
+                new LayerNormAffinePass(Targets.all()),
+                new ClassificationHeadPass(ClassificationHeadPass.Config.of(2, ClassificationHeadPass.Pooling.MEAN))))
+        .run(m);
+    SplittableRandom r = new SplittableRandom(1);
+    Graph g = m.graph();
+    for (TrainableRegistry.Entry e : TrainableRegistry.read(m)) {
+      if (e.role().equals("A")) continue;
+      Value v = g.initializer(e.initializer()).orElseThrow();
+      Tensor t = v.initializer().orElseThrow();
+      float[] d = new float[Math.toIntExact(t.numElements())];
+      for (int i = 0; i < d.length; i++) d[i] = (float) (r.nextGaussian() * 0.05);
+      g.setInitializer(v, DenseTensor.ofFloats(v.name(), t.dims(), d));
+    }
+    tuned = shared.resolve("tuned.onnx");
+    ModelIO.save(m, tuned);
+  }
+
+  @Test
+  void mergeVerifiesPrintsTheDifferenceAndTheCensusChangeThenWrites(@TempDir Path dir) {
+    Path out = dir.resolve("merged.onnx");
+
+    CliRun run = CliRun.of("export", tuned.toString(), out.toString());
+
+    assertThat(run.err()).isEmpty();
+    assertThat(run.exit()).isZero();
+    assertThat(run.out())
+        .contains("Folded: folded 25 modules")
+        .contains("Verified: max |export - tuned| = ")
+        .contains("last_hidden_state: max |diff| ")
+        .contains("logits: max |diff| ")
+        .contains("Op census change:")
+        .contains("MatMul ")
+        .contains("Wrote " + out);
+    Model merged = ModelIO.load(out);
+    Model base = ModelIO.load(miniLm);
+    // Base census plus the head's nodes: only ops the head uses may have grown.
+    var baseCensus = OpCensus.of(base.graph());
+    OpCensus.of(merged.graph()).forEach((op, n) -> {
+      if (List.of("MatMul", "Add", "Mul", "Cast", "Unsqueeze", "ReduceSum", "Max", "Div").contains(op)) {
+        assertThat(n - baseCensus.getOrDefault(op, 0)).as(op).isBetween(0, 2);
+      } else {
+        assertThat(n).as(op).isEqualTo(baseCensus.get(op));
+      }
+    });
+  }
+
+  @Test
+  void adapterOnlyWritesTheAdapterFilesForTheGivenBase(@TempDir Path dir) {
+    Path out = dir.resolve("adapter");
+
+    CliRun run = CliRun.of("export", tuned.toString(), out.toString(), "--adapter-only", "--base", miniLm.toString());
+
+    assertThat(run.err()).isEmpty();
+    assertThat(run.exit()).isZero();
+    assertThat(run.out()).contains("Verified: applied to the base, max |export - tuned|").contains("ORT LoRA adapter");
+    assertThat(out.resolve("adapter.safetensors")).exists();
+    assertThat(out.resolve("adapter_config.json")).exists();
+    assertThat(out.resolve("adapter.onnx_adapter")).exists();
+    assertThat(out.resolve("base_with_lora_inputs.onnx")).exists();
+  }
+
+  @Test
+  void optionMistakesAreUsageErrorsAndWriteNothing(@TempDir Path dir) throws Exception {
+    Path out = dir.resolve("x.onnx");
+    CliRun noBase = CliRun.of("export", tuned.toString(), out.toString(), "--adapter-only");
+    assertThat(noBase.exit()).isEqualTo(2);
+    assertThat(noBase.err()).contains("--adapter-only needs --base BASE");
+
+    CliRun both = CliRun.of("export", tuned.toString(), out.toString(), "--merge", "--adapter-only");
+    assertThat(both.exit()).isEqualTo(2);
+    assertThat(both.err()).contains("exclude each other");
+
+    CliRun tooNew = CliRun.of("export", tuned.toString(), out.toString(), "--ir-version", "99");
+    assertThat(tooNew.exit()).isEqualTo(1);
+    assertThat(tooNew.err()).contains("IR version 99 is newer than the ONNX Runtime in use");
+    try (var files = Files.list(dir)) {
+      assertThat(files).isEmpty();
+    }
+  }
+}

@@ -1,0 +1,50 @@
+package dev.graft.trainer.train;
+
+import static com.google.common.base.Preconditions.checkArgument;
+
+import java.util.Locale;
+
+/** Where the train-step graph runs: {@code cpu}, {@code cuda} (device 0) or {@code cuda:N}. */
+public record Device(Kind kind, int index) {
+  public enum Kind {
+    CPU,
+    CUDA
+  }
+
+  public Device {
+    checkArgument(kind != null, "a device needs a kind");
+    checkArgument(index >= 0, "device index must not be negative, got %s", index);
+    checkArgument(kind == Kind.CUDA || index == 0, "the CPU has no device index, got %s", index);
+  }
+
+  public static Device cpu() {
+    return new Device(Kind.CPU, 0);
+  }
+
+  public static Device cuda(int index) {
+    return new Device(Kind.CUDA, index);
+  }
+
+  /** Parses {@code cpu}, {@code cuda} or {@code cuda:N} (case-insensitive). */
+  public static Device parse(String s) {
+    checkArgument(s != null, "no device given; use cpu, cuda or cuda:N");
+    String t = s.trim().toLowerCase(Locale.ROOT);
+    if (t.equals("cpu")) return cpu();
+    if (t.equals("cuda")) return cuda(0);
+    if (t.startsWith("cuda:")) {
+      String n = t.substring(5);
+      checkArgument(
+          !n.isEmpty() && n.chars().allMatch(Character::isDigit),
+          "Unknown device '%s': after 'cuda:' comes a device number, e.g. cuda:0",
+          s);
+      return cuda(Integer.parseInt(n));
+    }
+    throw new IllegalArgumentException(
+        "Unknown device '" + s + "'; use cpu, cuda or cuda:N (N the CUDA device number).");
+  }
+
+  @Override
+  public String toString() {
+    return kind == Kind.CPU ? "cpu" : "cuda:" + index;
+  }
+}

@@ -1,0 +1,463 @@
+package dev.graft.trainer.train;
+
+import static com.google.common.base.Preconditions.checkArgument;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OnnxValue;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import com.google.common.collect.ImmutableList;
+import com.google.common.collect.ImmutableMap;
+import dev.graft.ir.Graph;
+import dev.graft.ir.Model;
+import dev.graft.ir.Value;
+import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.Tensor;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * Trains the trainable parameters of a model on ONNX Runtime, in the spirit of ORT's training API
+ * ({@code TrainingSession.trainStep/evalStep}), with the graphs of {@link TrainStepGraph}:
+ *
+ * <pre>{@code
+ * TrainStepGraph graphs = TrainStepGraph.builder(model).trainables(names).build();
+ * try (Trainer t = Trainer.builder(graphs).schedule(LrSchedule.constant(1e-3)).build()) {
+ *   StepResult r = t.trainStep(Map.of("x", x, "labels", y));   // one fused session run
+ *   Model tuned = t.exportTrainedModel();
+ * }
+ * }</pre>
+ *
+ * <p>The trainable parameters and their AdamW moments live between steps as the ORT tensors the
+ * last run returned, fed straight back into the next run; frozen weights never leave the
+ * session. Batches are maps from input name (every batch input of the model, and the labels) to
+ * IR tensors. On the CPU with one intra-op thread a run is bit-for-bit repeatable, so training is
+ * deterministic given the model, the batches and their order.
+ *
+ * <p>Not thread-safe: one trainer, one training loop.
+ */
+public final class Trainer implements AutoCloseable {
+  /** The message for a missing CUDA provider: which jar and which native libraries. */
+  static final String CUDA_HELP =
+      "CUDA needs the onnxruntime_gpu jar (build with -Pcuda) and CUDA 12 + cuDNN 9 libraries on"
+          + " LD_LIBRARY_PATH";
+
+  private final TrainStepGraph graphs;
+  private final LrSchedule schedule;
+  private final Device device;
+  private final OrtEnvironment env;
+  private final OrtSession.SessionOptions options;
+  private final OrtSession trainSession;
+  private OrtSession evalSession;
+  private OrtSession accumulateSession;
+  private OrtSession applySession;
+
+  /** Parameter, m and v tensors by input name; owned by {@link #stateOwner}. */
+  private Map<String, OnnxTensor> state = new HashMap<>();
+  private AutoCloseable stateOwner;
+  private long step;
+
+  private Trainer(Builder b) throws OrtException {
+    this.graphs = b.graphs;
+    this.schedule = b.schedule;
+    this.device = b.device;
+    this.env = OrtEnvironment.getEnvironment();
+    this.options = sessionOptions(b.device, b.intraOpThreads);
+    OrtSession train = null;
+    try {
+      train = session(graphs.trainStep());
+      this.trainSession = train;
+      initState();
+    } catch (OrtException | RuntimeException e) {
+      if (train != null) train.close();
+      options.close();
+      throw e;
+    }
+  }
+
+  public static Builder builder(TrainStepGraph graphs) {
+    return new Builder(graphs);
+  }
+
+  /** Session settings; {@link #build()} opens the train-step session. */
+  public static final class Builder {
+    private final TrainStepGraph graphs;
+    private LrSchedule schedule = LrSchedule.constant(1e-3);
+    private Device device = Device.cpu();
+    private int intraOpThreads;
+
+    private Builder(TrainStepGraph graphs) {
+      checkArgument(graphs != null, "Trainer needs a TrainStepGraph, got null");
+      this.graphs = graphs;
+    }
+
+    public Builder schedule(LrSchedule s) {
+      checkArgument(s != null, "schedule must not be null");
+      this.schedule = s;
+      return this;
+    }
+
+    public Builder device(Device d) {
+      checkArgument(d != null, "device must not be null");
+      this.device = d;
+      return this;
+    }
+
+    /** ORT's intra-op threads; 0 (the default) lets ORT choose. Use 1 for bit-exact repeats. */
+    public Builder intraOpThreads(int n) {
+      checkArgument(n >= 0, "intra-op threads must not be negative, got %s", n);
+      this.intraOpThreads = n;
+      return this;
+    }
+
+    /** Opens the sessions; ORT failures (a graph it rejects, a missing provider) are thrown as is. */
+    public Trainer build() throws OrtException {
+      return new Trainer(this);
+    }
+  }
+
+  private static OrtSession.SessionOptions sessionOptions(Device device, int threads)
+      throws OrtException {
+    OrtSession.SessionOptions o = new OrtSession.SessionOptions();
+    try {
+      if (threads > 0) o.setIntraOpNumThreads(threads);
+      o.setInterOpNumThreads(1);
+      o.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);
+      o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
+      if (device.kind() == Device.Kind.CUDA) {
+        try {
+          o.addCUDA(device.index());
+        } catch (OrtException | UnsatisfiedLinkError e) {
+          throw new IllegalStateException(
+              "Cannot use device " + device + ": " + CUDA_HELP + ". ONNX Runtime said: " + e.getMessage(), e);
+        }
+      }
+      return o;
+    } catch (OrtException | RuntimeException e) {
+      o.close();
+      throw e;
+    }
+  }
+
+  private OrtSession session(Model m) throws OrtException {
+    return env.createSession(ModelIO.toBytes(m), options);
+  }
+
+  private void initState() throws OrtException {
+    Graph g = graphs.forward().graph();
+    List<OnnxTensor> owned = new ArrayList<>();
+    try {
+      for (TrainStepGraph.Param p : graphs.params()) {
+        Tensor init = g.initializer(p.name()).flatMap(Value::initializer).orElseThrow();
+        put(owned, p.name(), OrtTensors.toOrt(env, init));
+        put(owned, StateNames.m(p.name()), OrtTensors.zeros(env, p.dims()));
+        put(owned, StateNames.v(p.name()), OrtTensors.zeros(env, p.dims()));
+      }
+    } catch (OrtException | RuntimeException e) {
+      owned.forEach(OnnxTensor::close);
+      throw e;
+    }
+    replaceState(state, () -> owned.forEach(OnnxTensor::close));
+  }
+
+  private void put(List<OnnxTensor> owned, String name, OnnxTensor t) {
+    owned.add(t);
+    state.put(name, t);
+  }
+
+  private void replaceState(Map<String, OnnxTensor> next, AutoCloseable owner) {
+    AutoCloseable old = stateOwner;
+    state = next;
+    stateOwner = owner;
+    if (old != null && old != owner) closeQuietly(old);
+  }
+
+  // ---- steps ---------------------------------------------------------------------------------
+
+  /** One update on {@code batch} (batch inputs and labels by name), in one session run. */
+  public StepResult trainStep(Map<String, Tensor> batch) throws OrtException {
+    long t = step + 1;
+    double lr = schedule.lr(t);
+    try (Feeds feeds = new Feeds()) {
+      feeds.batch(batch, true);
+      feeds.state();
+      feeds.scalars(t, lr);
+      OrtSession.Result r = trainSession.run(feeds.map);
+      try {
+        double loss = OrtTensors.scalar(get(r, StateNames.LOSS));
+        double norm = OrtTensors.scalar(get(r, StateNames.GRAD_NORM));
+        Tensor logits = OrtTensors.toTensor(graphs.logits(), get(r, graphs.logits()));
+        adoptUpdatedState(r);
+        step = t;
+        return new StepResult(t, loss, norm, lr, logits);
+      } catch (RuntimeException e) {
+        if (stateOwner != r) r.close();
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * One update from the gradients of several micro-batches, averaged: {@code accumulate()} on
+   * each, then {@code apply()} with scale 1/k. Equal to one step on their concatenation when they
+   * are of equal size and the loss is a mean with no ignored labels (see {@link TrainStepGraph}).
+   */
+  public StepResult trainStep(List<Map<String, Tensor>> microBatches) throws OrtException {
+    checkArgument(!microBatches.isEmpty(), "trainStep needs at least one micro-batch");
+    if (microBatches.size() == 1) return trainStep(microBatches.get(0));
+    if (accumulateSession == null) accumulateSession = session(graphs.accumulate());
+    if (applySession == null) applySession = session(graphs.apply());
+    long t = step + 1;
+    double lr = schedule.lr(t);
+    double lossSum = 0;
+    Tensor logits = null;
+    Map<String, OnnxTensor> sums = new HashMap<>();
+    List<OnnxTensor> zeros = new ArrayList<>();
+    AutoCloseable sumsOwner = () -> zeros.forEach(OnnxTensor::close);
+    try {
+      for (TrainStepGraph.Param p : graphs.params()) {
+        OnnxTensor z = OrtTensors.zeros(env, p.dims());
+        zeros.add(z);
+        sums.put(StateNames.gradSum(p.name()), z);
+      }
+      for (Map<String, Tensor> mb : microBatches) {
+        OrtSession.Result r;
+        try (Feeds feeds = new Feeds()) {
+          feeds.batch(mb, true);
+          feeds.params();
+          feeds.map.putAll(sums);
+          r = accumulateSession.run(feeds.map);
+        }
+        closeQuietly(sumsOwner);
+        sumsOwner = r;
+        lossSum += OrtTensors.scalar(get(r, StateNames.LOSS));
+        logits = OrtTensors.toTensor(graphs.logits(), get(r, graphs.logits()));
+        Map<String, OnnxTensor> next = new HashMap<>();
+        for (String name : sums.keySet()) next.put(name, get(r, StateNames.updated(name)));
+        sums = next;
+      }
+      try (Feeds feeds = new Feeds()) {
+        feeds.state();
+        feeds.map.putAll(sums);
+        feeds.own(StateNames.GRAD_SCALE, OnnxTensor.createTensor(env, 1f / microBatches.size()));
+        feeds.scalars(t, lr);
+        OrtSession.Result r = applySession.run(feeds.map);
+        try {
+          double norm = OrtTensors.scalar(get(r, StateNames.GRAD_NORM));
+          adoptUpdatedState(r);
+          step = t;
+          return new StepResult(t, lossSum / microBatches.size(), norm, lr, logits);
+        } catch (RuntimeException e) {
+          if (stateOwner != r) r.close();
+          throw e;
+        }
+      }
+    } finally {
+      closeQuietly(sumsOwner);
+    }
+  }
+
+  /** Loss and logits of {@code batch} under the current parameters; no update. */
+  public EvalResult evalStep(Map<String, Tensor> batch) throws OrtException {
+    if (evalSession == null) evalSession = session(graphs.eval());
+    try (Feeds feeds = new Feeds()) {
+      feeds.batch(batch, true);
+      feeds.params();
+      try (OrtSession.Result r = evalSession.run(feeds.map)) {
+        return new EvalResult(
+            OrtTensors.scalar(get(r, StateNames.LOSS)),
+            OrtTensors.toTensor(graphs.logits(), get(r, graphs.logits())));
+      }
+    }
+  }
+
+  private void adoptUpdatedState(OrtSession.Result r) {
+    Map<String, OnnxTensor> next = new HashMap<>();
+    for (String name : state.keySet()) next.put(name, get(r, StateNames.updated(name)));
+    replaceState(next, r);
+  }
+
+  private static OnnxTensor get(OrtSession.Result r, String name) {
+    OnnxValue v =
+        r.get(name)
+            .orElseThrow(() -> new IllegalStateException("The session returned no output '" + name + "'"));
+    return (OnnxTensor) v;
+  }
+
+  /** The inputs of one run: the tensors this class made for it are closed with it. */
+  private final class Feeds implements AutoCloseable {
+    final Map<String, OnnxTensor> map = new HashMap<>();
+    final List<OnnxTensor> owned = new ArrayList<>();
+
+    void own(String name, OnnxTensor t) {
+      owned.add(t);
+      map.put(name, t);
+    }
+
+    void batch(Map<String, Tensor> batch, boolean withLabels) throws OrtException {
+      Set<String> expected = new TreeSet<>(graphs.batchInputs());
+      if (withLabels) expected.add(graphs.labels());
+      checkArgument(
+          batch.keySet().equals(expected),
+          "The batch feeds %s, but the graph takes exactly %s (the model's inputs and the labels).",
+          new TreeSet<>(batch.keySet()),
+          expected);
+      for (Map.Entry<String, Tensor> e : batch.entrySet()) own(e.getKey(), OrtTensors.toOrt(env, e.getValue()));
+    }
+
+    void params() {
+      for (TrainStepGraph.Param p : graphs.params()) map.put(p.name(), state.get(p.name()));
+    }
+
+    void state() {
+      map.putAll(state);
+    }
+
+    void scalars(long t, double lr) throws OrtException {
+      own(StateNames.STEP, OnnxTensor.createTensor(env, t));
+      own(StateNames.LEARNING_RATE, OnnxTensor.createTensor(env, (float) lr));
+    }
+
+    @Override
+    public void close() {
+      owned.forEach(OnnxTensor::close);
+    }
+  }
+
+  // ---- state -----------------------------------------------------------------------------------
+
+  /** The number of updates made so far. */
+  public long step() {
+    return step;
+  }
+
+  public Device device() {
+    return device;
+  }
+
+  public LrSchedule schedule() {
+    return schedule;
+  }
+
+  public TrainStepGraph graphs() {
+    return graphs;
+  }
+
+  /** Copies of the current trainable parameters, by initializer name. */
+  public ImmutableMap<String, Tensor> parameters() {
+    ImmutableMap.Builder<String, Tensor> out = ImmutableMap.builder();
+    for (TrainStepGraph.Param p : graphs.params()) {
+      out.put(p.name(), OrtTensors.toTensor(p.name(), state.get(p.name())));
+    }
+    return out.buildOrThrow();
+  }
+
+  /** The forward model with the trained values written into the trainable initializers. */
+  public Model exportTrainedModel() {
+    Model m = graphs.forward();
+    Graph g = m.graph();
+    for (TrainStepGraph.Param p : graphs.params()) {
+      Value v = g.initializer(p.name()).orElseThrow();
+      g.setInitializer(
+          v, DenseTensor.ofFloats(p.name(), p.dims(), OrtTensors.floats(state.get(p.name()))));
+    }
+    return m;
+  }
+
+  /** Parameters and moments under their graph input names, and the step: what a checkpoint holds. */
+  ImmutableMap<String, Tensor> stateTensors() {
+    Map<String, Tensor> out = new LinkedHashMap<>();
+    for (TrainStepGraph.Param p : graphs.params()) {
+      for (String name : List.of(p.name(), StateNames.m(p.name()), StateNames.v(p.name()))) {
+        out.put(name, OrtTensors.toTensor(name, state.get(name)));
+      }
+    }
+    return ImmutableMap.copyOf(out);
+  }
+
+  /** Replaces parameters, moments and step; every state tensor must be given with its dims. */
+  void restore(Map<String, Tensor> tensors, long restoredStep) throws OrtException {
+    checkArgument(restoredStep >= 0, "a restored step must not be negative, got %s", restoredStep);
+    Set<String> missing = new TreeSet<>(state.keySet());
+    missing.removeAll(tensors.keySet());
+    checkArgument(missing.isEmpty(), "The checkpoint lacks %s, which this trainer's graph needs", missing);
+    Set<String> extra = new TreeSet<>(tensors.keySet());
+    extra.removeAll(state.keySet());
+    checkArgument(
+        extra.isEmpty(),
+        "The checkpoint holds %s, which this trainer does not train: it was made for other"
+            + " trainables. Build the trainer with the same trainable parameters.",
+        extra);
+    Map<String, long[]> dims = new HashMap<>();
+    for (TrainStepGraph.Param p : graphs.params()) {
+      for (String name : List.of(p.name(), StateNames.m(p.name()), StateNames.v(p.name()))) {
+        dims.put(name, p.dims());
+      }
+    }
+    for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+      checkArgument(
+          java.util.Arrays.equals(e.getValue().dims(), dims.get(e.getKey())),
+          "Checkpoint tensor '%s' has dims %s, but the parameter has %s",
+          e.getKey(),
+          java.util.Arrays.toString(e.getValue().dims()),
+          java.util.Arrays.toString(dims.get(e.getKey())));
+    }
+    Map<String, OnnxTensor> next = new HashMap<>();
+    List<OnnxTensor> owned = new ArrayList<>();
+    try {
+      for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+        OnnxTensor t = OrtTensors.toOrt(env, e.getValue());
+        owned.add(t);
+        next.put(e.getKey(), t);
+      }
+    } catch (OrtException | RuntimeException e) {
+      owned.forEach(OnnxTensor::close);
+      throw e;
+    }
+    replaceState(next, () -> owned.forEach(OnnxTensor::close));
+    step = restoredStep;
+  }
+
+  /** Writes a checkpoint (see {@link Checkpoints}). */
+  public void saveCheckpoint(Path file) {
+    Checkpoints.save(this, file);
+  }
+
+  /** Restores a checkpoint written by a trainer with the same trainables and optimizer. */
+  public void loadCheckpoint(Path file) throws OrtException {
+    Checkpoints.load(this, file);
+  }
+
+  @Override
+  public void close() {
+    closeQuietly(stateOwner);
+    stateOwner = null;
+    for (OrtSession s : java.util.Arrays.asList(trainSession, evalSession, accumulateSession, applySession)) {
+      closeQuietly(s);
+    }
+    options.close();
+  }
+
+  /** Closes ORT objects; their close() declares Exception but only fails on a broken runtime. */
+  private static void closeQuietly(AutoCloseable c) {
+    if (c == null) return;
+    try {
+      c.close();
+    } catch (Exception e) {
+      throw new IllegalStateException("Closing " + c + " failed: " + e.getMessage(), e);
+    }
+  }
+
+  /** The names of the trainable parameters, in graph order. */
+  public ImmutableList<String> trainableNames() {
+    return graphs.params().stream().map(TrainStepGraph.Param::name).collect(ImmutableList.toImmutableList());
+  }
+}

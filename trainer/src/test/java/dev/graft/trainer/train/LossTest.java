@@ -1,0 +1,156 @@
+package dev.graft.trainer.train;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+import dev.graft.ir.DataType;
+import dev.graft.ir.Model;
+import dev.graft.ir.Value;
+import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.Tensor;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Every loss form against a closed form computed here: the eval graph's loss, and the gradient of
+ * a trainable bias added to the logits (from the accumulate graph, whose sums start at zero) —
+ * for cross-entropy sum_i keep_i (softmax_i - target_i) / max(1, sum_i keep_i).
+ */
+class LossTest {
+  private static final int C = 4;
+
+  /** logits = x + bias, x shaped [dims..., C]. */
+  private static Model biasModel(Object... dims) {
+    GraphBuilder b = GraphBuilder.create("bias");
+    Object[] all = new Object[dims.length + 1];
+    System.arraycopy(dims, 0, all, 0, dims.length);
+    all[dims.length] = C;
+    Value x = b.input("x", DataType.FLOAT, all);
+    Value bias = b.initializer("bias", DenseTensor.ofFloats("bias", new long[] {C}, 0.3f, -0.1f, 0.2f, 0f));
+    Value y = b.op("Add", x, bias);
+    b.output("logits", y);
+    b.typed(y, DataType.FLOAT, all);
+    return b.model(17);
+  }
+
+  static Stream<Arguments> crossEntropyCases() {
+    Loss.SoftmaxCrossEntropy ce = Loss.crossEntropy();
+    return Stream.of(
+        Arguments.of("operator", ce.withForm(Loss.CrossEntropyForm.OPERATOR), false),
+        Arguments.of("log-softmax", ce.withForm(Loss.CrossEntropyForm.LOG_SOFTMAX), false),
+        Arguments.of("smoothing 0.1", ce.withLabelSmoothing(0.1), false),
+        Arguments.of("operator, ignore -100", ce.withForm(Loss.CrossEntropyForm.OPERATOR).withIgnoreIndex(-100), false),
+        Arguments.of("log-softmax, ignore -100", ce.withForm(Loss.CrossEntropyForm.LOG_SOFTMAX).withIgnoreIndex(-100), false),
+        Arguments.of("smoothing 0.2, ignore 3", ce.withLabelSmoothing(0.2).withIgnoreIndex(3), false),
+        Arguments.of("tokens, operator, ignore -100", ce.withIgnoreIndex(-100), true),
+        Arguments.of("tokens, smoothing 0.1, ignore -100", ce.withLabelSmoothing(0.1).withIgnoreIndex(-100), true));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("crossEntropyCases")
+  void crossEntropyLossAndGradientMatchTheClosedForm(String name, Loss.SoftmaxCrossEntropy loss, boolean tokens)
+      throws Exception {
+    Model model = tokens ? biasModel("batch", "sequence") : biasModel("batch");
+    long[] xDims = tokens ? new long[] {2, 3, C} : new long[] {6, C};
+    long[] yDims = tokens ? new long[] {2, 3} : new long[] {6};
+    Random rnd = new Random(name.hashCode());
+    float[] x = new float[6 * C];
+    for (int i = 0; i < x.length; i++) x[i] = (float) (2 * rnd.nextGaussian());
+    long ignore = loss.ignoreIndex().orElse(-1);
+    long[] y = {0, 3, ignore == 3 ? 3 : 1, 2, loss.ignoreIndex().isPresent() ? ignore : 1, 3};
+    float[] bias = model.graph().initializer("bias").get().initializer().get().toFloatArray();
+
+    // Closed form.
+    double total = 0;
+    double count = 0;
+    double[] gradBias = new double[C];
+    double s = loss.labelSmoothing();
+    for (int i = 0; i < 6; i++) {
+      if (loss.ignoreIndex().isPresent() && y[i] == ignore) continue;
+      double max = Double.NEGATIVE_INFINITY;
+      for (int c = 0; c < C; c++) max = Math.max(max, x[i * C + c] + bias[c]);
+      double z = 0;
+      for (int c = 0; c < C; c++) z += Math.exp(x[i * C + c] + bias[c] - max);
+      for (int c = 0; c < C; c++) {
+        double logp = x[i * C + c] + bias[c] - max - Math.log(z);
+        double target = (c == y[i] ? 1 - s : 0) + s / C;
+        total -= target * logp;
+        gradBias[c] += Math.exp(logp) - target;
+      }
+      count++;
+    }
+    double want = total / Math.max(1, count);
+    for (int c = 0; c < C; c++) gradBias[c] /= Math.max(1, count);
+
+    check(model, loss, DenseTensor.ofFloats("x", xDims, x), DenseTensor.ofLongs("labels", yDims, y), want, gradBias);
+  }
+
+  @Test
+  void meanSquaredErrorMatchesTheClosedForm() throws Exception {
+    Model model = biasModel("batch");
+    Random rnd = new Random(5);
+    float[] x = new float[3 * C], t = new float[3 * C];
+    for (int i = 0; i < x.length; i++) {
+      x[i] = (float) rnd.nextGaussian();
+      t[i] = (float) rnd.nextGaussian();
+    }
+    float[] bias = model.graph().initializer("bias").get().initializer().get().toFloatArray();
+    double want = 0;
+    double[] grad = new double[C];
+    for (int i = 0; i < x.length; i++) {
+      double d = x[i] + bias[i % C] - t[i];
+      want += d * d / x.length;
+      grad[i % C] += 2 * d / x.length;
+    }
+    check(
+        model,
+        Loss.meanSquaredError(),
+        DenseTensor.ofFloats("x", new long[] {3, C}, x),
+        DenseTensor.ofFloats("labels", new long[] {3, C}, t),
+        want,
+        grad);
+  }
+
+  private static void check(Model model, Loss loss, Tensor x, Tensor labels, double wantLoss, double[] wantGrad)
+      throws Exception {
+    TrainStepGraph graphs = TrainStepGraph.builder(model).loss(loss).trainables(List.of("bias")).build();
+    Tensor bias = model.graph().initializer("bias").get().initializer().get();
+    Map<String, Tensor> feeds = new HashMap<>(Map.of("x", x, "labels", labels, "bias", bias));
+    Map<String, Tensor> eval = OrtRun.run(graphs.eval(), feeds);
+    assertThat((double) eval.get(StateNames.LOSS).toFloatArray()[0]).isCloseTo(wantLoss, within(1e-5));
+    assertThat(eval.get(StateNames.LOSS).dims()).isEmpty();
+
+    feeds.put(StateNames.gradSum("bias"), DenseTensor.ofFloats("", new long[] {C}, new float[C]));
+    Map<String, Tensor> acc = OrtRun.run(graphs.accumulate(), feeds);
+    float[] grad = acc.get(StateNames.updated(StateNames.gradSum("bias"))).toFloatArray();
+    for (int c = 0; c < C; c++) assertThat((double) grad[c]).as("dL/dbias[%s]", c).isCloseTo(wantGrad[c], within(1e-5));
+    assertThat(acc.get(StateNames.LOSS).toFloatArray()[0]).isEqualTo(eval.get(StateNames.LOSS).toFloatArray()[0]);
+  }
+
+  @Test
+  void theOperatorFormRefusesLabelSmoothing() {
+    assertThatThrownBy(() -> Loss.crossEntropy().withForm(Loss.CrossEntropyForm.OPERATOR).withLabelSmoothing(0.1))
+        .hasMessageContaining("no label smoothing");
+  }
+
+  @Test
+  void crossEntropyNeedsAStaticClassAxis() {
+    GraphBuilder b = GraphBuilder.create("g");
+    Value x = b.input("x", DataType.FLOAT, "batch", "classes");
+    Value w = b.initializer("w", DenseTensor.ofFloats("w", new long[] {1}, 1f));
+    Value y = b.op("Mul", x, w);
+    b.output("logits", y);
+    b.typed(y, DataType.FLOAT, "batch", "classes");
+    TrainStepGraph graphs = TrainStepGraph.builder(b.model(17)).trainables(List.of("w")).build();
+    assertThatThrownBy(graphs::eval).hasMessageContaining("number of classes").hasMessageContaining("'logits'");
+  }
+}
