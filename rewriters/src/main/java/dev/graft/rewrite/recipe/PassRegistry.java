@@ -13,6 +13,7 @@ import dev.graft.rewrite.peft.ParallelAdapterPass;
 import dev.graft.rewrite.peft.PfeifferAdapterPass;
 import dev.graft.rewrite.peft.PrefixTuningPass;
 import dev.graft.rewrite.peft.PromptTuningPass;
+import dev.graft.rewrite.peft.TaylorChannelPass;
 import dev.graft.rewrite.peft.UTuningPass;
 import java.util.List;
 import java.util.Map;
@@ -157,6 +158,20 @@ public final class PassRegistry {
           List.of(),
           o -> new BitFitPass(o.targets()));
 
+  /** The channel lists come from the trainer (TaylorScores); a recipe carries them as data. */
+  static final PassFactory TAYLOR_CHANNELS =
+      PassFactory.untargeted(
+          "Taylor-importance channel tuning: only the listed output channels of each named linear layer train",
+          List.of("channels", "init-std", "seed"),
+          o -> {
+            if (!o.has("channels")) {
+              throw o.error("option 'channels' is required: a map from linear module names to their channel lists,"
+                  + " e.g. {layer.5.ffn.down: [3, 17, 42]}");
+            }
+            return new TaylorChannelPass(
+                new TaylorChannelPass.Config(o.integerLists("channels"), o.number("init-std", 0), o.longInteger("seed", 0)));
+          });
+
   /** The bottleneck settings; {@code withScale} for the forms that read s (parallel). */
   private static BottleneckAdapter.Config adapter(PassOptions o, boolean withScale) {
     if (o.has("size") && o.has("reduction-factor")) {
@@ -205,5 +220,6 @@ public final class PassRegistry {
           .put("u-tuning", U_TUNING)
           .put("ia3", IA3)
           .put("bitfit", BITFIT)
+          .put("taylor-channels", TAYLOR_CHANNELS)
           .buildOrThrow();
 }

@@ -37,14 +37,14 @@ class ExampleRecipesTest {
     }
   }
 
+  /** Every method has a recipe named after it (other recipes, such as the quickstart's, may sit beside them). */
   @Test
   void oneRecipePerMethodNamedAfterIt() throws IOException {
     List<String> names =
         recipes().stream().map(f -> f.getFileName().toString().replaceFirst("\\.yaml$", "")).collect(Collectors.toList());
-    assertThat(names).containsExactlyInAnyOrderElementsOf(PassRegistry.STANDARD.keySet());
-    for (Path f : recipes()) {
-      String method = f.getFileName().toString().replaceFirst("\\.yaml$", "");
-      assertThat(Recipe.load(f).methods()).as("methods of %s", f.getFileName()).contains(method);
+    assertThat(names).containsAll(PassRegistry.STANDARD.keySet());
+    for (String method : PassRegistry.STANDARD.keySet()) {
+      assertThat(Recipe.load(examples().resolve(method + ".yaml")).methods()).as("methods of %s.yaml", method).contains(method);
     }
   }
 

@@ -18,6 +18,7 @@ import picocli.CommandLine.ScopeType;
     subcommands = {
       InspectCommand.class,
       ConvertCommand.class,
+      RewriteCommand.class,
       TrainCommand.class,
       EvalCommand.class,
       QuickstartCommand.class,
@@ -30,6 +31,7 @@ import picocli.CommandLine.ScopeType;
       "  graft inspect                      the embedded all-MiniLM-L6-v2",
       "  graft inspect model.onnx --json    machine-readable summary",
       "  graft convert in.onnx out.onnx --external-data",
+      "  graft rewrite in.onnx out.onnx --recipe examples/recipes/lora.yaml",
       "",
       "Exit status: 0 ok, 1 bad input or failed run, 2 usage error.",
       "Run 'graft COMMAND --help' for a command's options."

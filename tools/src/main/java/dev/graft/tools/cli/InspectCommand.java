@@ -23,7 +23,10 @@ import picocli.CommandLine.Spec;
       "Summarise an ONNX model: IR version, producer, opsets, inputs and outputs with shapes,"
           + " parameter counts by type, the op census and external data files.",
       "Parameters are the elements of the initializers; tensors held by Constant nodes are"
-          + " counted separately."
+          + " counted separately.",
+      "Also lists the modules Graft discovers (linear layers, attention and feed-forward blocks,"
+          + " norms, embeddings, residual adds) by the names recipes target, and, for a rewritten"
+          + " model, its trainable parameters."
     },
     footerHeading = "%nExamples:%n",
     footer = {
@@ -36,7 +39,10 @@ import picocli.CommandLine.Spec;
           + " inputs and outputs ([{name, type, shape}], a dim is a number, a name or null),"
           + " nodeCount, opCensus (op -> count; \"domain:op\" outside the default domain), initializerCount, parameterCount,"
           + " parametersByType, constantNodeCount, constantCount, constantsByType,"
-          + " externalData ([{location, tensors, bytes}])."
+          + " externalData ([{location, tensors, bytes}]),"
+          + " modules ([{name, kind, layer, shapes, nodes}]: shapes maps a parameter's role to its dims,"
+          + " nodes lists the node names the module covers), trainableParameters (0 until rewritten),"
+          + " trainableByMethod (method -> parameters)."
     })
 final class InspectCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
@@ -99,6 +105,12 @@ final class InspectCommand implements Callable<Integer> {
         String.format(
             "%,d elements in %d Constant nodes%s",
             s.constantCount(), s.constantNodeCount(), byType(s.constantsByType())));
+    row(
+        out,
+        "trainable",
+        s.trainableByMethod().isEmpty()
+            ? "none (not rewritten)"
+            : String.format("%,d parameters%s", s.trainableParameters(), byType(s.trainableByMethod())));
     row(out, "nodes", Integer.toString(s.nodeCount()));
     if (s.externalData().isEmpty()) {
       row(out, "external data", "none");
@@ -116,6 +128,26 @@ final class InspectCommand implements Callable<Integer> {
     int width = s.opCensus().keySet().stream().mapToInt(String::length).max().orElse(0);
     for (Map.Entry<String, Integer> e : s.opCensus().entrySet()) {
       out.printf("  %-" + width + "s %6d%n", e.getKey(), e.getValue());
+    }
+    modules(s.modules(), out);
+  }
+
+  /** The discovered modules as a table: name, kind, layer, parameter shapes, node count. */
+  private static void modules(List<ModelSummary.ModuleRow> modules, PrintWriter out) {
+    out.println("modules" + (modules.isEmpty() ? "        none found" : " (" + modules.size() + ")"));
+    if (modules.isEmpty()) return;
+    int nameWidth = Math.max(4, modules.stream().mapToInt(m -> m.name().length()).max().orElse(0));
+    int kindWidth = Math.max(4, modules.stream().mapToInt(m -> m.kind().length()).max().orElse(0));
+    String format = "  %-" + nameWidth + "s  %-" + kindWidth + "s  %5s  %5s  %s%n";
+    out.printf(format, "name", "kind", "layer", "nodes", "shapes");
+    for (ModelSummary.ModuleRow m : modules) {
+      String shapes =
+          m.shapes().entrySet().stream()
+              .map(e -> e.getKey() + " " + e.getValue().stream().map(String::valueOf).collect(Collectors.joining("x", "[", "]")))
+              .collect(Collectors.joining(", "));
+      if (shapes.isEmpty()) shapes = "-";
+      out.printf(
+          format, m.name(), m.kind(), m.layer() == null ? "-" : m.layer().toString(), m.nodes().size(), shapes);
     }
   }
 

@@ -12,9 +12,20 @@ import dev.graft.ir.Shape;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
+import dev.graft.ir.Constants;
 import dev.graft.ir.tensor.ExternalTensor;
 import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.TrainableRegistry;
+import dev.graft.rewrite.discover.AttentionModule;
+import dev.graft.rewrite.discover.EmbeddingModule;
+import dev.graft.rewrite.discover.FeedForwardModule;
+import dev.graft.rewrite.discover.LinearModule;
+import dev.graft.rewrite.discover.Module;
+import dev.graft.rewrite.discover.ModuleDiscovery;
+import dev.graft.rewrite.discover.ModuleKind;
+import dev.graft.rewrite.discover.NormModule;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -45,7 +56,10 @@ record ModelSummary(
     int constantNodeCount,
     long constantCount,
     ImmutableMap<String, Long> constantsByType,
-    ImmutableList<ExternalFile> externalData) {
+    ImmutableList<ExternalFile> externalData,
+    ImmutableList<ModuleRow> modules,
+    long trainableParameters,
+    ImmutableMap<String, Long> trainableByMethod) {
 
   /**
    * A graph input or output.
@@ -55,6 +69,17 @@ record ModelSummary(
    *     rank is unknown
    */
   record Port(String name, String type, List<Object> shape) {}
+
+  /**
+   * A module found by discovery.
+   *
+   * @param kind the {@link ModuleKind} in lower case ("linear", "attention", "ffn", ...)
+   * @param layer the transformer layer, or null outside layers
+   * @param shapes the shapes of the parameters the module holds, by role ("weight", "bias",
+   *     "gamma", "table"; for attention and feed-forward blocks their projections' weights)
+   * @param nodes the names of the graph nodes the module covers
+   */
+  record ModuleRow(String name, String kind, Integer layer, ImmutableMap<String, List<Long>> shapes, ImmutableList<String> nodes) {}
 
   /** One external data file, as the model refers to it (location relative to the model). */
   record ExternalFile(String location, int tensors, long bytes) {}
@@ -124,7 +149,54 @@ record ModelSummary(
         constantNodes,
         constants,
         ImmutableMap.copyOf(constByType),
-        files);
+        files,
+        ModuleDiscovery.discover(model).stream().map(ModelSummary::moduleRow).collect(ImmutableList.toImmutableList()),
+        TrainableRegistry.parameterCount(model),
+        trainableByMethod(model));
+  }
+
+  private static ImmutableMap<String, Long> trainableByMethod(Model model) {
+    Map<String, Long> out = new TreeMap<>();
+    for (TrainableRegistry.Entry e : TrainableRegistry.read(model)) {
+      long n = model.graph().initializer(e.initializer()).flatMap(Value::initializer).map(Tensor::numElements).orElse(0L);
+      out.merge(e.method(), n, Long::sum);
+    }
+    return ImmutableMap.copyOf(out);
+  }
+
+  private static ModuleRow moduleRow(Module m) {
+    Map<String, List<Long>> shapes = new LinkedHashMap<>();
+    if (m instanceof LinearModule l) {
+      shapes.put("weight", dimsOf(l.weight()));
+      l.bias().ifPresent(b -> shapes.put("bias", dimsOf(b)));
+    } else if (m instanceof NormModule n) {
+      shapes.put("gamma", dimsOf(n.gamma()));
+      if (n.shiftUse() != null) shapes.put("beta", dimsOf(n.beta()));
+    } else if (m instanceof EmbeddingModule e) {
+      shapes.put("table", List.of(e.rows(), e.dim()));
+    } else if (m instanceof AttentionModule a) {
+      for (LinearModule l : List.of(a.query(), a.key(), a.value(), a.output())) {
+        shapes.put(l.name().substring(l.name().lastIndexOf('.') + 1), dimsOf(l.weight()));
+      }
+    } else if (m instanceof FeedForwardModule f) {
+      shapes.put("up", dimsOf(f.up().weight()));
+      shapes.put("down", dimsOf(f.down().weight()));
+    }
+    // Residual adds hold no parameters.
+    return new ModuleRow(
+        m.name(),
+        m.kind().name().toLowerCase(java.util.Locale.ROOT),
+        m.layer().isPresent() ? m.layer().getAsInt() : null,
+        ImmutableMap.copyOf(shapes),
+        m.nodes().stream().map(Node::displayName).collect(ImmutableList.toImmutableList()));
+  }
+
+  /** The dims of a constant (initializer or Constant node), or of its inferred shape; [] if unknown. */
+  private static List<Long> dimsOf(Value v) {
+    Optional<Tensor> t = v.initializer().or(() -> Constants.valueOf(v));
+    if (t.isPresent()) return Arrays.stream(t.get().dims()).boxed().collect(ImmutableList.toImmutableList());
+    return v.shape().filter(Shape::isStatic).map(s -> Arrays.stream(s.staticSizes()).boxed().collect(ImmutableList.<Long>toImmutableList()))
+        .orElse(ImmutableList.of());
   }
 
   /** The summary as a JSON-ready tree (maps keep their order). */
@@ -153,6 +225,19 @@ record ModelSummary(
       files.add(m);
     }
     json.put("externalData", files);
+    List<Object> mods = new ArrayList<>();
+    for (ModuleRow r : modules) {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("name", r.name());
+      m.put("kind", r.kind());
+      m.put("layer", r.layer());
+      m.put("shapes", r.shapes());
+      m.put("nodes", r.nodes());
+      mods.add(m);
+    }
+    json.put("modules", mods);
+    json.put("trainableParameters", trainableParameters);
+    json.put("trainableByMethod", trainableByMethod);
     return json;
   }
 
