@@ -68,10 +68,17 @@ import java.util.Map;
  *   RUN_DIR/test-split.jsonl    the held-out examples, when the run split them off the training data
  * </pre>
  *
- * Every file is written to a temporary name and moved into place. With {@code resume}, the run
+ * A recipe of several {@link Stage}s (the two-stage paradigm: LayerNorm-affine and a head, then
+ * Taylor-selected channels) trains them in turn on one model: each stage's passes, and its
+ * Taylor selection scored on the model the stage before trained, join the trainables, and
+ * everything trains on with a fresh optimizer and schedule; metrics.jsonl numbers the epochs
+ * across stages and names each one's {@code stage}.
+ *
+ * <p>Every file is written to a temporary name and moved into place. With {@code resume}, the run
  * restores the checkpoint and continues after the epochs metrics.jsonl already lists; the
  * shuffling of epoch e depends only on the seed and e, so a resumed run sees the batches an
- * uninterrupted one would.
+ * uninterrupted one would. Multi-stage runs neither resume nor stop early (see
+ * {@link #runStages}).
  */
 public final class TextClassificationRun {
   /** Model metadata key holding the label names in class-id order. */
