@@ -84,6 +84,18 @@ public final class ClassificationHeadPass implements GraphPass {
     return "classification-head";
   }
 
+  /**
+   * The head's weight and bias initializer names in {@code m}, in that order, read from its
+   * trainable registry (the names are fresh, so they may differ from "head.weight" and
+   * "head.bias"); empty when the model has no head.
+   */
+  public static ImmutableList<String> parameterNames(Model m) {
+    return TrainableRegistry.read(m).stream()
+        .filter(e -> e.method().equals(METHOD) && e.module().equals(MODULE))
+        .map(Entry::initializer)
+        .collect(ImmutableList.toImmutableList());
+  }
+
   @Override
   public PassResult run(Model model) {
     return execute(model, false);

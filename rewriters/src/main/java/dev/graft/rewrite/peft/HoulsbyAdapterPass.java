@@ -1,12 +1,6 @@
 package dev.graft.rewrite.peft;
 
-import com.google.common.collect.ImmutableList;
-import dev.graft.ir.Model;
-import dev.graft.rewrite.ModulePass;
 import dev.graft.rewrite.Targets;
-import dev.graft.rewrite.TrainableRegistry.Entry;
-import dev.graft.rewrite.discover.Module;
-import java.util.List;
 
 /**
  * Houlsby adapters (Houlsby et al. 2019): a bottleneck adapter after the attention output
@@ -23,49 +17,10 @@ import java.util.List;
  * Targets#all()} takes both in every layer). See {@link BottleneckAdapter} for the adapter and its
  * near-identity initialisation.
  */
-public final class HoulsbyAdapterPass extends ModulePass<Module> {
+public final class HoulsbyAdapterPass extends BlockAdapterPass {
   public static final String METHOD = "houlsby";
 
-  private final BottleneckAdapter.Config config;
-
   public HoulsbyAdapterPass(Targets targets, BottleneckAdapter.Config config) {
-    super(targets);
-    this.config = config;
-  }
-
-  public BottleneckAdapter.Config config() {
-    return config;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
-  }
-
-  @Override
-  protected List<Module> candidates(ImmutableList<Module> modules) {
-    return BottleneckAdapter.blocks(modules, true, true);
-  }
-
-  @Override
-  protected String kindDescription() {
-    return "attention or feed-forward";
-  }
-
-  @Override
-  protected String describe(Module t) {
-    return METHOD + "(" + config.describe() + ") " + t.name();
-  }
-
-  @Override
-  protected long parameters(Module t) {
-    return config.parameters(BottleneckAdapter.blockWidth(t));
-  }
-
-  @Override
-  protected List<Entry> apply(Model model, Module t) {
-    return BottleneckAdapter.attach(
-        model, METHOD, t.name(), "", BottleneckAdapter.Form.SEQUENTIAL, null,
-        BottleneckAdapter.blockOutput(t), BottleneckAdapter.blockWidth(t), config);
+    super(targets, config, METHOD, true, BottleneckAdapter.Form.SEQUENTIAL);
   }
 }

@@ -25,21 +25,9 @@ import dev.graft.rewrite.discover.LinearModule;
 import dev.graft.rewrite.discover.NormModule;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-class BitFitPassTest {
-  private static byte[] miniLm;
-  private static Map<String, In> sentences;
-  private static float[] original;
-
-  @BeforeAll
-  static void load() throws Exception {
-    miniLm = PeftFixtures.miniLmBytes();
-    sentences = Ort.miniLmSentences();
-    original = PeftFixtures.lastHidden(copy(miniLm), sentences);
-  }
-
+class BitFitPassTest extends PeftFixtures.MiniLmSetup {
   @Test
   void zeroDeltasLeaveMiniLmUnchanged() throws Exception {
     Model m = copy(miniLm);

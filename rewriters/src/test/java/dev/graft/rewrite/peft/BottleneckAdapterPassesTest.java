@@ -27,28 +27,16 @@ import dev.graft.rewrite.peft.BottleneckAdapter.Config;
 import dev.graft.rewrite.peft.BottleneckAdapter.Init;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Houlsby, Pfeiffer and parallel adapters: one adapter builder, three placements. */
-class BottleneckAdapterPassesTest {
+class BottleneckAdapterPassesTest extends PeftFixtures.MiniLmSetup {
   private static final ImmutableMap<String, Integer> BERT_CENSUS =
       ImmutableMap.<String, Integer>builder()
           .put("Add", 22).put("MatMul", 16).put("Reshape", 8).put("Transpose", 8)
           .put("LayerNormalization", 5).put("Mul", 5).put("Div", 4).put("Gather", 3).put("Erf", 2)
           .put("Softmax", 2).put("Unsqueeze", 2).put("Cast", 1).put("Shape", 1).put("Slice", 1).put("Sub", 1)
           .build();
-
-  private static byte[] miniLm;
-  private static Map<String, In> sentences;
-  private static float[] original;
-
-  @BeforeAll
-  static void load() throws Exception {
-    miniLm = PeftFixtures.miniLmBytes();
-    sentences = Ort.miniLmSentences();
-    original = PeftFixtures.lastHidden(copy(miniLm), sentences);
-  }
 
   @Test
   void nearIdentityHoulsbyLeavesMiniLmUnchanged() throws Exception {

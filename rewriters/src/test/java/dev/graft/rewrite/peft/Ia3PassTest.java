@@ -25,21 +25,9 @@ import dev.graft.rewrite.discover.FeedForwardModule;
 import dev.graft.rewrite.discover.LinearModule;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-class Ia3PassTest {
-  private static byte[] miniLm;
-  private static Map<String, In> sentences;
-  private static float[] original;
-
-  @BeforeAll
-  static void load() throws Exception {
-    miniLm = PeftFixtures.miniLmBytes();
-    sentences = Ort.miniLmSentences();
-    original = PeftFixtures.lastHidden(copy(miniLm), sentences);
-  }
-
+class Ia3PassTest extends PeftFixtures.MiniLmSetup {
   @Test
   void onesLeaveMiniLmUnchanged() throws Exception {
     Model m = copy(miniLm);

@@ -21,10 +21,29 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import org.junit.jupiter.api.BeforeAll;
 
 /** Shared test material for the PEFT passes: MiniLM loaded once, its real inputs, lookups. */
 final class PeftFixtures {
   private PeftFixtures() {}
+
+  /**
+   * Base of the test classes that adapt MiniLM and compare against the original: loads the
+   * model's bytes, the standard sentences and the original's last_hidden_state on them once per
+   * class.
+   */
+  abstract static class MiniLmSetup {
+    static byte[] miniLm;
+    static Map<String, In> sentences;
+    static float[] original;
+
+    @BeforeAll
+    static void loadMiniLm() throws Exception {
+      miniLm = miniLmBytes();
+      sentences = Ort.miniLmSentences();
+      original = lastHidden(copy(miniLm), sentences);
+    }
+  }
 
   /** all-MiniLM-L6-v2's bytes, for fresh copies without re-reading the file. */
   static byte[] miniLmBytes() throws Exception {

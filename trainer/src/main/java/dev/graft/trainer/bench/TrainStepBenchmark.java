@@ -9,7 +9,8 @@ import dev.graft.ir.convert.OpsetUpgrade;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
-import dev.graft.trainer.train.ClassificationHead;
+import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.peft.ClassificationHeadPass.Pooling;
 import dev.graft.trainer.train.LrSchedule;
 import dev.graft.trainer.train.TrainStepGraph;
 import dev.graft.trainer.train.Trainables;
@@ -67,10 +68,11 @@ public final class TrainStepBenchmark {
     Model model = ModelIO.load(modelPath);
     OpsetUpgrade.upgrade(model, 17);
     LayerNormFusion.fuse(model);
-    ClassificationHead.meanPool(model, "last_hidden_state", "attention_mask", 2, 7);
+    new ClassificationHeadPass(
+            new ClassificationHeadPass.Config(2, Pooling.MEAN, "last_hidden_state", "attention_mask", false, 7))
+        .run(model);
     List<String> trainables = new ArrayList<>(Trainables.matching(model, ".*LayerNorm\\.(weight|bias)"));
-    trainables.add(ClassificationHead.WEIGHT);
-    trainables.add(ClassificationHead.BIAS);
+    trainables.addAll(ClassificationHeadPass.parameterNames(model));
     long t0 = System.nanoTime();
     TrainStepGraph graphs = TrainStepGraph.builder(model).trainables(trainables).clipGradNorm(1.0).build();
     long trainableCount = graphs.params().stream().mapToLong(TrainStepGraph.Param::numElements).sum();

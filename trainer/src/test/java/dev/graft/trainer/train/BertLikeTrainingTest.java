@@ -8,6 +8,8 @@ import dev.graft.ir.Model;
 import dev.graft.ir.Value;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.peft.ClassificationHeadPass.Pooling;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -21,14 +23,29 @@ import org.junit.jupiter.api.Test;
  */
 class BertLikeTrainingTest {
   static final int BATCH = 8, SEQ = 12;
-  private static final List<String> TRAINABLE =
+  private static final List<String> LAST_LAYER_NORMS =
       List.of(
           "encoder.layer.1.attention.output.LayerNorm.weight",
           "encoder.layer.1.attention.output.LayerNorm.bias",
           "encoder.layer.1.output.LayerNorm.weight",
-          "encoder.layer.1.output.LayerNorm.bias",
-          ClassificationHead.WEIGHT,
-          ClassificationHead.BIAS);
+          "encoder.layer.1.output.LayerNorm.bias");
+
+  /** The tiny encoder with a 2-class mean-pooling head; logits is its only output. */
+  static Model classifier() {
+    Model m = TinyModels.bertLike(TinyModels.Flavour.FUSED_OPSET17);
+    new ClassificationHeadPass(new ClassificationHeadPass.Config(2, Pooling.MEAN, "last_hidden_state", "attention_mask", false, 42))
+        .run(m);
+    return m;
+  }
+
+  /** The last layer's LayerNorm gammas and betas, then the head's weight and bias. */
+  static List<String> trainable(Model classifier) {
+    List<String> head = ClassificationHeadPass.parameterNames(classifier);
+    assertThat(head).hasSize(2);
+    List<String> all = new ArrayList<>(LAST_LAYER_NORMS);
+    all.addAll(head);
+    return List.copyOf(all);
+  }
 
   /** Random token ids, padded sequences of lengths 4..SEQ, and a label per sequence. */
   static Map<String, Tensor> batch(long seed, int vocab) {
@@ -53,14 +70,15 @@ class BertLikeTrainingTest {
   @Test
   void trainStepLossIsTheEvalLossAndFallsOverFiftySteps() throws Exception {
     Model encoder = TinyModels.bertLike(TinyModels.Flavour.FUSED_OPSET17);
-    Model model = ClassificationHead.meanPool(TinyModels.bertLike(TinyModels.Flavour.FUSED_OPSET17), "last_hidden_state", "attention_mask", 2, 42);
+    Model model = classifier();
+    List<String> trainable = trainable(model);
     Map<String, Tensor> batch = batch(1, TinyModels.BERT_VOCAB);
 
     // The head computes masked mean pooling: check it against the encoder's output.
     Map<String, Tensor> inputs = new HashMap<>(batch);
     inputs.remove("labels");
     float[] hidden = OrtRun.run(encoder, inputs).get("last_hidden_state").toFloatArray();
-    float[] w = model.graph().initializer(ClassificationHead.WEIGHT).get().initializer().get().toFloatArray();
+    float[] w = model.graph().initializer(ClassificationHeadPass.parameterNames(model).get(0)).get().initializer().get().toFloatArray();
     long[] mask = batch.get("attention_mask").toLongArray();
     int h = TinyModels.BERT_HIDDEN;
     double[] expectedLogits = new double[BATCH * 2];
@@ -77,7 +95,7 @@ class BertLikeTrainingTest {
       }
     }
 
-    TrainStepGraph graphs = TrainStepGraph.builder(model).trainables(TRAINABLE).clipGradNorm(1.0).build();
+    TrainStepGraph graphs = TrainStepGraph.builder(model).trainables(trainable).clipGradNorm(1.0).build();
     try (Trainer t = Trainer.builder(graphs).schedule(LrSchedule.constant(5e-3)).intraOpThreads(1).build()) {
       EvalResult eval = t.evalStep(batch);
       float[] logits = eval.logits().toFloatArray();
@@ -93,7 +111,7 @@ class BertLikeTrainingTest {
       Model tuned = t.exportTrainedModel();
       for (Value init : model.graph().initializers()) {
         Tensor now = tuned.graph().initializer(init.name()).get().initializer().get();
-        if (TRAINABLE.contains(init.name())) {
+        if (trainable.contains(init.name())) {
           assertThat(now.rawData()).as(init.name()).isNotEqualTo(init.initializer().get().rawData());
         } else {
           assertThat(now.rawData()).as(init.name()).isEqualTo(init.initializer().get().rawData());
@@ -104,8 +122,9 @@ class BertLikeTrainingTest {
 
   @Test
   void backwardOnlyTouchesTheLastLayer() {
-    Model model = ClassificationHead.meanPool(TinyModels.bertLike(TinyModels.Flavour.FUSED_OPSET17), "last_hidden_state", "attention_mask", 2, 42);
-    Model step = TrainStepGraph.builder(model).trainables(TRAINABLE).build().trainStep();
+    Model model = classifier();
+    List<String> trainable = trainable(model);
+    Model step = TrainStepGraph.builder(model).trainables(trainable).build().trainStep();
     // Gradient nodes are named after the forward node they differentiate: none for layer 0 or
     // the embeddings, whose weights are frozen and lie before every trainable.
     assertThat(step.graph().nodes())
@@ -114,7 +133,7 @@ class BertLikeTrainingTest {
         .noneMatch(n -> n.name().contains("layer.0") || n.name().contains("embeddings"));
     // Frozen weights stay initializers; the trainables became inputs.
     assertThat(step.graph().initializer("onnx::MatMul_700")).isPresent();
-    assertThat(step.graph().inputs()).extracting(Value::name).containsAll(TRAINABLE);
-    assertThat(step.graph().initializers()).extracting(Value::name).doesNotContainAnyElementsOf(TRAINABLE);
+    assertThat(step.graph().inputs()).extracting(Value::name).containsAll(trainable);
+    assertThat(step.graph().initializers()).extracting(Value::name).doesNotContainAnyElementsOf(trainable);
   }
 }

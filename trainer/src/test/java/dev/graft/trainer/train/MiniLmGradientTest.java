@@ -9,6 +9,8 @@ import dev.graft.ir.convert.OpsetUpgrade;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.peft.ClassificationHeadPass.Pooling;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -29,7 +31,9 @@ class MiniLmGradientTest {
     Model m = ModelIO.load(PretrainedModels.miniLm());
     OpsetUpgrade.upgrade(m, 17);
     LayerNormFusion.fuse(m);
-    return ClassificationHead.meanPool(m, "last_hidden_state", "attention_mask", 2, 7);
+    new ClassificationHeadPass(new ClassificationHeadPass.Config(2, Pooling.MEAN, "last_hidden_state", "attention_mask", false, 7))
+        .run(m);
+    return m;
   }
 
   @Test
@@ -37,8 +41,9 @@ class MiniLmGradientTest {
     Model model = miniLmClassifier();
     List<String> trainables = new ArrayList<>(Trainables.matching(model, ".*LayerNorm\\.(weight|bias)"));
     assertThat(trainables).hasSize(26);
-    trainables.add(ClassificationHead.WEIGHT);
-    trainables.add(ClassificationHead.BIAS);
+    List<String> head = ClassificationHeadPass.parameterNames(model);
+    assertThat(head).hasSize(2);
+    trainables.addAll(head);
     TrainStepGraph graphs = TrainStepGraph.builder(model).trainables(trainables).build();
 
     Random rnd = new Random(17);
@@ -67,7 +72,7 @@ class MiniLmGradientTest {
 
     // Sampled coordinates: the head, and LayerNorms from the last layer back to the embeddings.
     String[] where = {
-      ClassificationHead.WEIGHT, ClassificationHead.BIAS,
+      head.get(0), head.get(1),
       "encoder.layer.5.output.LayerNorm.weight", "encoder.layer.5.output.LayerNorm.bias",
       "encoder.layer.3.attention.output.LayerNorm.weight", "encoder.layer.1.output.LayerNorm.bias",
       "encoder.layer.4.attention.output.LayerNorm.bias",

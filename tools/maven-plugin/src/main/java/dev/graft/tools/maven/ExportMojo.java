@@ -10,7 +10,6 @@ import dev.graft.ir.io.ModelIO;
 import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import org.apache.maven.plugin.AbstractMojo;
 import org.apache.maven.plugin.MojoExecutionException;
 import org.apache.maven.plugin.logging.Log;
 import org.apache.maven.plugins.annotations.LifecyclePhase;
@@ -30,7 +29,7 @@ import org.apache.maven.plugins.annotations.Parameter;
  * tolerance (1e-4 in fp32, 2e-2 with fp16 weights) fails the build and writes nothing.
  */
 @Mojo(name = "export", defaultPhase = LifecyclePhase.PROCESS_RESOURCES, requiresProject = false, threadSafe = true)
-public class ExportMojo extends AbstractMojo {
+public class ExportMojo extends GraftMojo {
   static final String GOAL = "graft:export";
 
   /** The tuned model: the output of {@code graft:rewrite} or of training. */
@@ -65,17 +64,13 @@ public class ExportMojo extends AbstractMojo {
   @Parameter(property = "graft.irVersion")
   Long irVersion;
 
-  /** Skip this goal. */
-  @Parameter(property = "graft.skip", defaultValue = "false")
-  boolean skip;
+  @Override
+  String goal() {
+    return GOAL;
+  }
 
   @Override
-  public void execute() throws MojoExecutionException {
-    Log log = getLog();
-    if (skip) {
-      log.info(GOAL + " skipped (skip = true)");
-      return;
-    }
+  void run(Log log) throws MojoExecutionException {
     checkOptions();
     Path in = PluginPaths.requireReadableFile(GOAL, "tuned", tuned, "the tuned model");
     Model model = PluginPaths.loadModel(GOAL, in);

@@ -11,7 +11,6 @@ import java.io.File;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
-import org.apache.maven.plugin.AbstractMojo;
 import org.apache.maven.plugin.MojoExecutionException;
 import org.apache.maven.plugin.logging.Log;
 import org.apache.maven.plugins.annotations.LifecyclePhase;
@@ -31,7 +30,7 @@ import org.apache.maven.plugins.annotations.Parameter;
  * failed build never leaves half a model at {@code output}.
  */
 @Mojo(name = "rewrite", defaultPhase = LifecyclePhase.GENERATE_RESOURCES, requiresProject = false, threadSafe = true)
-public class RewriteMojo extends AbstractMojo {
+public class RewriteMojo extends GraftMojo {
   static final String GOAL = "graft:rewrite";
 
   /** The model to rewrite (.onnx; external data beside it is read from its folder). */
@@ -46,17 +45,13 @@ public class RewriteMojo extends AbstractMojo {
   @Parameter(property = "graft.output", required = true)
   File output;
 
-  /** Skip this goal. */
-  @Parameter(property = "graft.skip", defaultValue = "false")
-  boolean skip;
+  @Override
+  String goal() {
+    return GOAL;
+  }
 
   @Override
-  public void execute() throws MojoExecutionException {
-    Log log = getLog();
-    if (skip) {
-      log.info(GOAL + " skipped (skip = true)");
-      return;
-    }
+  void run(Log log) throws MojoExecutionException {
     Path in = PluginPaths.requireReadableFile(GOAL, "model", model, "model");
     Path recipePath = PluginPaths.requireReadableFile(GOAL, "recipe", recipe, "recipe");
     Path out = PluginPaths.requireWritableFile(GOAL, "output", output);
