@@ -18,6 +18,7 @@ import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
 import dev.graft.rewrite.peft.LoraPass;
+import dev.graft.rewrite.peft.TaylorChannelPass;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -38,6 +39,9 @@ import java.util.Set;
  *   2. LoRA       Add(MatMul(x, W), Mul(MatMul(MatMul(x, A), B), s))
  *                                                                =>  MatMul(x, W + s·A·B)
  *                 (Gemm: W + s·(A·B)ᵀ / alpha when transB; W + s·A·B / alpha otherwise)
+ *   2b. Taylor    Add(y, Gather(MatMul(x, Concat(dW, Z, 1)), idx, axis -1)),  y = MatMul(x, W)
+ *                                                                =>  MatMul(x, W + Gather(Concat(dW, Z, 1), idx, 1))
+ *                 (Gemm: that delta transposed when transB, over alpha)
  *   3. constants  a cluster of tagged nodes that reads constants only, e.g. LayerNorm-affine's
  *                 Mul(gamma, Add(dgamma, 1)) and Add(beta, dbeta), BitFit's Add(b, db), a
  *                 reparameterisation MLP               =>  one initializer holding its value;
@@ -58,7 +62,7 @@ import java.util.Set;
 public final class DeltaFolding {
   /** Methods whose every inserted node must disappear in a merged export. */
   public static final ImmutableList<String> MERGEABLE =
-      ImmutableList.of(LoraPass.METHOD, "layernorm-affine", "bitfit", "ia3", "taylor");
+      ImmutableList.of(LoraPass.METHOD, "layernorm-affine", "bitfit", "ia3", TaylorChannelPass.METHOD);
 
   private DeltaFolding() {}
 
@@ -92,6 +96,14 @@ public final class DeltaFolding {
       if (GraftTags.method(merge).filter(LoraPass.METHOD::equals).isPresent() && GraftTags.isMerge(merge)) {
         foldLora(g, merge, touched, removed);
         folded.add(LoraPass.METHOD + " " + GraftTags.module(merge).orElse(""));
+      }
+    }
+
+    for (Node merge : g.nodes()) {
+      if (merge.graph() == null) continue;
+      if (GraftTags.method(merge).filter(TaylorChannelPass.METHOD::equals).isPresent() && GraftTags.isMerge(merge)) {
+        foldTaylor(g, merge, touched, removed);
+        folded.add(TaylorChannelPass.METHOD + " " + GraftTags.module(merge).orElse(""));
       }
     }
 
@@ -209,6 +221,84 @@ public final class DeltaFolding {
               + "): " + e.getMessage(),
           e);
     }
+  }
+
+  // ---- rule 2b: Taylor channels -------------------------------------------------------------------
+
+  private static void foldTaylor(Graph g, Node merge, Set<Value> touched, int[] removed) {
+    String module = GraftTags.module(merge).orElse("");
+    String where = "Taylor channel module '" + module + "'";
+    String method = TaylorChannelPass.METHOD;
+    checkState(merge.is("Add"), "%s: the merge node '%s' is %s, expected Add", where, merge.displayName(), merge.opType());
+    Node scatter = producer(merge.input(1), method, "Gather", "scatter", where);
+    Node delta = producer(scatter.input(0), method, "MatMul", "delta", where);
+    Node pad = producer(delta.input(1), method, "Concat", "pad", where);
+    for (Node n : List.of(scatter, delta, pad)) {
+      checkState(
+          n.output().uses().size() == 1,
+          "%s: '%s' has %s readers; the branch must feed only the merge Add. Export with"
+              + " --adapter-only to keep it.",
+          where,
+          n.displayName(),
+          n.output().uses().size());
+    }
+    Value y = merge.input(0);
+    Value original = GraftTags.origin(y);
+    Node linear = original.producer().orElse(null);
+    checkState(
+        linear != null && (linear.is("MatMul") || linear.is("Gemm")),
+        "%s wraps '%s', which %s; Taylor channel deltas fold into MatMul and Gemm only",
+        where,
+        original.name(),
+        linear == null ? "no node produces" : "'" + linear.displayName() + "' (" + linear.opType() + ") produces");
+    checkState(
+        linear.input(0) == delta.input(0),
+        "%s: the branch reads '%s' but the linear '%s' reads '%s'; the delta folds into W only when"
+            + " both read the same x",
+        where,
+        delta.input(0).name(),
+        linear.displayName(),
+        linear.input(0).name());
+    Tensor wT = constant(linear.input(1), where + ": the frozen weight");
+    Tensor dwT = constant(pad.input(0), where + ": dW");
+    Tensor zT = constant(pad.input(1), where + ": the zero column");
+    Tensor idxT = constant(scatter.input(1), where + ": the channel index");
+    boolean transB = linear.is("Gemm") && linear.attrLong("transB", 0) == 1;
+    float alpha = linear.is("Gemm") ? linear.attrFloat("alpha", 1f) : 1f;
+    checkState(alpha != 0, "%s: Gemm '%s' has alpha 0", where, linear.displayName());
+
+    // W + Gather(Concat(dW, Z, 1), idx, 1): the [in, out] delta the branch adds, computed by ORT.
+    GraphBuilder gb = GraphBuilder.create("fold_taylor");
+    Value wv = gb.input("W", wT.dataType(), (Object[]) boxed(wT.dims()));
+    Value dwv = gb.input("dW", dwT.dataType(), (Object[]) boxed(dwT.dims()));
+    Value zv = gb.input("Z", zT.dataType(), (Object[]) boxed(zT.dims()));
+    Value iv = gb.input("idx", idxT.dataType(), (Object[]) boxed(idxT.dims()));
+    Value d = gb.op("Gather", List.of(gb.op("Concat", List.of(dwv, zv), Attr.of("axis", 1L)), iv), Attr.of("axis", 1L));
+    if (transB) d = gb.op("Transpose", d);
+    if (alpha != 1f) d = gb.op("Div", d, gb.scalar(alpha));
+    gb.output("merged", gb.op("Add", wv, d));
+    gb.typed(gb.graph().outputs().get(0), wT.dataType(), (Object[]) boxed(wT.dims()));
+    Map<String, Tensor> feeds = new LinkedHashMap<>();
+    feeds.put("W", wT);
+    feeds.put("dW", dwT);
+    feeds.put("Z", zT);
+    feeds.put("idx", idxT);
+    Tensor merged;
+    try {
+      merged = OrtEval.run(gb.model(17), feeds).get("merged");
+    } catch (RuntimeException e) {
+      throw new IllegalStateException(
+          where + ": cannot compute W + Gather(Concat(dW, Z), idx) (W " + wT.shape() + ", dW " + dwT.shape()
+              + ", idx " + idxT.shape() + "): " + e.getMessage(),
+          e);
+    }
+    setConstant(g, linear, 1, merged);
+
+    bypass(merge, y);
+    remove(g, merge, touched, removed);
+    remove(g, scatter, touched, removed);
+    remove(g, delta, touched, removed);
+    remove(g, pad, touched, removed);
   }
 
   // ---- rule 3: constant clusters ------------------------------------------------------------------
@@ -392,19 +482,25 @@ public final class DeltaFolding {
   }
 
   private static Node producer(Value v, String op, String role, String where) {
+    return producer(v, LoraPass.METHOD, op, role, where);
+  }
+
+  /** The node of {@code method}'s branch, tagged {@code role}, that produces {@code v}. */
+  private static Node producer(Value v, String method, String op, String role, String where) {
     Node p = v == null ? null : v.producer().orElse(null);
     checkState(
         p != null
             && p.is(op)
-            && GraftTags.method(p).filter(LoraPass.METHOD::equals).isPresent()
+            && GraftTags.method(p).filter(method::equals).isPresent()
             && GraftTags.role(p).filter(role::equals).isPresent(),
         "%s: expected a %s node tagged '%s' producing '%s', found %s. The branch was edited after"
-            + " the LoRA pass; export with --adapter-only to keep it as nodes.",
+            + " the %s pass; export with --adapter-only to keep it as nodes.",
         where,
         op,
         role,
         v == null ? "(absent)" : v.name(),
-        p == null ? "none" : "'" + p.displayName() + "' (" + p.opType() + ", " + p.docString() + ")");
+        p == null ? "none" : "'" + p.displayName() + "' (" + p.opType() + ", " + p.docString() + ")",
+        method);
     return p;
   }
 

@@ -12,6 +12,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 
@@ -150,6 +151,34 @@ public final class PassOptions {
       out.put(name, items.stream().map(o -> (Integer) o).collect(ImmutableList.toImmutableList()));
     }
     return ImmutableMap.copyOf(out);
+  }
+
+  /**
+   * The map under {@code key} read as a nested entry whose keys {@code schema} declares (without
+   * {@code method}), with the same strict checks and messages as a top-level entry: {@code select:
+   * {targets: ..., fraction: ...}} of {@code taylor-channels}. Empty when the key is absent.
+   */
+  Optional<PassOptions> nested(String key, PassFactory schema) {
+    Object v = raw(key);
+    if (v == null) return Optional.empty();
+    List<String> valid = schema.keys().stream().filter(k -> !k.equals(PassFactory.METHOD)).toList();
+    if (!(v instanceof Map<?, ?> m)) {
+      throw wrongType(key, v, "a map with the keys " + String.join(", ", valid));
+    }
+    String at = where + ", " + key;
+    Map<String, Object> values = new LinkedHashMap<>();
+    for (Map.Entry<?, ?> e : m.entrySet()) {
+      if (!(e.getKey() instanceof String k) || !valid.contains(k)) {
+        throw new IllegalArgumentException(
+            at + ": unknown option " + show(e.getKey()) + "; valid options of '" + key + "' are "
+                + String.join(", ", valid) + ".");
+      }
+      if (e.getValue() == null) {
+        throw new IllegalArgumentException(at + ": option '" + k + "' has no value; give one or remove it.");
+      }
+      values.put(k, e.getValue());
+    }
+    return Optional.of(new PassOptions(at, method, schema, values));
   }
 
   /**

@@ -158,18 +158,30 @@ public final class PassRegistry {
           List.of(),
           o -> new BitFitPass(o.targets()));
 
-  /** The channel lists come from the trainer (TaylorScores); a recipe carries them as data. */
+  /**
+   * The channel lists come from the trainer (TaylorScores): a recipe either carries them as data
+   * ({@code channels:}) or says how the trainer should pick them ({@code select:}, a
+   * {@link TaylorSelection} that {@link Recipe} lifts into its stage).
+   */
   static final PassFactory TAYLOR_CHANNELS =
       PassFactory.untargeted(
-          "Taylor-importance channel tuning: only the listed output channels of each named linear layer train",
-          List.of("channels", "init-std", "seed"),
+          "Taylor-importance channel tuning: only the chosen output channels of each named linear layer train",
+          List.of("channels", "select", "init-std", "seed"),
           o -> {
-            if (!o.has("channels")) {
-              throw o.error("option 'channels' is required: a map from linear module names to their channel lists,"
-                  + " e.g. {layer.5.ffn.down: [3, 17, 42]}");
+            boolean listed = o.has("channels");
+            boolean select = o.has("select");
+            if (listed && select) {
+              throw o.error("give 'channels' (the lists) or 'select' (how training picks them), not both");
             }
-            return new TaylorChannelPass(
-                new TaylorChannelPass.Config(o.integerLists("channels"), o.number("init-std", 0), o.longInteger("seed", 0)));
+            if (!listed && !select) {
+              throw o.error("option 'channels' or 'select' is required: a map from linear module names to their"
+                  + " channel lists, e.g. {layer.5.ffn.down: [3, 17, 42]}, or a selection by Taylor scores at"
+                  + " training time, e.g. {targets: layer.*.ffn.down, fraction: 0.125, batches: 8}");
+            }
+            double initStd = o.number("init-std", 0);
+            long seed = o.longInteger("seed", 0);
+            if (select) return TaylorSelection.read(o.nested("select", TaylorSelection.SCHEMA).orElseThrow(), initStd, seed);
+            return new TaylorChannelPass(new TaylorChannelPass.Config(o.integerLists("channels"), initStd, seed));
           });
 
   /** The bottleneck settings; {@code withScale} for the forms that read s (parallel). */

@@ -7,12 +7,20 @@ import dev.graft.fixtures.TinyModels;
 import dev.graft.ir.Model;
 import dev.graft.ir.analysis.Verifier;
 import dev.graft.ir.io.ModelIO;
+import dev.graft.rewrite.PassManager;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.TrainableRegistry;
+import dev.graft.rewrite.discover.LinearModule;
+import dev.graft.rewrite.discover.Module;
+import dev.graft.rewrite.discover.ModuleDiscovery;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -54,7 +62,7 @@ class ExampleRecipesTest {
     Recipe r = Recipe.load(recipe);
     assertThat(r.description()).as("a description line").isPresent();
     Model m = ModelIO.load(PretrainedModels.miniLm());
-    List<PassResult> results = r.manager().run(m);
+    List<PassResult> results = applyAll(r, m);
     Verifier.verify(m);
     assertThat(results).allMatch(PassResult::changed);
     long added = results.stream().mapToLong(PassResult::parametersAdded).sum();
@@ -63,7 +71,31 @@ class ExampleRecipesTest {
     // The metadata survives a save and load, and a second application changes nothing.
     Model reloaded = ModelIO.fromBytes(ModelIO.toBytes(m), null);
     assertThat(TrainableRegistry.read(reloaded)).isEqualTo(TrainableRegistry.read(m));
-    assertThat(r.manager().run(reloaded)).noneMatch(PassResult::changed);
+    assertThat(applyAll(r, reloaded)).noneMatch(PassResult::changed);
+  }
+
+  /**
+   * Every stage's passes in order. A Taylor selection needs training data to pick its channels;
+   * here it takes the first ceil(fraction * width) channels of each module it selects instead,
+   * which exercises everything but the scores (TwoStageRunTest in trainer covers those).
+   */
+  static List<PassResult> applyAll(Recipe r, Model m) {
+    List<PassResult> out = new ArrayList<>();
+    for (Stage stage : r.stages()) {
+      out.addAll(new PassManager(stage.passes()).run(m));
+      if (stage.taylor().isPresent()) {
+        TaylorSelection select = stage.taylor().get();
+        Map<String, List<Integer>> firstChannels = new LinkedHashMap<>();
+        for (Module mod : ModuleDiscovery.discover(m)) {
+          if (mod instanceof LinearModule l && select.modules(m).contains(l.name())) {
+            int k = (int) Math.ceil(select.fraction() * l.outFeatures());
+            firstChannels.put(l.name(), IntStream.range(0, k).boxed().toList());
+          }
+        }
+        out.addAll(new PassManager(List.of(select.pass(firstChannels))).run(m));
+      }
+    }
+    return out;
   }
 
   @Test

@@ -109,6 +109,14 @@ final class RewriteCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     Recipe r = recipe();
+    if (r.needsTraining()) {
+      throw new UserError(
+          "Recipe " + r.source() + (r.stages().size() > 1
+              ? " has " + r.stages().size() + " stages and needs training between them"
+              : " picks Taylor channels from training data")
+              + ", which graft rewrite cannot do: use graft train --recipe " + recipe + " (or list the"
+              + " channels with 'channels:' to rewrite without training).");
+    }
     ModelPaths.requireReadableModel(in);
     if (!dryRun) {
       if (out == null) throw new ParameterException(spec.commandLine(), "Missing OUT: where to write the rewritten model (or add --dry-run).");

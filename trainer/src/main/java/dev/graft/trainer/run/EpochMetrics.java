@@ -5,7 +5,8 @@ import com.google.gson.JsonObject;
 /**
  * One line of {@code metrics.jsonl}: what an epoch of training reached.
  *
- * @param epoch 1-based
+ * @param epoch 1-based, counting on across the stages of a multi-stage recipe
+ * @param stage the recipe stage the epoch trained, 1-based (1 for a plain recipe)
  * @param trainLoss mean training loss over the epoch's steps
  * @param testAccuracy accuracy on the held-out split after the epoch
  * @param testMacroF1 macro-F1 on the held-out split
@@ -15,6 +16,7 @@ import com.google.gson.JsonObject;
  */
 public record EpochMetrics(
     int epoch,
+    int stage,
     double trainLoss,
     double testAccuracy,
     double testMacroF1,
@@ -25,6 +27,7 @@ public record EpochMetrics(
   public JsonObject toJson() {
     JsonObject o = new JsonObject();
     o.addProperty("epoch", epoch);
+    o.addProperty("stage", stage);
     o.addProperty("train_loss", trainLoss);
     o.addProperty("test_accuracy", testAccuracy);
     o.addProperty("test_macro_f1", testMacroF1);
@@ -37,6 +40,8 @@ public record EpochMetrics(
   public static EpochMetrics fromJson(JsonObject o) {
     return new EpochMetrics(
         o.get("epoch").getAsInt(),
+        // Runs from before stages were written have one stage.
+        o.has("stage") ? o.get("stage").getAsInt() : 1,
         o.get("train_loss").getAsDouble(),
         o.get("test_accuracy").getAsDouble(),
         o.get("test_macro_f1").getAsDouble(),
