@@ -150,32 +150,9 @@ public final class DeltaFolding {
     Node mmB = producer(scale.input(1 - sIndex), "MatMul", "B", where);
     Node mmA = producer(mmB.input(0), "MatMul", "A", where);
     checkState(merge.is("Add"), "%s: the merge node '%s' is %s, expected Add", where, merge.displayName(), merge.opType());
-    for (Node n : List.of(scale, mmB, mmA)) {
-      checkState(
-          n.output().uses().size() == 1,
-          "%s: '%s' has %s readers; the branch must feed only the merge Add. Export with"
-              + " --adapter-only to keep it.",
-          where,
-          n.displayName(),
-          n.output().uses().size());
-    }
+    requireSoleReaders(where, List.of(scale, mmB, mmA));
     Value y = merge.input(0);
-    Value original = GraftTags.origin(y);
-    Node linear = original.producer().orElse(null);
-    checkState(
-        linear != null && (linear.is("MatMul") || linear.is("Gemm")),
-        "%s wraps '%s', which %s; LoRA folds into MatMul and Gemm only",
-        where,
-        original.name(),
-        linear == null ? "no node produces" : "'" + linear.displayName() + "' (" + linear.opType() + ") produces");
-    checkState(
-        linear.input(0) == mmA.input(0),
-        "%s: the branch reads '%s' but the linear '%s' reads '%s'; W + s·A·B equals the branch only"
-            + " when both read the same x",
-        where,
-        mmA.input(0).name(),
-        linear.displayName(),
-        linear.input(0).name());
+    Node linear = wrappedLinear(where, merge, mmA.input(0), "LoRA deltas");
     Value w = linear.input(1);
     Tensor wT = constant(w, where + ": the frozen weight");
     Tensor aT = constant(mmA.input(1), where + ": A");
@@ -193,6 +170,44 @@ public final class DeltaFolding {
     remove(g, scale, touched, removed);
     remove(g, mmB, touched, removed);
     remove(g, mmA, touched, removed);
+  }
+
+  /** Each branch node must feed only the merge Add; otherwise folding would change other readers. */
+  private static void requireSoleReaders(String where, List<Node> branch) {
+    for (Node n : branch) {
+      checkState(
+          n.output().uses().size() == 1,
+          "%s: '%s' has %s readers; the branch must feed only the merge Add. Export with"
+              + " --adapter-only to keep it.",
+          where,
+          n.displayName(),
+          n.output().uses().size());
+    }
+  }
+
+  /**
+   * The MatMul or Gemm whose output {@code merge} adds a delta to, checked to read the same x as
+   * the branch ({@code branchInput}): only then does the delta fold into the weight.
+   */
+  private static Node wrappedLinear(String where, Node merge, Value branchInput, String what) {
+    Value original = GraftTags.origin(merge.input(0));
+    Node linear = original.producer().orElse(null);
+    checkState(
+        linear != null && (linear.is("MatMul") || linear.is("Gemm")),
+        "%s wraps '%s', which %s; %s fold into MatMul and Gemm only",
+        where,
+        original.name(),
+        linear == null ? "no node produces" : "'" + linear.displayName() + "' (" + linear.opType() + ") produces",
+        what);
+    checkState(
+        linear.input(0) == branchInput,
+        "%s: the branch reads '%s' but the linear '%s' reads '%s'; the delta folds into W only when"
+            + " both read the same x",
+        where,
+        branchInput.name(),
+        linear.displayName(),
+        linear.input(0).name());
+    return linear;
   }
 
   /** {@code W + s·(A·B)} (transposed when transB, over alpha for Gemm) computed by ORT. */
@@ -233,32 +248,9 @@ public final class DeltaFolding {
     Node scatter = producer(merge.input(1), method, "Gather", "scatter", where);
     Node delta = producer(scatter.input(0), method, "MatMul", "delta", where);
     Node pad = producer(delta.input(1), method, "Concat", "pad", where);
-    for (Node n : List.of(scatter, delta, pad)) {
-      checkState(
-          n.output().uses().size() == 1,
-          "%s: '%s' has %s readers; the branch must feed only the merge Add. Export with"
-              + " --adapter-only to keep it.",
-          where,
-          n.displayName(),
-          n.output().uses().size());
-    }
+    requireSoleReaders(where, List.of(scatter, delta, pad));
     Value y = merge.input(0);
-    Value original = GraftTags.origin(y);
-    Node linear = original.producer().orElse(null);
-    checkState(
-        linear != null && (linear.is("MatMul") || linear.is("Gemm")),
-        "%s wraps '%s', which %s; Taylor channel deltas fold into MatMul and Gemm only",
-        where,
-        original.name(),
-        linear == null ? "no node produces" : "'" + linear.displayName() + "' (" + linear.opType() + ") produces");
-    checkState(
-        linear.input(0) == delta.input(0),
-        "%s: the branch reads '%s' but the linear '%s' reads '%s'; the delta folds into W only when"
-            + " both read the same x",
-        where,
-        delta.input(0).name(),
-        linear.displayName(),
-        linear.input(0).name());
+    Node linear = wrappedLinear(where, merge, delta.input(0), "Taylor channel deltas");
     Tensor wT = constant(linear.input(1), where + ": the frozen weight");
     Tensor dwT = constant(pad.input(0), where + ": dW");
     Tensor zT = constant(pad.input(1), where + ": the zero column");
