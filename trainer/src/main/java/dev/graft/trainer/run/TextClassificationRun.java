@@ -277,13 +277,13 @@ public final class TextClassificationRun {
       this.totalEpochs = totalEpochs;
     }
 
+
     /**
      * Trains every trainable of {@code model} for {@code epochs} with a fresh AdamW and schedule;
      * returns the model with the trained values.
      */
     Model stage(Model model, int stage, int epochs) throws OrtException {
       int batchesPerEpoch = (train.size() + config.batchSize() - 1) / config.batchSize();
-      long totalSteps = (long) batchesPerEpoch * epochs;
       TrainStepGraph graphs =
           TrainStepGraph.builder(model)
               .logits(LOGITS)
@@ -293,8 +293,7 @@ public final class TextClassificationRun {
               .clipGradNorm(config.clipGradNorm())
               .build();
       LrSchedule schedule =
-          LrSchedule.linear(
-              config.learningRate(), Math.round(config.warmupFraction() * totalSteps), totalSteps, 0);
+          stageSchedule(config.learningRate(), config.warmupFraction(), batchesPerEpoch, totalEpochs, epochsDone, epochs);
       Path checkpoint = config.out().resolve(CHECKPOINT);
       try (Trainer trainer =
           Trainer.builder(graphs)
@@ -450,5 +449,27 @@ public final class TextClassificationRun {
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot create the run folder " + dir, e);
     }
+  }
+
+  /**
+   * A stage's part of ONE schedule over the whole run: linear warm-up over the first
+   * {@code warmupFraction} of all stages' steps, then linear decay to 0 at the run's last step. A
+   * later stage so continues at the rate the run had reached instead of warming up again at the
+   * peak rate (which undid stage one's progress). For a one-stage run this is the plain schedule.
+   */
+  static LrSchedule stageSchedule(
+      double peak, double warmupFraction, int batchesPerEpoch, int totalEpochs, int epochsBefore, int epochs) {
+    long all = (long) batchesPerEpoch * totalEpochs;
+    long warmup = Math.round(warmupFraction * all);
+    long start = (long) batchesPerEpoch * epochsBefore;
+    long steps = (long) batchesPerEpoch * epochs;
+    double end = start + steps >= all ? 0 : peak * (all - start - steps) / (all - warmup);
+    if (start == 0) {
+      return LrSchedule.linear(peak, Math.min(warmup, steps - 1), steps, end);
+    }
+    // Past the warm-up the run's rate is linear, so a stage is a straight line between its two
+    // ends; a stage that starts inside the warm-up (a very short first stage) starts at the peak.
+    double from = start >= warmup ? peak * (all - start) / (all - warmup) : peak;
+    return LrSchedule.linear(from, 0, steps, end);
   }
 }
