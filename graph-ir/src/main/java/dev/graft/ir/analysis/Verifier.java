@@ -467,28 +467,17 @@ public final class Verifier {
                   + ". Edit edges with Node.setInput only.");
           continue;
         }
+        String readBy =
+            "Value '" + v.name() + "' of " + label.get(g) + " is read by node '" + n.displayName()
+                + "' input " + u.index();
         if (n.graph() == null) {
           problems.add(
-              "Value '"
-                  + v.name()
-                  + "' of "
-                  + label.get(g)
-                  + " is read by node '"
-                  + n.displayName()
-                  + "' input "
-                  + u.index()
+              readBy
                   + ", which belongs to no graph. Add that node to a graph, or clear its inputs"
                   + " (setInput(i, null)) before dropping it.");
         } else if (!within(n.graph(), g) && !roots.contains(root(n.graph()))) {
           problems.add(
-              "Value '"
-                  + v.name()
-                  + "' of "
-                  + label.get(g)
-                  + " is read by node '"
-                  + n.displayName()
-                  + "' input "
-                  + u.index()
+              readBy
                   + " in graph '"
                   + n.graph().name()
                   + "', where it is out of scope. Rewire that input with setInput.");
