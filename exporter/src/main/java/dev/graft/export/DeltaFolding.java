@@ -17,6 +17,7 @@ import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.peft.FullFineTuningPass;
 import dev.graft.rewrite.peft.LoraPass;
 import dev.graft.rewrite.peft.TaylorChannelPass;
 import java.util.ArrayList;
@@ -110,9 +111,14 @@ public final class DeltaFolding {
     folded.addAll(foldConstantClusters(model, touched, removed));
     int initializersRemoved = removeDead(g, touched, removed);
 
-    // Entries of parameters that no longer exist are gone with them.
+    // Entries of parameters that no longer exist are gone with them; full fine-tuning trained the
+    // weights in place, so its entries are all the folding it needs.
     List<TrainableRegistry.Entry> entries = new ArrayList<>();
     for (TrainableRegistry.Entry e : TrainableRegistry.read(model)) {
+      if (e.method().equals(FullFineTuningPass.METHOD)) {
+        folded.add(FullFineTuningPass.METHOD + " " + e.module() + " " + e.role());
+        continue;
+      }
       if (g.initializer(e.initializer()).isPresent()) entries.add(e);
     }
     TrainableRegistry.write(model, entries);

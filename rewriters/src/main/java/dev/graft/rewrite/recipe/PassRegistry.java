@@ -5,6 +5,7 @@ import com.google.common.collect.ImmutableMap;
 import dev.graft.rewrite.peft.BitFitPass;
 import dev.graft.rewrite.peft.BottleneckAdapter;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.peft.FullFineTuningPass;
 import dev.graft.rewrite.peft.HoulsbyAdapterPass;
 import dev.graft.rewrite.peft.Ia3Pass;
 import dev.graft.rewrite.peft.LayerNormAffinePass;
@@ -184,6 +185,13 @@ public final class PassRegistry {
             return new TaylorChannelPass(new TaylorChannelPass.Config(o.integerLists("channels"), initStd, seed));
           });
 
+  static final PassFactory FULL =
+      PassFactory.targeted(
+          "full fine-tuning: every parameter of the targeted linears, norms and embeddings trains itself (no delta)",
+          "**",
+          List.of(),
+          o -> new FullFineTuningPass(o.targets()));
+
   /** The bottleneck settings; {@code withScale} for the forms that read s (parallel). */
   private static BottleneckAdapter.Config adapter(PassOptions o, boolean withScale) {
     if (o.has("size") && o.has("reduction-factor")) {
@@ -233,5 +241,6 @@ public final class PassRegistry {
           .put("ia3", IA3)
           .put("bitfit", BITFIT)
           .put("taylor-channels", TAYLOR_CHANNELS)
+          .put("full", FULL)
           .buildOrThrow();
 }
