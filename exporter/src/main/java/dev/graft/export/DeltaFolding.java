@@ -336,6 +336,7 @@ public final class DeltaFolding {
     }
     ImmutableMap<String, Tensor> values = evaluate(model, ordered, sinks, Map.of());
 
+    Set<Value> replaced = Collections.newSetFromMap(new IdentityHashMap<>());
     Set<String> modules = new LinkedHashSet<>();
     for (Node n : ordered) modules.add(GraftTags.method(n).orElse("") + " " + GraftTags.module(n).orElse(""));
     for (Node sink : sinks) {
@@ -347,10 +348,12 @@ public final class DeltaFolding {
           GraftTags.isMerge(sink)
               && param != null
               && !cluster.contains(param.producer().orElse(null))
-              && param.uses().size() == 1
+              // read by this cluster alone (DoRA reads W twice: V = W + ΔW and the norm ‖W‖)
+              && param.uses().stream().allMatch(u -> cluster.contains(u.node()))
               && !param.isGraphInput()
               && !param.isGraphOutput()
-              && Constants.valueOf(param).map(p -> p.dataType() == t.dataType()).orElse(false);
+              && Constants.valueOf(param).map(p -> p.dataType() == t.dataType()).orElse(false)
+              && replaced.add(param);
       Value replacement;
       if (wrapsParameter) {
         // The original parameter takes the folded value: names and census stay the base's.
