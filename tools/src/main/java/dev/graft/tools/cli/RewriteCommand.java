@@ -5,7 +5,7 @@ import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.recipe.PassFactory;
-import dev.graft.rewrite.recipe.PassRegistry;
+import dev.graft.rewrite.method.Methods;
 import dev.graft.rewrite.recipe.Recipe;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -182,7 +182,7 @@ final class RewriteCommand implements Callable<Integer> {
     }
     if (!flags) {
       throw usage(
-          "Say what to insert: --recipe FILE (methods: " + String.join(", ", PassRegistry.STANDARD.keySet())
+          "Say what to insert: --recipe FILE (methods: " + String.join(", ", Methods.FACTORIES.keySet())
               + "), or --lora, --layernorm-affine, --head CLASSES[:POOLING].");
     }
     if (loraOptions && !lora) throw usage("--rank, --alpha and --dropout go with --lora; add it.");
@@ -215,7 +215,7 @@ final class RewriteCommand implements Callable<Integer> {
   private Map<String, Object> entry(String method) {
     Map<String, Object> e = new LinkedHashMap<>();
     e.put(PassFactory.METHOD, method);
-    PassFactory f = PassRegistry.STANDARD.get(method);
+    PassFactory f = Methods.FACTORIES.get(method);
     if (f.isTargeted()) {
       if (targets != null) e.put(PassFactory.TARGETS, List.copyOf(targets));
       if (layers != null) e.put(PassFactory.LAYERS, layers.matches("\\d+") ? Integer.parseInt(layers) : layers);
