@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.UnaryOperator;
 
 /**
  * Folds every mergeable delta of a tuned model into its frozen weights, so that the merged graph
@@ -68,6 +69,15 @@ public final class DeltaFolding {
 
   /** Folds {@code model} in place. */
   public static FoldReport fold(Model model) {
+    return fold(model, UnaryOperator.identity());
+  }
+
+  /**
+   * Folds {@code model} in place; each merged weight of rules 2 and 2b passes through {@code
+   * store} as soon as it is computed, which may write it out and return a tensor that reads it
+   * back (an export streams this way: it holds one merged weight at a time, never the model).
+   */
+  public static FoldReport fold(Model model, UnaryOperator<Tensor> store) {
     Graph g = model.graph();
     Set<Value> touched = Collections.newSetFromMap(new IdentityHashMap<>());
     List<String> folded = new ArrayList<>();
@@ -94,7 +104,7 @@ public final class DeltaFolding {
     for (Node merge : g.nodes()) {
       if (merge.graph() == null) continue; // removed by an earlier fold
       if (GraftTags.method(merge).filter(LoraPass.METHOD::equals).isPresent() && GraftTags.isMerge(merge)) {
-        foldLora(g, merge, touched, removed);
+        foldLora(g, merge, touched, removed, store);
         folded.add(LoraPass.METHOD + " " + GraftTags.module(merge).orElse(""));
       }
     }
@@ -102,7 +112,7 @@ public final class DeltaFolding {
     for (Node merge : g.nodes()) {
       if (merge.graph() == null) continue;
       if (GraftTags.method(merge).filter(TaylorChannelPass.METHOD::equals).isPresent() && GraftTags.isMerge(merge)) {
-        foldTaylor(g, merge, touched, removed);
+        foldTaylor(g, merge, touched, removed, store);
         folded.add(TaylorChannelPass.METHOD + " " + GraftTags.module(merge).orElse(""));
       }
     }
@@ -142,7 +152,8 @@ public final class DeltaFolding {
 
   // ---- rule 2: LoRA -------------------------------------------------------------------------------
 
-  private static void foldLora(Graph g, Node merge, Set<Value> touched, int[] removed) {
+  private static void foldLora(
+      Graph g, Node merge, Set<Value> touched, int[] removed, UnaryOperator<Tensor> store) {
     String module = GraftTags.module(merge).orElse("");
     String where = "LoRA module '" + module + "'";
     Node scale = producer(merge.input(1), "Mul", "scale", where);
@@ -163,7 +174,7 @@ public final class DeltaFolding {
     float alpha = linear.is("Gemm") ? linear.attrFloat("alpha", 1f) : 1f;
     checkState(alpha != 0, "%s: Gemm '%s' has alpha 0", where, linear.displayName());
     Tensor merged = addScaledProduct(wT, aT, bT, sT, transB, alpha, where);
-    setConstant(g, linear, 1, merged);
+    setConstant(g, linear, 1, store.apply(merged));
 
     bypass(merge, y);
     remove(g, merge, touched, removed);
@@ -240,7 +251,8 @@ public final class DeltaFolding {
 
   // ---- rule 2b: Taylor channels -------------------------------------------------------------------
 
-  private static void foldTaylor(Graph g, Node merge, Set<Value> touched, int[] removed) {
+  private static void foldTaylor(
+      Graph g, Node merge, Set<Value> touched, int[] removed, UnaryOperator<Tensor> store) {
     String module = GraftTags.module(merge).orElse("");
     String where = "Taylor channel module '" + module + "'";
     String method = TaylorChannelPass.METHOD;
@@ -284,7 +296,7 @@ public final class DeltaFolding {
               + ", idx " + idxT.shape() + "): " + e.getMessage(),
           e);
     }
-    setConstant(g, linear, 1, merged);
+    setConstant(g, linear, 1, store.apply(merged));
 
     bypass(merge, y);
     remove(g, merge, touched, removed);

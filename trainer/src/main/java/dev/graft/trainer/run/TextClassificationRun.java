@@ -196,7 +196,7 @@ public final class TextClassificationRun {
       throws OrtException {
     ImmutableList<String> modules = select.modules(model);
     // The loss goes on a copy: the model keeps its outputs, and the trainer appends its own.
-    Model scored = ModelIO.fromBytes(ModelIO.toBytes(model), null);
+    Model scored = model.copy();
     ShapeInference.infer(scored);
     Graph g = scored.graph();
     Value logits =
