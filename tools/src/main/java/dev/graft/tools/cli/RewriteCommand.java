@@ -1,6 +1,7 @@
 package dev.graft.tools.cli;
 
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.TrainableRegistry;
@@ -122,7 +123,7 @@ final class RewriteCommand implements Callable<Integer> {
       if (out == null) throw new ParameterException(spec.commandLine(), "Missing OUT: where to write the rewritten model (or add --dry-run).");
       ModelPaths.requireWritableTarget(out);
     }
-    Model model = ModelIO.load(in);
+    Model model = WorkingModels.load(in);
     PrintWriter stdout = spec.commandLine().getOut();
     if (dryRun) {
       for (PassResult p : r.manager().dryRun(model)) {
