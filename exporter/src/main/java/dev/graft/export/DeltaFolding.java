@@ -30,6 +30,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.UnaryOperator;
 
 /**
  * Folds every mergeable delta of a tuned model into its frozen weights, so that the merged graph
@@ -67,6 +68,15 @@ public final class DeltaFolding {
 
   /** Folds {@code model} in place. */
   public static FoldReport fold(Model model) {
+    return fold(model, UnaryOperator.identity());
+  }
+
+  /**
+   * Folds {@code model} in place; each merged weight of the linear-branch rule passes through
+   * {@code store} as soon as it is computed, which may write it out and return a tensor that reads
+   * it back (an export streams this way: it holds one merged weight at a time, never the model).
+   */
+  public static FoldReport fold(Model model, UnaryOperator<Tensor> store) {
     Graph g = model.graph();
     Set<Value> touched = Collections.newSetFromMap(new IdentityHashMap<>());
     List<String> folded = new ArrayList<>();
@@ -95,7 +105,7 @@ public final class DeltaFolding {
       if (!GraftTags.isMerge(merge)) continue;
       String method = GraftTags.method(merge).orElse("");
       if (Methods.foldOf(method) instanceof Fold.LinearBranch) {
-        foldLinearBranch(model, merge, touched, removed);
+        foldLinearBranch(model, merge, touched, removed, store);
         folded.add(method + " " + GraftTags.module(merge).orElse(""));
       }
     }
@@ -146,7 +156,8 @@ public final class DeltaFolding {
    * {@code ΔW = branch(I)} ({@code [in, out]}), and the linear's weight becomes {@code W + ΔW}
    * ({@code W + ΔWᵀ / alpha} for a Gemm with transB).
    */
-  private static void foldLinearBranch(Model model, Node merge, Set<Value> touched, int[] removed) {
+  private static void foldLinearBranch(
+      Model model, Node merge, Set<Value> touched, int[] removed, UnaryOperator<Tensor> store) {
     Graph g = model.graph();
     String method = GraftTags.method(merge).orElse("");
     String module = GraftTags.module(merge).orElse("");
@@ -202,7 +213,7 @@ public final class DeltaFolding {
     } catch (RuntimeException e) {
       throw new IllegalStateException(where + ": cannot evaluate the branch on the identity: " + e.getMessage(), e);
     }
-    setConstant(g, linear, 1, addDelta(wT, delta, transB, alpha, where));
+    setConstant(g, linear, 1, store.apply(addDelta(wT, delta, transB, alpha, where)));
 
     bypass(merge, merge.input(0));
     remove(g, merge, touched, removed);

@@ -1,6 +1,7 @@
 package dev.graft.tools.cli;
 
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.TrainableRegistry;
@@ -142,7 +143,7 @@ final class RewriteCommand implements Callable<Integer> {
                 + " --in-place to replace the input on purpose.");
       }
     }
-    Model model = ModelIO.load(in);
+    Model model = WorkingModels.load(in);
     PrintWriter stdout = spec.commandLine().getOut();
     if (dryRun) {
       for (PassResult p : r.manager().dryRun(model)) {
