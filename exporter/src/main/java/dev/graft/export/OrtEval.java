@@ -43,6 +43,11 @@ final class OrtEval {
       o.setIntraOpNumThreads(2);
       OrtSession s;
       try (SessionFile file = SessionFile.write(model)) {
+        if (file.large()) {
+          // No packed or folded copies of frozen weights (see Trainer.largeWeightOptions).
+          o.addConfigEntry("session.disable_prepacking", "1");
+          o.addConfigEntry("optimization.disable_specified_optimizers", "ConstantFolding");
+        }
         s = ENV.createSession(file.path().toString(), o);
       }
       try (s) {

@@ -38,14 +38,34 @@ import java.util.UUID;
 public final class SessionFile implements AutoCloseable {
   private static final String PREFIX = ".graft-session-";
 
+  /**
+   * Weights read from files from which a session counts as large: 1 GiB. Over large weights,
+   * callers turn off what makes ORT copy frozen weights into anonymous memory (prepacking,
+   * constant folding of {@code Transpose(W)} in a backward pass), which would double or triple
+   * the memory a model needs.
+   */
+  public static final long LARGE_WEIGHTS = 1L << 30;
+
   private final Path path;
   private final List<Path> written;
   private final Path tempDir;
+  private final long referencedBytes;
 
-  private SessionFile(Path path, List<Path> written, Path tempDir) {
+  private SessionFile(Path path, List<Path> written, Path tempDir, long referencedBytes) {
     this.path = path;
     this.written = written;
     this.tempDir = tempDir;
+    this.referencedBytes = referencedBytes;
+  }
+
+  /** Bytes of tensors the session file points at in their own files (not copied). */
+  public long referencedBytes() {
+    return referencedBytes;
+  }
+
+  /** Whether the session reads at least {@link #LARGE_WEIGHTS} of weights from files. */
+  public boolean large() {
+    return referencedBytes >= LARGE_WEIGHTS;
   }
 
   /** The model file to hand ORT ({@code env.createSession(path().toString(), options)}). */
@@ -106,7 +126,9 @@ public final class SessionFile implements AutoCloseable {
       if (FileSystems.getDefault().supportedFileAttributeViews().contains("posix")) {
         Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("rw-r--r--"));
       }
-      return new SessionFile(target, written, tempDir);
+      long referenced = 0;
+      for (Tensor t : references.keySet()) referenced += ((ExternalTensor) t).length();
+      return new SessionFile(target, written, tempDir, referenced);
     } catch (IOException e) {
       written.forEach(AtomicFiles::deleteQuietly);
       AtomicFiles.deleteQuietly(tempDir);
