@@ -224,6 +224,17 @@ final class RewriteCommand implements Callable<Integer> {
     return e;
   }
 
+  /** Appends every registered method, with its options, to the help's footer. */
+  static void listMethodsInHelp(picocli.CommandLine rewrite) {
+    List<String> footer = new ArrayList<>(List.of(rewrite.getCommandSpec().usageMessage().footer()));
+    footer.add("");
+    footer.add("Methods (graft methods shows the same):");
+    for (dev.graft.rewrite.method.PeftMethod m : Methods.STANDARD) {
+      for (String line : MethodsCommand.describe(m).split("\n")) footer.add("  " + line.replace("%", "%%"));
+    }
+    rewrite.getCommandSpec().usageMessage().footer(footer.toArray(String[]::new));
+  }
+
   private ParameterException usage(String message) {
     return new ParameterException(spec.commandLine(), message);
   }
