@@ -66,7 +66,7 @@ public final class RuntimeCheck {
             refusal.stage(),
             refusal.op() == null ? "" : " (op " + refusal.op() + ")",
             firstLine(refusal.getMessage()),
-            hint().map(h -> ". Fix: " + h).orElse(""));
+            hint().map(h -> ". Fix: " + h).orElse(". No Graft export option avoids it."));
       }
       return String.format(
           "%s (%s): max |diff| %.3g (%s)%s, median %.2f ms",
@@ -146,10 +146,10 @@ public final class RuntimeCheck {
   private static String firstLine(String s) {
     if (s == null) return "";
     String t = s.strip();
-    // OpenCV's messages start with a path to its source; the useful part follows "> ".
-    int gt = t.indexOf("> ");
-    if (gt >= 0 && t.startsWith("cv::Exception")) t = t.substring(gt + 2);
-    t = t.replaceAll("\\s*\\R\\s*", " ");
+    // OpenCV's messages quote its source paths and function signatures; keep the node and reason.
+    t = t.replaceAll("OpenCV\\([^)]*\\) \\S+: error: \\([^)]*\\) in function '[^']*'", "");
+    t = t.replace("cv::Exception: ", "").replaceAll("\\s*>\\s*", " ");
+    t = t.replaceAll("\\s*\\R\\s*", " ").strip();
     return t.length() > 400 ? t.substring(0, 400) + "..." : t;
   }
 }
