@@ -5,9 +5,13 @@ import dev.graft.export.ExportOptions;
 import dev.graft.export.ExportReport;
 import dev.graft.export.ExportVerifier;
 import dev.graft.export.MergedExport;
+import dev.graft.export.OpsetExport;
 import dev.graft.ir.Model;
 import dev.graft.ir.io.ModelIO;
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -34,6 +38,7 @@ import picocli.CommandLine.Spec;
     footer = {
       "  graft export run/tuned.onnx merged.onnx",
       "  graft export run/tuned.onnx merged.onnx --fp16 --external-data --ir-version 8",
+      "  graft export run/tuned.onnx merged13.onnx --opset 13 --ir-version 7",
       "  graft export run/tuned.onnx adapter/ --adapter-only --base all-minilm-l6-v2.onnx",
       "      adapter.safetensors, adapter_config.json, and for LoRA adapter.onnx_adapter and",
       "      base_with_lora_inputs.onnx (one ORT session serving many adapters)"
@@ -70,6 +75,15 @@ final class ExportCommand implements Callable<Integer> {
   Long irVersion;
 
   @Option(
+      names = "--opset",
+      paramLabel = "N",
+      description = "Write the merged export at default-domain opset N: older (down to 11, for older"
+          + " runtimes; each op whose schema changed is rewritten back, LayerNormalization is"
+          + " decomposed, an op with no older form is refused by name) or newer. Verified like"
+          + " every export.")
+  Long opset;
+
+  @Option(
       names = "--base",
       paramLabel = "BASE",
       description = "With --adapter-only: the base .onnx the model was tuned from; its SHA-256 goes"
@@ -94,6 +108,11 @@ final class ExportCommand implements Callable<Integer> {
           out, String.join(", ", r.files()), String.join(", ", r.methods()), r.parameters());
     } else {
       ModelPaths.requireWritableTarget(out);
+      if (opset != null) {
+        writeConverted(model, stdout);
+        stdout.flush();
+        return 0;
+      }
       ExportOptions options =
           ExportOptions.defaults().withFp16(fp16).withExternalData(externalData).withIrVersion(irVersion);
       ExportReport r = MergedExport.write(model, out, options);
@@ -116,6 +135,39 @@ final class ExportCommand implements Callable<Integer> {
     return 0;
   }
 
+  /**
+   * The merged export, then a second stage on it (another opset): the merge is written to a
+   * temporary file beside OUT, converted, verified against TUNED and only then written to OUT.
+   */
+  private void writeConverted(Model model, PrintWriter stdout) {
+    Path dir = out.toAbsolutePath().getParent();
+    Path merged;
+    try {
+      merged = Files.createTempFile(dir, ".graft-merged-", ".onnx");
+    } catch (IOException e) {
+      throw new UncheckedIOException("Cannot write a temporary file in " + dir, e);
+    }
+    try {
+      ExportReport r = MergedExport.write(model, merged, ExportOptions.defaults().withFp16(fp16));
+      stdout.println("Folded: " + r.fold().summary());
+      for (String f : r.fold().kept()) stdout.println("  kept as nodes: " + f);
+      stdout.println("Verified merge: " + r.verification().summary());
+      Model m = ModelIO.load(merged);
+      OpsetExport.Result c =
+          OpsetExport.write(model, m, opset, irVersion, fp16 ? ExportVerifier.FP16_TOLERANCE : ExportVerifier.FP32_TOLERANCE, externalData, out);
+      stdout.println("Converted: " + c.conversion().toString().replace("\n", "\n  "));
+      stdout.println("Verified: " + c.verification().summary());
+      stdout.printf(
+          "Wrote %s (opset %d, IR %d%s)%n", out, opset, c.irVersion(), externalData ? ", external data in " + out.getFileName() + ".data" : "");
+    } finally {
+      try {
+        Files.deleteIfExists(merged);
+      } catch (IOException ignored) {
+        // a temporary file left behind is harmless
+      }
+    }
+  }
+
   private void checkOptions() {
     if (merge && adapterOnly) {
       throw new ParameterException(spec.commandLine(), "--merge and --adapter-only exclude each other; choose one.");
@@ -126,9 +178,9 @@ final class ExportCommand implements Callable<Integer> {
             spec.commandLine(),
             "--adapter-only needs --base BASE, the model TUNED was made from (its SHA-256 binds the adapter to it).");
       }
-      if (fp16 || externalData || irVersion != null) {
+      if (fp16 || externalData || irVersion != null || opset != null) {
         throw new ParameterException(
-            spec.commandLine(), "--fp16, --external-data and --ir-version apply to merged exports only; drop them or drop --adapter-only.");
+            spec.commandLine(), "--fp16, --external-data, --ir-version and --opset apply to merged exports only; drop them or drop --adapter-only.");
       }
     } else if (base != null) {
       throw new ParameterException(spec.commandLine(), "--base only applies with --adapter-only; add it or drop --base.");
