@@ -91,6 +91,11 @@ public final class OpsetDowngrade {
               + (problems.size() > 20 ? "\n  ..." : ""));
     }
 
+    // Axes and split sizes that move back to attributes leave their initializers unused.
+    List<dev.graft.ir.Value> usedBefore = new ArrayList<>();
+    for (OpsetUpgrade.Scope s : scopes) {
+      for (dev.graft.ir.Value v : s.graph().initializers()) if (v.hasUses()) usedBefore.add(v);
+    }
     ImmutableList.Builder<UpgradeReport.Change> changes = ImmutableList.builder();
     for (OpsetUpgrade.Scope s : scopes) {
       UpgradeContext ctx = new UpgradeContext(s.graph(), s.functionBody(), ranks);
@@ -103,6 +108,9 @@ public final class OpsetDowngrade {
       }
     }
 
+    for (dev.graft.ir.Value v : usedBefore) {
+      if (!v.hasUses() && !v.isGraphOutput() && !v.isGraphInput()) v.graph().removeInitializer(v);
+    }
     m.setOpset(key, target);
     for (Function f : m.functions()) {
       Map<String, Long> imports = f.opsets();
