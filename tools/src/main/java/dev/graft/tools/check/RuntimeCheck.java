@@ -136,7 +136,7 @@ public final class RuntimeCheck {
     return new Report(ref, ImmutableList.copyOf(results), shapes.build());
   }
 
-  static double median(List<Double> ms) {
+  public static double median(List<Double> ms) {
     checkArgument(!ms.isEmpty(), "no timed runs");
     double[] s = ms.stream().mapToDouble(Double::doubleValue).sorted().toArray();
     int n = s.length;
