@@ -124,9 +124,18 @@ class CodaSoftTopKTest {
 
   @Test
   void atLowTemperatureTheSelectionIsOrtsTopK() throws OrtException {
+    // Scores on levels 0.2 apart (shuffled, jittered): the gaps are 10 temperatures wide, so the
+    // selection is decided; closer scores share their weight, which is the point of a soft top-k.
     for (long seed = 0; seed < 5; seed++) {
-      float[] s = scores(seed);
-      Map<String, float[]> out = run(graph(0.01, 150, 4, false, null), s, Set.of("lambda", "indices"));
+      Random rnd = new Random(seed);
+      float[] s = new float[B * N];
+      for (int row = 0; row < B; row++) {
+        List<Float> levels = new java.util.ArrayList<>();
+        for (int i = 0; i < N; i++) levels.add((float) (-1 + 0.2 * i + 0.05 * rnd.nextDouble()));
+        java.util.Collections.shuffle(levels, rnd);
+        for (int i = 0; i < N; i++) s[row * N + i] = levels.get(i);
+      }
+      Map<String, float[]> out = run(graph(0.02, 150, 4, false, null), s, Set.of("lambda", "indices"));
       float[] lambda = out.get("lambda");
       float[] idx = out.get("indices");
       for (int row = 0; row < B; row++) {
