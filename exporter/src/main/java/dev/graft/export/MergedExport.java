@@ -43,6 +43,7 @@ public final class MergedExport {
     Path dir = out.toAbsolutePath().getParent();
     Model export = ModelIO.fromBytes(ModelIO.toBytes(tuned), dir);
     FoldReport fold = DeltaFolding.fold(export);
+    Model reference = CodaExport.sparsify(tuned, export, dir);
     int fp16 = options.fp16() ? Fp16Storage.apply(export) : 0;
     if (options.irVersion() != null) {
       IrVersions.check(export, options.irVersion());
@@ -53,7 +54,7 @@ public final class MergedExport {
     ImmutableMap<String, Tensor> feeds =
         options.feeds().isEmpty() ? ExportVerifier.heldOutInputs(tuned, 20240611L) : options.feeds();
     ExportVerifier.Verification v =
-        ExportVerifier.verify(tuned, export, feeds, options.effectiveTolerance());
+        ExportVerifier.verify(reference, export, feeds, options.effectiveTolerance());
     ModelIO.save(export, out, options.externalData() ? SaveOptions.external() : SaveOptions.inline());
     return new ExportReport(
         out,

@@ -5,6 +5,7 @@ import com.google.common.collect.ImmutableMap;
 import dev.graft.rewrite.peft.BitFitPass;
 import dev.graft.rewrite.peft.BottleneckAdapter;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.peft.CodaPass;
 import dev.graft.rewrite.peft.HoulsbyAdapterPass;
 import dev.graft.rewrite.peft.Ia3Pass;
 import dev.graft.rewrite.peft.LayerNormAffinePass;
@@ -233,5 +234,6 @@ public final class PassRegistry {
           .put("ia3", IA3)
           .put("bitfit", BITFIT)
           .put("taylor-channels", TAYLOR_CHANNELS)
+          .put("coda", CodaPass.recipeFactory())
           .buildOrThrow();
 }
