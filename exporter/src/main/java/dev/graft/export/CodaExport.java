@@ -1,9 +1,7 @@
 package dev.graft.export;
 
 import dev.graft.ir.Model;
-import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.peft.CodaSparseForm;
-import java.nio.file.Path;
 
 /**
  * The export step of CoDA models: the written model takes the sparse inference form ({@link
@@ -18,9 +16,9 @@ final class CodaExport {
    * When {@code export} has dense CoDA layers, makes them sparse and returns the hard dense copy
    * of {@code tuned} to verify against; otherwise returns {@code tuned} and changes nothing.
    */
-  static Model sparsify(Model tuned, Model export, Path dir) {
+  static Model sparsify(Model tuned, Model export) {
     if (!CodaSparseForm.applies(export)) return tuned;
-    Model reference = ModelIO.fromBytes(ModelIO.toBytes(tuned), dir);
+    Model reference = tuned.copy();
     CodaSparseForm.toHard(reference);
     CodaSparseForm.apply(export);
     return reference;

@@ -458,6 +458,19 @@ public final class Graph {
     return false;
   }
 
+  /**
+   * A deep copy of this top-level graph that shares its immutable tensors (external ones stay
+   * unmapped); see {@link Model#copy()}. A subgraph that reads outer values cannot be copied
+   * alone: copy the model.
+   */
+  public Graph copy() {
+    return ModelCopier.copy(this);
+  }
+
+  void copyFreshCounterFrom(Graph other) {
+    this.freshCounter = other.freshCounter;
+  }
+
   @Override
   public String toString() {
     return "Graph(" + name + ", " + nodes.size() + " nodes)";

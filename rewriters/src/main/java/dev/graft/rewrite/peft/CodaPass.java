@@ -25,6 +25,8 @@ import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.ModuleDiscovery;
 import dev.graft.rewrite.discover.NormModule;
 import dev.graft.rewrite.discover.ResidualModule;
+import dev.graft.rewrite.method.Fold;
+import dev.graft.rewrite.method.PeftMethod;
 import dev.graft.rewrite.recipe.PassFactory;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -142,6 +144,14 @@ public final class CodaPass implements GraphPass {
           + form.name().toLowerCase(java.util.Locale.ROOT);
     }
   }
+
+  /**
+   * The method, registered once in {@code Methods}: its options and pass, and what a merged export
+   * does with it (keeps it: the router picks tokens at run time; {@code CodaExport} writes the
+   * layers in their sparse form).
+   */
+  public static final PeftMethod DEFINITION =
+      PeftMethod.of(METHOD, recipeFactory(), Fold.kept("the router picks tokens at run time; the export makes each layer sparse"));
 
   /** The recipe entry: {@code method: coda} with its options. */
   public static PassFactory recipeFactory() {

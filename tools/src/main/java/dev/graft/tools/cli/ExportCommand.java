@@ -6,7 +6,7 @@ import dev.graft.export.ExportReport;
 import dev.graft.export.ExportVerifier;
 import dev.graft.export.MergedExport;
 import dev.graft.ir.Model;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.convert.WorkingModels;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -81,7 +81,7 @@ final class ExportCommand implements Callable<Integer> {
     checkOptions();
     ModelPaths.requireReadableModel(tuned);
     PrintWriter stdout = spec.commandLine().getOut();
-    Model model = ModelIO.load(tuned);
+    Model model = WorkingModels.load(tuned);
     if (adapterOnly) {
       ModelPaths.requireReadableModel(base);
       AdapterExport.AdapterReport r = AdapterExport.write(model, base, out);

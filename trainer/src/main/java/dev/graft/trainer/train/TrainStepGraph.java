@@ -11,9 +11,7 @@ import dev.graft.ir.Type;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.infer.ShapeInference;
-import dev.graft.ir.io.ModelIO;
 import dev.graft.trainer.autodiff.Backprop;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.LinkedHashSet;
@@ -56,7 +54,7 @@ public final class TrainStepGraph {
     }
   }
 
-  private final byte[] forwardBytes;
+  private final Model forward;
   private final long opset;
   private final String logits;
   private final String labels;
@@ -67,7 +65,7 @@ public final class TrainStepGraph {
   private final ImmutableList<String> batchInputs;
 
   private TrainStepGraph(Builder b, Model forward) {
-    this.forwardBytes = ModelIO.toBytes(forward);
+    this.forward = forward.copy();
     this.opset = forward.defaultOpset().orElse(0);
     this.logits = b.logits;
     this.labels = b.labels;
@@ -318,7 +316,7 @@ public final class TrainStepGraph {
   }
 
   private Model forwardCopy() {
-    return ModelIO.fromBytes(forwardBytes, Path.of("."));
+    return forward.copy();
   }
 
   // ---- what the graphs are made of ----------------------------------------------------------

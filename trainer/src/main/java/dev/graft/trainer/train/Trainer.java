@@ -12,7 +12,7 @@ import com.google.common.collect.ImmutableMap;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.io.SessionFile;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import java.nio.file.Path;
@@ -147,8 +147,11 @@ public final class Trainer implements AutoCloseable {
     }
   }
 
+  /** Opens {@code m} from a file: frozen external weights go from their file to ORT, not the heap. */
   private OrtSession session(Model m) throws OrtException {
-    return env.createSession(ModelIO.toBytes(m), options);
+    try (SessionFile file = SessionFile.write(m)) {
+      return env.createSession(file.path().toString(), options);
+    }
   }
 
   private void initState() throws OrtException {
