@@ -70,6 +70,7 @@ public final class MergedExport {
       Model tuned, Path out, ExportOptions options, Consumer<Model> beforeVerify, FoldSpill spill) {
     Model export = tuned.copy();
     FoldReport fold = spill == null ? DeltaFolding.fold(export) : DeltaFolding.fold(export, spill);
+    Model reference = CodaExport.sparsify(tuned, export);
     int fp16 = options.fp16() ? Fp16Storage.apply(export) : 0;
     if (options.irVersion() != null) {
       IrVersions.check(export, options.irVersion());
@@ -80,7 +81,7 @@ public final class MergedExport {
     ImmutableMap<String, Tensor> feeds =
         options.feeds().isEmpty() ? ExportVerifier.heldOutInputs(tuned, 20240611L) : options.feeds();
     ExportVerifier.Verification v =
-        ExportVerifier.verify(tuned, export, feeds, options.effectiveTolerance());
+        ExportVerifier.verify(reference, export, feeds, options.effectiveTolerance());
     boolean external = options.externalData() || spill != null;
     ModelIO.save(export, out, external ? SaveOptions.external() : SaveOptions.inline());
     return new ExportReport(

@@ -5,6 +5,7 @@ import static com.google.common.base.Preconditions.checkArgument;
 import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import com.google.common.collect.ImmutableSet;
+import dev.graft.rewrite.peft.CodaPass;
 import dev.graft.rewrite.peft.DoraPass;
 import dev.graft.rewrite.recipe.PassFactory;
 import dev.graft.rewrite.recipe.PassRegistry;
@@ -38,7 +39,8 @@ public final class Methods {
           PeftMethod.of("bitfit", PassRegistry.BITFIT, Fold.constants()),
           PeftMethod.of("taylor-channels", PassRegistry.TAYLOR_CHANNELS, Fold.linearBranch()),
           PeftMethod.of("full", PassRegistry.FULL, Fold.inPlace()),
-          DoraPass.DEFINITION);
+          DoraPass.DEFINITION,
+          CodaPass.DEFINITION);
 
   private static final ImmutableMap<String, PeftMethod> BY_NAME =
       STANDARD.stream().collect(ImmutableMap.toImmutableMap(PeftMethod::name, m -> m));

@@ -24,7 +24,8 @@ import picocli.CommandLine.ScopeType;
       QuickstartCommand.class,
       ExportCommand.class,
       MethodsCommand.class,
-      CheckCommand.class
+      CheckCommand.class,
+      BenchCommand.class
     },
     description = "Parameter-efficient fine-tuning as an ONNX graph transformation.",
     synopsisSubcommandLabel = "COMMAND",

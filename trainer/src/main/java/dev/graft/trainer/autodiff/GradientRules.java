@@ -8,13 +8,17 @@ import dev.graft.ir.Node;
 import dev.graft.trainer.autodiff.rules.ArithmeticRules;
 import dev.graft.trainer.autodiff.rules.ConcatSplitSliceRules;
 import dev.graft.trainer.autodiff.rules.ConvRules;
+import dev.graft.trainer.autodiff.rules.GatherElementsRules;
 import dev.graft.trainer.autodiff.rules.GatherRules;
+import dev.graft.trainer.autodiff.rules.LogSumExpRules;
 import dev.graft.trainer.autodiff.rules.MatMulRules;
 import dev.graft.trainer.autodiff.rules.NormalizationRules;
 import dev.graft.trainer.autodiff.rules.ReductionRules;
+import dev.graft.trainer.autodiff.rules.ScatterRules;
 import dev.graft.trainer.autodiff.rules.SelectionRules;
 import dev.graft.trainer.autodiff.rules.ShapeRules;
 import dev.graft.trainer.autodiff.rules.SoftmaxRules;
+import dev.graft.trainer.autodiff.rules.TopKRules;
 import dev.graft.trainer.autodiff.rules.UnaryRules;
 import java.util.Optional;
 import java.util.Set;
@@ -66,10 +70,15 @@ public final class GradientRules {
               .put("Split", ConcatSplitSliceRules::split)
               .put("Slice", ConcatSplitSliceRules::slice)
               .put("Gather", GatherRules::gather)
+              .put("GatherElements", GatherElementsRules::gatherElements)
+              .put("ScatterElements", ScatterRules::scatterElements)
+              .put("ScatterND", ScatterRules::scatterNd)
+              .put("TopK", TopKRules::topK)
               // Reductions.
               .put("ReduceSum", ReductionRules::reduceSum)
               .put("ReduceMean", ReductionRules::reduceMean)
               .put("GlobalAveragePool", ReductionRules::globalAveragePool)
+              .put("ReduceLogSumExp", LogSumExpRules::reduceLogSumExp)
               // Softmax family and losses.
               .put("Softmax", SoftmaxRules::softmax)
               .put("LogSoftmax", SoftmaxRules::logSoftmax)
