@@ -62,7 +62,8 @@ import java.util.Set;
 public final class DeltaFolding {
   /** Methods whose every inserted node must disappear in a merged export. */
   public static final ImmutableList<String> MERGEABLE =
-      ImmutableList.of(LoraPass.METHOD, "layernorm-affine", "bitfit", "ia3", TaylorChannelPass.METHOD);
+      ImmutableList.of(LoraPass.METHOD, "layernorm-affine", "bitfit", "ia3", TaylorChannelPass.METHOD,
+          dev.graft.rewrite.peft.ConvLoraPass.METHOD, dev.graft.rewrite.peft.BatchNormAffinePass.METHOD);
 
   private DeltaFolding() {}
 
@@ -107,6 +108,7 @@ public final class DeltaFolding {
       }
     }
 
+    folded.addAll(ConvLoraFold.fold(g, touched, removed));
     folded.addAll(foldConstantClusters(model, touched, removed));
     int initializersRemoved = removeDead(g, touched, removed);
 
@@ -406,7 +408,7 @@ public final class DeltaFolding {
   // ---- shared edits -------------------------------------------------------------------------------
 
   /** Makes every reader of {@code n}'s output, graph outputs included, read {@code keep}. */
-  private static void bypass(Node n, Value keep) {
+  static void bypass(Node n, Value keep) {
     Value out = n.output();
     Graph g = n.graph();
     if (out.isGraphOutput()) {
@@ -428,7 +430,7 @@ public final class DeltaFolding {
     }
   }
 
-  private static void remove(Graph g, Node n, Set<Value> touched, int[] removed) {
+  static void remove(Graph g, Node n, Set<Value> touched, int[] removed) {
     for (Value v : n.inputs()) if (v != null) touched.add(v);
     g.removeNode(n);
     removed[0]++;
@@ -459,7 +461,7 @@ public final class DeltaFolding {
   }
 
   /** Replaces the constant at {@code node}'s input {@code i}: in place when nothing else reads it. */
-  private static void setConstant(Graph g, Node node, int i, Tensor t) {
+  static void setConstant(Graph g, Node node, int i, Tensor t) {
     Value w = node.input(i);
     boolean sole = w.uses().size() == 1 && !w.isGraphInput() && !w.isGraphOutput();
     if (sole && w.isInitializer()) {
@@ -478,7 +480,7 @@ public final class DeltaFolding {
   }
 
   /** The node of {@code method}'s branch, tagged {@code role}, that produces {@code v}. */
-  private static Node producer(Value v, String method, String op, String role, String where) {
+  static Node producer(Value v, String method, String op, String role, String where) {
     Node p = v == null ? null : v.producer().orElse(null);
     checkState(
         p != null
@@ -496,7 +498,7 @@ public final class DeltaFolding {
     return p;
   }
 
-  private static Tensor constant(Value v, String what) {
+  static Tensor constant(Value v, String what) {
     Optional<Tensor> t = Constants.valueOf(v);
     checkState(
         t.isPresent(),
@@ -506,7 +508,7 @@ public final class DeltaFolding {
     return t.get();
   }
 
-  private static Long[] boxed(long[] dims) {
+  static Long[] boxed(long[] dims) {
     Long[] out = new Long[dims.length];
     for (int i = 0; i < dims.length; i++) out[i] = dims[i];
     return out;

@@ -145,6 +145,7 @@ public final class ModuleDiscovery {
       residuals.add(r.get().named("", OptionalInt.empty(), block == null ? "" : block));
     }
 
+    Map<Node, String> cnn = CnnFinder.names(facts, linears, norms, residuals);
     Names names = new Names();
     List<Module> out = new ArrayList<>();
     for (int i = 0; i < namedAttentions.size(); i++) {
@@ -173,16 +174,19 @@ public final class ModuleDiscovery {
         names.claim(linearNames.get(l));
       } else {
         String fallback = l.kind() == ModuleKind.CONV ? "conv" : "linear";
-        out.add(l.named(names.claim(nameFromNode(l.node(), fallback, counters)), OptionalInt.empty()));
+        String name = cnn.containsKey(l.node()) ? cnn.get(l.node()) : nameFromNode(l.node(), fallback, counters);
+        out.add(l.named(names.claim(name), OptionalInt.empty()));
       }
     }
     for (ResidualModule r : residuals) {
       OptionalInt layer = layerOfBlock(r.block());
       String name = r.block().isEmpty() ? "residual." + counters.merge("residual", 1, Integer::sum) : r.block() + ".residual";
+      if (r.block().isEmpty() && cnn.containsKey(r.add())) name = cnn.get(r.add());
       out.add(r.named(names.claim(name), layer, r.block()));
     }
     for (NormModule n : norms) {
       String name = normName(n, namedAttentions, ffns, residuals, embeddings, linearNames);
+      if (name == null) name = cnn.get(n.nodes().get(0));
       if (name == null) name = nameFromNode(n.nodes().get(n.nodes().size() - 1), "norm", counters);
       out.add(n.named(names.claim(name), layerOfBlock(name)));
     }
