@@ -48,6 +48,8 @@ public final class ModuleDiscovery {
 
   private final Graph graph;
   private final GraphFacts facts;
+  /** Whether a norm feeds the first attention block (ViT, decoders): then no norm is a post-norm. */
+  private boolean preNorm;
 
   private ModuleDiscovery(Graph graph) {
     this.graph = graph;
@@ -146,6 +148,9 @@ public final class ModuleDiscovery {
     }
 
     Map<Node, String> cnn = CnnFinder.names(facts, linears, norms, residuals);
+    // Pre-norm: the first attention reads a norm whose input, not output, is the skip of its residual.
+    preNorm = !attentions.isEmpty() && norms.stream().anyMatch(x -> x.output() == attentions.get(0).query().input()
+        && residuals.stream().anyMatch(r -> r.block().equals("layer.0.attention") && r.add().input(r.skipIndex()) == x.input()));
     Names names = new Names();
     List<Module> out = new ArrayList<>();
     for (int i = 0; i < namedAttentions.size(); i++) {
@@ -258,7 +263,7 @@ public final class ModuleDiscovery {
     }
     // Post-norm: the norm right after a block's residual add.
     for (ResidualModule r : residuals) {
-      if (r.add().output() == n.input() && !r.block().isEmpty()) return r.block() + ".norm";
+      if (!preNorm && r.add().output() == n.input() && !r.block().isEmpty()) return r.block() + ".norm";
     }
     int pos = facts.position(n.nodes().get(0));
     boolean afterAttention = attentions.stream().anyMatch(a -> facts.position(a.scoreMatMul()) < pos);
