@@ -9,7 +9,6 @@ import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.peft.ConvLoraPass;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -30,43 +29,50 @@ import java.util.Set;
 final class ConvLoraFold {
   private ConvLoraFold() {}
 
-  /** Folds every Conv-LoRA branch of {@code g}; returns "conv-lora MODULE" per fold. */
-  static List<String> fold(Graph g, Set<Value> touched, int[] removed) {
-    List<String> folded = new ArrayList<>();
+  /** Folds the Conv-LoRA branch that {@code merge} (the method's merge Add) closes. */
+  static void fold(Graph g, Node merge, Set<Value> touched, int[] removed) {
     String method = ConvLoraPass.METHOD;
-    for (Node merge : g.nodes()) {
-      if (merge.graph() == null || !GraftTags.isMerge(merge)) continue;
-      if (GraftTags.method(merge).filter(method::equals).isEmpty()) continue;
-      String module = GraftTags.module(merge).orElse("");
-      String where = "Conv-LoRA module '" + module + "'";
-      checkState(merge.is("Add"), "%s: the merge node '%s' is %s, expected Add", where, merge.displayName(), merge.opType());
-      Node scale = DeltaFolding.producer(merge.input(1), method, "Mul", "scale", where);
-      int sIndex = scale.input(0).producer().isPresent() ? 1 : 0;
-      Node convB = DeltaFolding.producer(scale.input(1 - sIndex), method, "Conv", "B", where);
-      Node convA = DeltaFolding.producer(convB.input(0), method, "Conv", "A", where);
-      for (Node n : List.of(scale, convB, convA)) {
-        checkState(n.output().uses().size() == 1,
-            "%s: '%s' has %s readers; the branch must feed only the merge Add. Export with --adapter-only to keep it.",
-            where, n.displayName(), n.output().uses().size());
-      }
-      Value original = GraftTags.origin(merge.input(0));
-      Node conv = original.producer().orElse(null);
-      checkState(conv != null && conv.is("Conv") && conv.input(0) == convA.input(0),
-          "%s wraps '%s', which is not a Conv reading the branch's input '%s'; the delta folds only into that Conv",
-          where, original.name(), convA.input(0).name());
-      Tensor w = DeltaFolding.constant(conv.input(1), where + ": the frozen weight");
-      Tensor a = DeltaFolding.constant(convA.input(1), where + ": A");
-      Tensor b = DeltaFolding.constant(convB.input(1), where + ": B");
-      Tensor s = DeltaFolding.constant(scale.input(sIndex), where + ": the scale");
-      DeltaFolding.setConstant(g, conv, 1, merged(w, a, b, s, where));
-      DeltaFolding.bypass(merge, merge.input(0));
-      DeltaFolding.remove(g, merge, touched, removed);
-      DeltaFolding.remove(g, scale, touched, removed);
-      DeltaFolding.remove(g, convB, touched, removed);
-      DeltaFolding.remove(g, convA, touched, removed);
-      folded.add(method + " " + module);
+    String module = GraftTags.module(merge).orElse("");
+    String where = "Conv-LoRA module '" + module + "'";
+    checkState(merge.is("Add"), "%s: the merge node '%s' is %s, expected Add", where, merge.displayName(), merge.opType());
+    Node scale = producer(merge.input(1), "Mul", "scale", where);
+    int sIndex = scale.input(0).producer().isPresent() ? 1 : 0;
+    Node convB = producer(scale.input(1 - sIndex), "Conv", "B", where);
+    Node convA = producer(convB.input(0), "Conv", "A", where);
+    for (Node n : List.of(scale, convB, convA)) {
+      checkState(n.output().uses().size() == 1,
+          "%s: '%s' has %s readers; the branch must feed only the merge Add. Export with --adapter-only to keep it.",
+          where, n.displayName(), n.output().uses().size());
     }
-    return folded;
+    Value original = GraftTags.origin(merge.input(0));
+    Node conv = original.producer().orElse(null);
+    checkState(conv != null && conv.is("Conv") && conv.input(0) == convA.input(0),
+        "%s wraps '%s', which is not a Conv reading the branch's input '%s'; the delta folds only into that Conv",
+        where, original.name(), convA.input(0).name());
+    Tensor w = DeltaFolding.constant(conv.input(1), where + ": the frozen weight");
+    Tensor a = DeltaFolding.constant(convA.input(1), where + ": A");
+    Tensor b = DeltaFolding.constant(convB.input(1), where + ": B");
+    Tensor s = DeltaFolding.constant(scale.input(sIndex), where + ": the scale");
+    DeltaFolding.setConstant(g, conv, 1, merged(w, a, b, s, where));
+    DeltaFolding.bypass(merge, merge.input(0));
+    DeltaFolding.remove(g, merge, touched, removed);
+    DeltaFolding.remove(g, scale, touched, removed);
+    DeltaFolding.remove(g, convB, touched, removed);
+    DeltaFolding.remove(g, convA, touched, removed);
+  }
+
+  /** The node of the branch, tagged {@code role}, that produces {@code v}. */
+  private static Node producer(Value v, String op, String role, String where) {
+    Node p = v == null ? null : v.producer().orElse(null);
+    checkState(
+        p != null && p.is(op)
+            && GraftTags.method(p).filter(ConvLoraPass.METHOD::equals).isPresent()
+            && GraftTags.role(p).filter(role::equals).isPresent(),
+        "%s: expected a %s node tagged '%s' producing '%s', found %s. The branch was edited after the"
+            + " conv-lora pass; export with --adapter-only to keep it as nodes.",
+        where, op, role, v == null ? "(absent)" : v.name(),
+        p == null ? "none" : "'" + p.displayName() + "' (" + p.opType() + ", " + p.docString() + ")");
+    return p;
   }
 
   /** W + s · (B[o, r] · A[r, i·k]) reshaped to W, computed by ORT. */

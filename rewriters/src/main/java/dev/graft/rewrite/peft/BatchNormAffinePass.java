@@ -17,6 +17,9 @@ import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry.Entry;
 import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.NormModule;
+import dev.graft.rewrite.method.Fold;
+import dev.graft.rewrite.method.PeftMethod;
+import dev.graft.rewrite.recipe.PassFactory;
 import java.util.List;
 
 /**
@@ -35,6 +38,17 @@ import java.util.List;
  */
 public final class BatchNormAffinePass extends ModulePass<NormModule> {
   public static final String METHOD = "batchnorm-affine";
+
+  /** The method: no options; default targets every BatchNormalization. */
+  public static final PeftMethod DEFINITION =
+      PeftMethod.of(
+          METHOD,
+          PassFactory.targeted(
+              "BatchNorm-affine: the scale and shift of each targeted BatchNormalization train through zero-initialised deltas",
+              "**",
+              List.of(),
+              o -> new BatchNormAffinePass(o.targets())),
+          Fold.constants());
 
   public BatchNormAffinePass(Targets targets) {
     super(targets);

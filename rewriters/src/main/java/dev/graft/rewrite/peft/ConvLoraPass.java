@@ -17,6 +17,9 @@ import dev.graft.rewrite.TrainableRegistry.Entry;
 import dev.graft.rewrite.discover.LinearModule;
 import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.ModuleKind;
+import dev.graft.rewrite.method.Fold;
+import dev.graft.rewrite.method.PeftMethod;
+import dev.graft.rewrite.recipe.PassFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -46,6 +49,25 @@ import java.util.SplittableRandom;
  */
 public final class ConvLoraPass extends ModulePass<LinearModule> {
   public static final String METHOD = "conv-lora";
+
+  /** The method: LoRA's options; default targets every ungrouped Conv. */
+  public static final PeftMethod DEFINITION =
+      PeftMethod.of(
+          METHOD,
+          PassFactory.targeted(
+              "Conv-LoRA: a k x k Conv to r channels then a 1 x 1 Conv beside each targeted ungrouped Conv",
+              "**",
+              List.of("rank", "alpha", "rslora", "dropout", "init", "seed"),
+              o -> {
+                LoraPass.Config d = LoraPass.Config.defaults();
+                return new ConvLoraPass(
+                    o.targets(),
+                    new LoraPass.Config(
+                        o.integer("rank", d.rank()), o.number("alpha", d.alpha()), o.bool("rslora", d.rsLora()),
+                        o.number("dropout", d.dropout()), o.choice("init", LoraPass.Init.class, d.init()),
+                        o.longInteger("seed", d.seed())));
+              }),
+          Fold.convBranch());
 
   private final LoraPass.Config config;
 
