@@ -107,6 +107,9 @@ public final class DeltaFolding {
       if (Methods.foldOf(method) instanceof Fold.LinearBranch) {
         foldLinearBranch(model, merge, touched, removed, store);
         folded.add(method + " " + GraftTags.module(merge).orElse(""));
+      } else if (Methods.foldOf(method) instanceof Fold.ConvBranch) {
+        ConvLoraFold.fold(g, merge, touched, removed);
+        folded.add(method + " " + GraftTags.module(merge).orElse(""));
       }
     }
 
@@ -431,7 +434,7 @@ public final class DeltaFolding {
   // ---- shared edits -------------------------------------------------------------------------------
 
   /** Makes every reader of {@code n}'s output, graph outputs included, read {@code keep}. */
-  private static void bypass(Node n, Value keep) {
+  static void bypass(Node n, Value keep) {
     Value out = n.output();
     Graph g = n.graph();
     if (out.isGraphOutput()) {
@@ -453,7 +456,7 @@ public final class DeltaFolding {
     }
   }
 
-  private static void remove(Graph g, Node n, Set<Value> touched, int[] removed) {
+  static void remove(Graph g, Node n, Set<Value> touched, int[] removed) {
     for (Value v : n.inputs()) if (v != null) touched.add(v);
     g.removeNode(n);
     removed[0]++;
@@ -484,7 +487,7 @@ public final class DeltaFolding {
   }
 
   /** Replaces the constant at {@code node}'s input {@code i}: in place when nothing else reads it. */
-  private static void setConstant(Graph g, Node node, int i, Tensor t) {
+  static void setConstant(Graph g, Node node, int i, Tensor t) {
     Value w = node.input(i);
     boolean sole = w.uses().size() == 1 && !w.isGraphInput() && !w.isGraphOutput();
     if (sole && w.isInitializer()) {
@@ -498,7 +501,7 @@ public final class DeltaFolding {
     }
   }
 
-  private static Tensor constant(Value v, String what) {
+  static Tensor constant(Value v, String what) {
     Optional<Tensor> t = Constants.valueOf(v);
     checkState(
         t.isPresent(),
@@ -508,7 +511,7 @@ public final class DeltaFolding {
     return t.get();
   }
 
-  private static Long[] boxed(long[] dims) {
+  static Long[] boxed(long[] dims) {
     Long[] out = new Long[dims.length];
     for (int i = 0; i < dims.length; i++) out[i] = dims[i];
     return out;

@@ -48,6 +48,8 @@ public final class ModuleDiscovery {
 
   private final Graph graph;
   private final GraphFacts facts;
+  /** Whether a norm feeds the first attention block (ViT, decoders): then no norm is a post-norm. */
+  private boolean preNorm;
 
   private ModuleDiscovery(Graph graph) {
     this.graph = graph;
@@ -145,6 +147,10 @@ public final class ModuleDiscovery {
       residuals.add(r.get().named("", OptionalInt.empty(), block == null ? "" : block));
     }
 
+    Map<Node, String> cnn = CnnFinder.names(facts, linears, norms, residuals);
+    // Pre-norm: the first attention reads a norm whose input, not output, is the skip of its residual.
+    preNorm = !attentions.isEmpty() && norms.stream().anyMatch(x -> x.output() == attentions.get(0).query().input()
+        && residuals.stream().anyMatch(r -> r.block().equals("layer.0.attention") && r.add().input(r.skipIndex()) == x.input()));
     Names names = new Names();
     List<Module> out = new ArrayList<>();
     for (int i = 0; i < namedAttentions.size(); i++) {
@@ -173,16 +179,19 @@ public final class ModuleDiscovery {
         names.claim(linearNames.get(l));
       } else {
         String fallback = l.kind() == ModuleKind.CONV ? "conv" : "linear";
-        out.add(l.named(names.claim(nameFromNode(l.node(), fallback, counters)), OptionalInt.empty()));
+        String name = cnn.containsKey(l.node()) ? cnn.get(l.node()) : nameFromNode(l.node(), fallback, counters);
+        out.add(l.named(names.claim(name), OptionalInt.empty()));
       }
     }
     for (ResidualModule r : residuals) {
       OptionalInt layer = layerOfBlock(r.block());
       String name = r.block().isEmpty() ? "residual." + counters.merge("residual", 1, Integer::sum) : r.block() + ".residual";
+      if (r.block().isEmpty() && cnn.containsKey(r.add())) name = cnn.get(r.add());
       out.add(r.named(names.claim(name), layer, r.block()));
     }
     for (NormModule n : norms) {
       String name = normName(n, namedAttentions, ffns, residuals, embeddings, linearNames);
+      if (name == null) name = cnn.get(n.nodes().get(0));
       if (name == null) name = nameFromNode(n.nodes().get(n.nodes().size() - 1), "norm", counters);
       out.add(n.named(names.claim(name), layerOfBlock(name)));
     }
@@ -254,7 +263,7 @@ public final class ModuleDiscovery {
     }
     // Post-norm: the norm right after a block's residual add.
     for (ResidualModule r : residuals) {
-      if (r.add().output() == n.input() && !r.block().isEmpty()) return r.block() + ".norm";
+      if (!preNorm && r.add().output() == n.input() && !r.block().isEmpty()) return r.block() + ".norm";
     }
     int pos = facts.position(n.nodes().get(0));
     boolean afterAttention = attentions.stream().anyMatch(a -> facts.position(a.scoreMatMul()) < pos);

@@ -40,7 +40,9 @@ public final class Methods {
           PeftMethod.of("taylor-channels", PassRegistry.TAYLOR_CHANNELS, Fold.linearBranch()),
           PeftMethod.of("full", PassRegistry.FULL, Fold.inPlace()),
           DoraPass.DEFINITION,
-          CodaPass.DEFINITION);
+          CodaPass.DEFINITION,
+          dev.graft.rewrite.peft.ConvLoraPass.DEFINITION,
+          dev.graft.rewrite.peft.BatchNormAffinePass.DEFINITION);
 
   private static final ImmutableMap<String, PeftMethod> BY_NAME =
       STANDARD.stream().collect(ImmutableMap.toImmutableMap(PeftMethod::name, m -> m));

@@ -45,6 +45,8 @@ public final class GradientRules {
               .put("Tanh", UnaryRules::tanh)
               .put("Sigmoid", UnaryRules::sigmoid)
               .put("Relu", UnaryRules::relu)
+              .put("HardSigmoid", dev.graft.trainer.autodiff.rules.HardActivationRules::hardSigmoid)
+              .put("HardSwish", dev.graft.trainer.autodiff.rules.HardActivationRules::hardSwish)
               .put("Erf", UnaryRules::erf)
               .put("Gelu", UnaryRules::gelu)
               // Selection.

@@ -165,6 +165,8 @@ class GradientCheckTest {
     t.add(c("Tanh", "Tanh", List.of(x("x", 2, 3))));
     t.add(c("Sigmoid", "Sigmoid", List.of(x("x", 2, 3))));
     t.add(c("Relu", "Relu", List.of(away("x", 3, 4))));
+    t.add(c("HardSigmoid", "HardSigmoid", List.of(x("x", 3, 4)), Attr.of("alpha", 0.3f), Attr.of("beta", 0.4f)).f32());
+    t.add(c("HardSwish", "HardSwish", List.of(x("x", 3, 4))).f32());
     t.add(c("Erf", "Erf", List.of(x("x", 2, 3))).f32());
     t.add(c("Gelu exact", "Gelu", List.of(x("x", 2, 3))).atOpset(20).f32());
     t.add(c("Gelu tanh", "Gelu", List.of(x("x", 2, 3)), Attr.of("approximate", "tanh")).atOpset(20).f32());
