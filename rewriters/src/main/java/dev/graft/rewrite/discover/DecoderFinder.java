@@ -65,7 +65,8 @@ final class DecoderFinder {
       ImmutableMap<LinearModule, Integer> linearLayers,
       ImmutableList<LinearModule> extraLinears,
       ImmutableList<NormModule> norms,
-      ImmutableMap<LinearModule, String> blockOf) {
+      ImmutableMap<LinearModule, String> blockOf,
+      ImmutableSet<Node> rotaryLookups) {
     boolean isEmpty() {
       return linearNames.isEmpty();
     }
@@ -78,6 +79,8 @@ final class DecoderFinder {
   private final Map<LinearModule, Integer> layers = new IdentityHashMap<>();
   private final Map<LinearModule, String> blockOf = new IdentityHashMap<>();
   private final Map<Node, NormModule> norms = new LinkedHashMap<>();
+  /** Gathers of rotary cos/sin tables by position: buffers, not embeddings to train. */
+  private final Set<Node> rotaryLookups = new LinkedHashSet<>();
 
   private DecoderFinder(GraphFacts facts) {
     this.facts = facts;
@@ -109,7 +112,7 @@ final class DecoderFinder {
       qkvo.ifPresent(p -> attentions.add(new Attention(n, p[0], p[1], p[2], p[3])));
     }
     if (attentions.isEmpty()) {
-      return new Found(ImmutableMap.of(), ImmutableMap.of(), ImmutableList.of(), ImmutableList.of(), ImmutableMap.of());
+      return new Found(ImmutableMap.of(), ImmutableMap.of(), ImmutableList.of(), ImmutableList.of(), ImmutableMap.of(), ImmutableSet.of());
     }
     attentions.sort(Comparator.comparingInt(a -> facts.position(a.anchor())));
     List<Integer> anchors = new ArrayList<>();
@@ -157,7 +160,7 @@ final class DecoderFinder {
             .collect(ImmutableList.toImmutableList());
     return new Found(
         ImmutableMap.copyOf(names), ImmutableMap.copyOf(layers), ImmutableList.copyOf(extra),
-        namedNorms, ImmutableMap.copyOf(blockOf));
+        namedNorms, ImmutableMap.copyOf(blockOf), ImmutableSet.copyOf(rotaryLookups));
   }
 
   private void index(LinearModule l) {
@@ -289,7 +292,10 @@ final class DecoderFinder {
       if (p == null) continue;
       if (GraftTags.isGraft(p) || --budget < 0) return Optional.empty();
       // Rotary tables gathered by position: a path that ends in a lookup, not a projection.
-      if (p.is("Gather") || p.is("Cos") || p.is("Sin") || p.is("Shape")) continue;
+      if (p.is("Gather") || p.is("Cos") || p.is("Sin") || p.is("Shape")) {
+        if (p.is("Gather")) rotaryLookups.add(p);
+        continue;
+      }
       if (!p.domain().isEmpty() || !ATTENTION_PATH_OPS.contains(p.opType())) return Optional.empty();
       for (Value in : p.inputs()) if (in != null) todo.add(in);
     }

@@ -87,6 +87,7 @@ public final class ModuleDiscovery {
       LinearFinder.embedding(n).ifPresent(embeddings::add);
     }
     DecoderFinder.Found decoder = DecoderFinder.find(facts, nodes, linears);
+    embeddings.removeIf(e -> decoder.rotaryLookups().contains(e.gather()));
     for (LinearModule l : decoder.extraLinears()) {
       linears.add(l);
       byOutput.put(l.output(), l);

@@ -57,6 +57,8 @@ class DecoderDiscoveryTest {
       }
     }
     assertThat(byName).containsKeys("final.norm", "lm_head");
+    // The token table is the one embedding; rotary cos/sin tables are buffers, not embeddings.
+    assertThat(byName.values().stream().filter(x -> x instanceof EmbeddingModule)).hasSize(1);
     LinearModule key = (LinearModule) byName.get("layer.1.attention.key");
     assertThat(key.inFeatures()).isEqualTo(C.hidden());
     assertThat(key.outFeatures()).isEqualTo((long) C.kvHeads() * C.headDim());
