@@ -163,6 +163,13 @@ final class DecoderFinder {
         namedNorms, ImmutableMap.copyOf(blockOf), ImmutableSet.copyOf(rotaryLookups));
   }
 
+  /** The linear whose result {@code v} is: directly, or behind the merge a pass wrapped it in. */
+  private LinearModule linearAt(Value v) {
+    if (v == null) return null;
+    LinearModule l = byOutput.get(v);
+    return l != null ? l : byOutput.get(GraftTags.origin(v));
+  }
+
   private void index(LinearModule l) {
     if (l.kind() != ModuleKind.LINEAR) return;
     byOutput.put(l.output(), l);
@@ -260,7 +267,7 @@ final class DecoderFinder {
     for (int i = 0; i < 3; i++) {
       Value in = n.input(i);
       if (in == null) return Optional.empty(); // packed QKV: one projection, not three
-      p[i] = byOutput.get(GraftTags.origin(in));
+      p[i] = linearAt(in);
       if (p[i] == null) return Optional.empty();
     }
     Optional<LinearModule> o = projectionBelow(n.outputs().get(0));
@@ -281,9 +288,10 @@ final class DecoderFinder {
     todo.add(v);
     int budget = 48;
     while (!todo.isEmpty()) {
-      Value cur = GraftTags.origin(todo.pop());
+      Value raw = todo.pop();
+      LinearModule l = linearAt(raw);
+      Value cur = GraftTags.origin(raw);
       if (!seen.add(cur) || isConstant(cur)) continue;
-      LinearModule l = byOutput.get(cur);
       if (l != null) {
         found.add(l);
         continue;
@@ -325,7 +333,7 @@ final class DecoderFinder {
     List<LinearModule> downs = byInput.getOrDefault(mul.output(), List.of());
     if (downs.size() != 1) return Optional.empty();
     for (int side = 0; side < 2; side++) {
-      LinearModule up = byOutput.get(GraftTags.origin(mul.input(1 - side)));
+      LinearModule up = linearAt(mul.input(1 - side));
       Optional<LinearModule> gate = activatedGate(mul.input(side));
       if (up != null && gate.isPresent() && gate.get() != up && gate.get().input() == up.input()) {
         return Optional.of(new LinearModule[] {gate.get(), up, downs.get(0)});
@@ -342,13 +350,13 @@ final class DecoderFinder {
       for (int side = 0; side < 2; side++) {
         Node s = p.input(1 - side).producer().orElse(null);
         if (s != null && s.is("Sigmoid") && s.input(0) == p.input(side)) {
-          return Optional.ofNullable(byOutput.get(GraftTags.origin(p.input(side))));
+          return Optional.ofNullable(linearAt(p.input(side)));
         }
       }
       return Optional.empty();
     }
     if (p.is("Gelu") || p.is("Relu") || (p.opType().equals("FastGelu") && MS.equals(p.domain()))) {
-      return Optional.ofNullable(byOutput.get(GraftTags.origin(p.input(0))));
+      return Optional.ofNullable(linearAt(p.input(0)));
     }
     return Optional.empty();
   }

@@ -75,6 +75,8 @@ class DecoderDiscoveryTest {
         new LoraPass(Targets.glob("layer.*.{attention,mlp}.*"), LoraPass.Config.defaults().withRank(4)).run(adapted);
     Verifier.verify(adapted);
     assertThat(r.changes().size()).isEqualTo(C.layers() * 7);
+    // Discovery still sees the blocks behind the LoRA merges.
+    assertThat(ModuleDiscovery.discover(adapted).stream().map(Module::name)).contains("layer.1.attention.query", "layer.1.mlp.down", "layer.1.mlp.norm");
     Map<String, In> feeds = feeds(original);
     float[] before = Ort.run(original, feeds).get("logits").data();
     float[] after = Ort.run(adapted, feeds).get("logits").data();
