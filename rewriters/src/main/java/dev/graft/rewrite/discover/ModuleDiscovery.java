@@ -41,6 +41,7 @@ import java.util.regex.Pattern;
  *   layer.3.attention   layer.3.attention.{query,key,value,output}  layer.3.attention.residual
  *   layer.3.attention.norm   layer.3.ffn   layer.3.ffn.{up,down}   layer.3.ffn.residual
  *   layer.3.ffn.norm   final.norm   otherwise the node path (fc1, conv1, bn1) or kind.N
+ *   decoders ({@link DecoderFinder}): layer.3.mlp.{gate,up,down}  layer.3.{attention,mlp}.norm  lm_head
  * </pre>
  */
 public final class ModuleDiscovery {
@@ -87,14 +88,21 @@ public final class ModuleDiscovery {
       NormFinder.norm(n).ifPresent(norms::add);
       LinearFinder.embedding(n).ifPresent(embeddings::add);
     }
+    DecoderFinder.Found decoder = DecoderFinder.find(facts, nodes, linears);
+    embeddings.removeIf(e -> decoder.rotaryLookups().contains(e.gather()));
+    for (LinearModule l : decoder.extraLinears()) {
+      linears.add(l);
+      byOutput.put(l.output(), l);
+      byInput.computeIfAbsent(l.input(), k -> new ArrayList<>()).add(l);
+    }
     BlockFinder blocks = new BlockFinder(facts, byOutput, byInput);
 
     // Attention blocks, in order along the stream: their order is the layer index.
     List<AttentionModule> attentions = new ArrayList<>();
     for (Node n : nodes) blocks.attention(n).ifPresent(attentions::add);
     attentions.sort(Comparator.comparingInt(a -> facts.position(a.scoreMatMul())));
-    Map<LinearModule, String> linearNames = new IdentityHashMap<>();
-    Map<LinearModule, Integer> linearLayers = new IdentityHashMap<>();
+    Map<LinearModule, String> linearNames = new IdentityHashMap<>(decoder.linearNames());
+    Map<LinearModule, Integer> linearLayers = new IdentityHashMap<>(decoder.linearLayers());
     List<AttentionModule> namedAttentions = new ArrayList<>();
     for (int i = 0; i < attentions.size(); i++) {
       AttentionModule a = attentions.get(i);
@@ -128,7 +136,7 @@ public final class ModuleDiscovery {
     }
 
     // Residual adds, named after the block whose output the branch carries.
-    Map<LinearModule, String> blockOf = new IdentityHashMap<>();
+    Map<LinearModule, String> blockOf = new IdentityHashMap<>(decoder.blockOf());
     for (int i = 0; i < attentions.size(); i++) blockOf.put(attentions.get(i).output(), "layer." + i + ".attention");
     for (FeedForwardModule f : ffns) {
       String down = linearNames.get(f.down());
@@ -189,6 +197,7 @@ public final class ModuleDiscovery {
       if (r.block().isEmpty() && cnn.containsKey(r.add())) name = cnn.get(r.add());
       out.add(r.named(names.claim(name), layer, r.block()));
     }
+    for (NormModule n : decoder.norms()) out.add(n.named(names.claim(n.name()), n.layer()));
     for (NormModule n : norms) {
       String name = normName(n, namedAttentions, ffns, residuals, embeddings, linearNames);
       if (name == null) name = cnn.get(n.nodes().get(0));

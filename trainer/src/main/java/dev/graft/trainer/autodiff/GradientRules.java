@@ -11,6 +11,7 @@ import dev.graft.trainer.autodiff.rules.ConvRules;
 import dev.graft.trainer.autodiff.rules.GatherElementsRules;
 import dev.graft.trainer.autodiff.rules.GatherRules;
 import dev.graft.trainer.autodiff.rules.LogSumExpRules;
+import dev.graft.trainer.autodiff.rules.MaskRules;
 import dev.graft.trainer.autodiff.rules.MatMulRules;
 import dev.graft.trainer.autodiff.rules.NormalizationRules;
 import dev.graft.trainer.autodiff.rules.ReductionRules;
@@ -19,6 +20,7 @@ import dev.graft.trainer.autodiff.rules.SelectionRules;
 import dev.graft.trainer.autodiff.rules.ShapeRules;
 import dev.graft.trainer.autodiff.rules.SoftmaxRules;
 import dev.graft.trainer.autodiff.rules.TopKRules;
+import dev.graft.trainer.autodiff.rules.TrigRules;
 import dev.graft.trainer.autodiff.rules.UnaryRules;
 import java.util.Optional;
 import java.util.Set;
@@ -88,6 +90,11 @@ public final class GradientRules {
               // Normalization.
               .put("LayerNormalization", NormalizationRules::layerNormalization)
               .put("BatchNormalization", NormalizationRules::batchNormalization)
+              .put("Trilu", MaskRules::trilu)
+              .put("Range", MaskRules::range)
+              .put("Sin", TrigRules::sin)
+              .put("Cos", TrigRules::cos)
+              .put("Reciprocal", TrigRules::reciprocal)
               .buildOrThrow());
 
   private final ImmutableMap<String, GradientRule> byOp;

@@ -285,6 +285,12 @@ class GradientCheckTest {
         c("BatchNorm inference", "BatchNormalization",
             List.of(x("x", 2, 3, 2, 2), x("g", 3), x("b", 3), x("m", 3), pos("v", 3)),
             Attr.of("epsilon", 1e-3f)));
+    // Decoder ops: causal masks, rotary tables, RMSNorm's reciprocal.
+    t.add(c("Trilu lower offset", "Trilu", List.of(x("x", 2, 3, 4), ints("k", s(), 1)), Attr.of("upper", 0L)));
+    t.add(c("Trilu upper", "Trilu", List.of(x("x", 4, 3))));
+    t.add(c("Sin", "Sin", List.of(x("x", 2, 3))));
+    t.add(c("Cos", "Cos", List.of(x("x", 2, 3))));
+    t.add(c("Reciprocal", "Reciprocal", List.of(away("x", 2, 3))));
     List<Case> all = new ArrayList<>();
     for (Case k : t) {
       all.add(k);
