@@ -107,6 +107,10 @@ public final class Backprop {
     }
     List<Node> order = topologicalOrder();
     Set<Value> needs = valuesNeedingGradients(order, loss, trainables);
+    if (SavedStatistics.expose(graph, order, needs) > 0) {
+      order = topologicalOrder();
+      needs = valuesNeedingGradients(order, loss, trainables);
+    }
 
     Map<Value, List<Value>> contributions = new IdentityHashMap<>();
     if (needs.contains(loss)) {

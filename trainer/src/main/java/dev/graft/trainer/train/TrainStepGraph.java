@@ -10,6 +10,7 @@ import dev.graft.ir.Model;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.convert.LayerNormFusion;
 import dev.graft.ir.infer.ShapeInference;
 import dev.graft.trainer.autodiff.Backprop;
 import java.util.ArrayList;
@@ -280,6 +281,10 @@ public final class TrainStepGraph {
 
   private Prepared prepare(String graphName) {
     Model m = forwardCopy();
+    // Exporters decompose LayerNorm into ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add; the training copy
+    // runs one LayerNormalization instead, forward and backward (whose rule then reads the saved
+    // mean and inverse deviation). The forward model, and so the exported one, keeps its form.
+    LayerNormFusion.fuse(m);
     Graph g = m.graph();
     g.setName(graphName);
     Value logitsValue = g.outputs().stream().filter(o -> o.name().equals(logits)).findFirst().orElseThrow();

@@ -70,7 +70,7 @@ public final class Trainer implements AutoCloseable {
     this.schedule = b.schedule;
     this.device = b.device;
     this.env = OrtEnvironment.getEnvironment();
-    this.options = sessionOptions(b.device, b.intraOpThreads);
+    this.options = TrainSessionOptions.create(b.device, b.intraOpThreads);
     OrtSession train = null;
     try {
       train = session(graphs.trainStep());
@@ -121,29 +121,6 @@ public final class Trainer implements AutoCloseable {
     /** Opens the sessions; ORT failures (a graph it rejects, a missing provider) are thrown as is. */
     public Trainer build() throws OrtException {
       return new Trainer(this);
-    }
-  }
-
-  private static OrtSession.SessionOptions sessionOptions(Device device, int threads)
-      throws OrtException {
-    OrtSession.SessionOptions o = new OrtSession.SessionOptions();
-    try {
-      if (threads > 0) o.setIntraOpNumThreads(threads);
-      o.setInterOpNumThreads(1);
-      o.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);
-      o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
-      if (device.kind() == Device.Kind.CUDA) {
-        try {
-          o.addCUDA(device.index());
-        } catch (OrtException | UnsatisfiedLinkError e) {
-          throw new IllegalStateException(
-              "Cannot use device " + device + ": " + CUDA_HELP + ". ONNX Runtime said: " + e.getMessage(), e);
-        }
-      }
-      return o;
-    } catch (OrtException | RuntimeException e) {
-      o.close();
-      throw e;
     }
   }
 

@@ -281,6 +281,13 @@ class GradientCheckTest {
     // Normalization.
     t.add(c("LayerNorm", "LayerNormalization", List.of(x("x", 2, 3, 4), x("g", 4), x("b", 4))));
     t.add(c("LayerNorm axis 1 no bias", "LayerNormalization", List.of(x("x", 2, 3, 4), x("g", 3, 4)), Attr.of("axis", 1L)));
+    // float32: the driver gives the node its Mean and InvStdDev outputs and the rule reads them.
+    t.add(c("LayerNorm", "LayerNormalization", List.of(x("x", 2, 3, 4), x("g", 4), x("b", 4))).f32());
+    t.add(
+        c("LayerNorm axis 1 saved statistics", "LayerNormalization", List.of(x("x", 2, 3, 4), x("g", 3, 4)),
+                Attr.of("axis", 1L))
+            .withOutputs(3)
+            .loss(true, false, false));
     t.add(
         c("BatchNorm inference", "BatchNormalization",
             List.of(x("x", 2, 3, 2, 2), x("g", 3), x("b", 3), x("m", 3), pos("v", 3)),
