@@ -1,11 +1,12 @@
 package dev.graft.tools.cli;
 
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.recipe.PassFactory;
-import dev.graft.rewrite.recipe.PassRegistry;
+import dev.graft.rewrite.method.Methods;
 import dev.graft.rewrite.recipe.Recipe;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -142,7 +143,7 @@ final class RewriteCommand implements Callable<Integer> {
                 + " --in-place to replace the input on purpose.");
       }
     }
-    Model model = ModelIO.load(in);
+    Model model = WorkingModels.load(in);
     PrintWriter stdout = spec.commandLine().getOut();
     if (dryRun) {
       for (PassResult p : r.manager().dryRun(model)) {
@@ -182,7 +183,7 @@ final class RewriteCommand implements Callable<Integer> {
     }
     if (!flags) {
       throw usage(
-          "Say what to insert: --recipe FILE (methods: " + String.join(", ", PassRegistry.STANDARD.keySet())
+          "Say what to insert: --recipe FILE (methods: " + String.join(", ", Methods.FACTORIES.keySet())
               + "), or --lora, --layernorm-affine, --head CLASSES[:POOLING].");
     }
     if (loraOptions && !lora) throw usage("--rank, --alpha and --dropout go with --lora; add it.");
@@ -215,12 +216,23 @@ final class RewriteCommand implements Callable<Integer> {
   private Map<String, Object> entry(String method) {
     Map<String, Object> e = new LinkedHashMap<>();
     e.put(PassFactory.METHOD, method);
-    PassFactory f = PassRegistry.STANDARD.get(method);
+    PassFactory f = Methods.FACTORIES.get(method);
     if (f.isTargeted()) {
       if (targets != null) e.put(PassFactory.TARGETS, List.copyOf(targets));
       if (layers != null) e.put(PassFactory.LAYERS, layers.matches("\\d+") ? Integer.parseInt(layers) : layers);
     }
     return e;
+  }
+
+  /** Appends every registered method, with its options, to the help's footer. */
+  static void listMethodsInHelp(picocli.CommandLine rewrite) {
+    List<String> footer = new ArrayList<>(List.of(rewrite.getCommandSpec().usageMessage().footer()));
+    footer.add("");
+    footer.add("Methods (graft methods shows the same):");
+    for (dev.graft.rewrite.method.PeftMethod m : Methods.STANDARD) {
+      for (String line : MethodsCommand.describe(m).split("\n")) footer.add("  " + line.replace("%", "%%"));
+    }
+    rewrite.getCommandSpec().usageMessage().footer(footer.toArray(String[]::new));
   }
 
   private ParameterException usage(String message) {

@@ -47,7 +47,7 @@ final class TaylorStage {
   static void select(Model model, TaylorSelection select, Task task, long seed, RunListener listener)
       throws OrtException {
     ImmutableList<String> modules = select.modules(model);
-    Objective objective = task.objective(ModelIO.fromBytes(ModelIO.toBytes(model), null));
+    Objective objective = task.objective(model.copy());
     Model scored = objective.model();
     ShapeInference.infer(scored);
     Graph g = scored.graph();

@@ -152,7 +152,7 @@ public final class EmbedTask implements Task {
 
   @Override
   public Objective objective(Model model) {
-    Model copy = ModelIO.fromBytes(ModelIO.toBytes(model), null);
+    Model copy = model.copy();
     addPooledOutput(copy, pooling);
     inputs = TextData.batchInputs(copy);
     return Objective.of(copy, OUTPUT, Loss.multipleNegativesRanking(scale));
@@ -163,7 +163,7 @@ public final class EmbedTask implements Task {
    * {@code graft eval} runs to embed texts with a base or tuned embedding model.
    */
   public static Model embeddingModel(Model model, HeadKind pooling) {
-    Model copy = ModelIO.fromBytes(ModelIO.toBytes(model), null);
+    Model copy = model.copy();
     Value pooled = addPooledOutput(copy, pooling);
     Graph g = copy.graph();
     for (Value o : List.copyOf(g.outputs())) if (o != pooled) g.removeOutput(o);
