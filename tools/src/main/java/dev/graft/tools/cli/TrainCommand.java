@@ -84,9 +84,10 @@ final class TrainCommand implements Callable<Integer> {
       description = "The .onnx model to fine-tune. Default: the embedded all-MiniLM-L6-v2.")
   Path model;
 
-  @Option(names = "--recipe", required = true, paramLabel = "FILE",
+  @Option(names = "--recipe", paramLabel = "FILE",
       description = "YAML or JSON recipe: the passes to apply, or stages with training between"
-          + " them (see examples/recipes/, e.g. two-stage.yaml).")
+          + " them (see examples/recipes/, e.g. two-stage.yaml). Without one, the backbone stays"
+          + " frozen and only the task's head trains (the baseline).")
   Path recipe;
 
   @Option(names = "--train", paramLabel = "DATA", split = ",",
@@ -193,7 +194,7 @@ final class TrainCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     Path modelPath = model != null ? ModelPaths.requireReadableModel(model) : DefaultModel.path();
-    Recipe r = loadRecipe(recipe);
+    Recipe r = recipe == null ? null : loadRecipe(recipe);
     RunConfig config =
         new RunConfig(
             DataSources.resolve(train), DataSources.resolve(test), testFraction, textColumn,
@@ -209,7 +210,8 @@ final class TrainCommand implements Callable<Integer> {
       stdout.println("task: " + taskName + " (" + choice.reason() + ")");
     }
     Task t = Tasks.create(taskName, taskOptions());
-    RunResult result = new Pipeline(config, new CliListener(stdout, stderr)).run(modelPath, r, t);
+    Pipeline pipeline = new Pipeline(config, new CliListener(stdout, stderr));
+    RunResult result = r == null ? pipeline.runHeadOnly(modelPath, t) : pipeline.run(modelPath, r, t);
     EpochMetrics last = result.last();
     stdout.printf(Locale.ROOT, "test %s after %d epochs (%,d trainable parameters)%n",
         summary(last), last.epoch(), result.trainableParameters());
