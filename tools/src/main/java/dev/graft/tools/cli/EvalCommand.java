@@ -60,11 +60,11 @@ import picocli.CommandLine.Spec;
     },
     footerHeading = "%nExamples:%n",
     footer = {
-      "  graft eval runs/lora/tuned.onnx --data test.tsv        (or --data sentiment:yelp)",
+      "  graft eval runs/lora/tuned.onnx --data test.tsv     or --data sentiment:yelp",
       "  graft eval merged.onnx --data test.csv --json",
       "  graft eval runs/lora/tuned.onnx --data test.tsv --ood ood.csv",
-      "  graft eval runs/regress/tuned.onnx --data test.tsv      the task comes from the model",
-      "  graft eval model.onnx --task embed --data test.tsv       the base model as an embedder"
+      "  graft eval runs/regress/tuned.onnx --data test.tsv  task from the model",
+      "  graft eval model.onnx --task embed --data test.tsv  the base as embedder"
     })
 final class EvalCommand implements Callable<Integer> {
   @Spec CommandSpec spec;

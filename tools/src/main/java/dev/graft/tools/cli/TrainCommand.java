@@ -51,22 +51,28 @@ import picocli.CommandLine.Spec;
     },
     footerHeading = "%nExamples:%n",
     footer = {
-      "  graft train --recipe examples/recipes/quickstart.yaml --train train.tsv --test test.tsv --out runs/lora",
-      "      all-MiniLM-L6-v2 (embedded), LoRA r=8 on query/value + a mean-pooling head; --train",
-      "      sentiment (the default) takes the UCI sentiment sentences, 20%% held out",
-      "  graft train model.onnx --recipe examples/recipes/lora.yaml --train train.csv --test test.csv --out runs/a",
-      "      the recipe adapts the backbone; the task (classify, from the labels) adds the head",
-      "  graft train --recipe r.yaml --train reviews.tsv --text-column review --label-column stars --out runs/b",
-      "  graft train --recipe examples/recipes/two-stage.yaml --train train.tsv --out runs/two-stage --epochs 2",
-      "      LayerNorm-affine + head for 2 epochs, then the top 1/8 Taylor channels of each",
-      "      FFN down projection for 2 more (metrics.jsonl names each epoch's stage)",
-      "  graft train --recipe examples/recipes/lora.yaml --task regress --train train.tsv --out runs/regress",
-      "      labels read as numbers: one-output head, MSE; RMSE, MAE, Pearson, Spearman",
-      "  graft train --recipe examples/recipes/lora.yaml --task embed --train train.tsv --out runs/embed",
+      "  graft train --recipe examples/recipes/quickstart.yaml \\",
+      "      --train train.tsv --test test.tsv --out runs/lora",
+      "      all-MiniLM-L6-v2 (embedded), LoRA r=8 on query/value + a mean-pooling",
+      "      head; --train sentiment (the default): the UCI sentiment sentences",
+      "  graft train model.onnx --recipe examples/recipes/lora.yaml \\",
+      "      --train train.csv --test test.csv --out runs/a",
+      "      the recipe adapts the backbone; the task (classify, chosen from the",
+      "      labels) adds the head it needs",
+      "  graft train --recipe examples/recipes/lora.yaml --task regress \\",
+      "      --train train.tsv --out runs/regress",
+      "      labels read as numbers: a one-output head, MSE; RMSE, MAE, Spearman",
+      "  graft train --recipe examples/recipes/lora.yaml --task embed \\",
+      "      --train train.tsv --out runs/embed",
       "      sentence embeddings, no head: pairs within a label, in-batch negatives",
-      "  graft train --recipe examples/recipes/lora.yaml --task embed --train pairs.tsv --pair-column positive --out runs/pairs",
-      "  graft train --recipe r.yaml --train train.tsv --out runs/lora --epochs 3 --stop-after 1",
-      "  graft train --recipe r.yaml --train train.tsv --out runs/lora --epochs 3 --resume     continue it"
+      "      (--pair-column positive: pairs from a column instead)",
+      "  graft train --recipe r.yaml --train train.tsv --out runs/lora --epochs 2 \\",
+      "      --stop-after 1",
+      "  graft train --recipe r.yaml --train train.tsv --out runs/lora --epochs 2 \\",
+      "      --resume                                              continue it",
+      "Also: --recipe examples/recipes/two-stage.yaml (LayerNorm-affine + head, then the top",
+      "1/8 Taylor channels of each FFN down projection; metrics.jsonl names each epoch's",
+      "stage), --text-column review --label-column stars for other column names."
     })
 final class TrainCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
@@ -78,9 +84,10 @@ final class TrainCommand implements Callable<Integer> {
       description = "The .onnx model to fine-tune. Default: the embedded all-MiniLM-L6-v2.")
   Path model;
 
-  @Option(names = "--recipe", required = true, paramLabel = "FILE",
+  @Option(names = "--recipe", paramLabel = "FILE",
       description = "YAML or JSON recipe: the passes to apply, or stages with training between"
-          + " them (see examples/recipes/, e.g. two-stage.yaml).")
+          + " them (see examples/recipes/, e.g. two-stage.yaml). Without one, the backbone stays"
+          + " frozen and only the task's head trains (the baseline).")
   Path recipe;
 
   @Option(names = "--train", paramLabel = "DATA", split = ",",
@@ -187,7 +194,7 @@ final class TrainCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     Path modelPath = model != null ? ModelPaths.requireReadableModel(model) : DefaultModel.path();
-    Recipe r = loadRecipe(recipe);
+    Recipe r = recipe == null ? null : loadRecipe(recipe);
     RunConfig config =
         new RunConfig(
             DataSources.resolve(train), DataSources.resolve(test), testFraction, textColumn,
@@ -203,7 +210,8 @@ final class TrainCommand implements Callable<Integer> {
       stdout.println("task: " + taskName + " (" + choice.reason() + ")");
     }
     Task t = Tasks.create(taskName, taskOptions());
-    RunResult result = new Pipeline(config, new CliListener(stdout, stderr)).run(modelPath, r, t);
+    Pipeline pipeline = new Pipeline(config, new CliListener(stdout, stderr));
+    RunResult result = r == null ? pipeline.runHeadOnly(modelPath, t) : pipeline.run(modelPath, r, t);
     EpochMetrics last = result.last();
     stdout.printf(Locale.ROOT, "test %s after %d epochs (%,d trainable parameters)%n",
         summary(last), last.epoch(), result.trainableParameters());

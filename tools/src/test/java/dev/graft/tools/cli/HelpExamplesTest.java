@@ -23,6 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
  * would (rewrite and train before export, export before eval), so each example finds what the one
  * before wrote. The quickstart's examples are the exception: {@code QuickstartCommandTest} runs
  * {@code graft quickstart} itself (minutes on the full data), so they are only checked to parse.
+ * An example may continue over several lines, each but the last ending in a backslash; two or
+ * more spaces start a comment; a pipe ends the command.
  */
 class HelpExamplesTest {
   private static final List<String> ORDER =
@@ -32,6 +34,18 @@ class HelpExamplesTest {
 
   @Test
   void everyHelpExampleRuns(@TempDir Path work) throws Exception {
+    // As a wide terminal shows them: picocli wraps help at 80 columns, which can split an example.
+    String width = System.getProperty("picocli.usage.width");
+    System.setProperty("picocli.usage.width", "200");
+    try {
+      runAll(work);
+    } finally {
+      if (width == null) System.clearProperty("picocli.usage.width");
+      else System.setProperty("picocli.usage.width", width);
+    }
+  }
+
+  private void runAll(Path work) throws Exception {
     setUp(work);
     List<String> ran = new ArrayList<>();
     for (String command : ORDER) {
@@ -44,7 +58,9 @@ class HelpExamplesTest {
         if (command.equals("export") && !Files.exists(work.resolve("run"))) {
           Files.createSymbolicLink(work.resolve("run"), work.resolve("runs/lora"));
         }
+        long start = System.nanoTime();
         CliRun r = CliRun.of(args);
+        System.out.printf("%5.1f s  %s%n", (System.nanoTime() - start) / 1e9, line);
         assertThat(r.exit()).as("%s%nstdout: %s%nstderr: %s", line, r.out(), r.err()).isZero();
         ran.add(line);
       }
@@ -63,10 +79,14 @@ class HelpExamplesTest {
     int from = help.out().indexOf("Examples:");
     assertThat(from).as("graft %s --help has an Examples section", command).isNotNegative();
     List<String> out = new ArrayList<>();
-    for (String line : help.out().substring(from).lines().toList()) {
-      Matcher m = EXAMPLE.matcher(line);
+    List<String> lines = help.out().substring(from).lines().toList();
+    for (int i = 0; i < lines.size(); i++) {
+      Matcher m = EXAMPLE.matcher(lines.get(i));
       if (!m.matches()) continue;
-      String example = m.group(1).split("\\s{2,}")[0].strip();
+      String example = m.group(1);
+      // A line ending in a backslash continues on the next.
+      while (example.endsWith("\\") && i + 1 < lines.size()) example = example.substring(0, example.length() - 1) + lines.get(++i).strip();
+      example = example.split("\\s{2,}")[0].strip();
       int pipe = example.indexOf(" | ");
       out.add(pipe < 0 ? example : example.substring(0, pipe));
     }

@@ -77,8 +77,23 @@ public final class Pipeline {
     return model;
   }
 
+  /**
+   * No recipe: the backbone stays frozen and only the task's head trains, for the run's epochs
+   * (the baseline a recipe is compared against). A task that adds no head has nothing to train.
+   */
+  public RunResult runHeadOnly(Path baseModel, Task task) throws OrtException {
+    return runStages(baseModel, List.of(), task);
+  }
+
   public RunResult run(Path baseModel, List<Stage> stages, Task task) throws OrtException {
     checkArgument(!stages.isEmpty(), "A run needs at least one stage");
+    return runStages(baseModel, stages, task);
+  }
+
+  /** The stages in order; none is one stage of no passes (head only). */
+  private RunResult runStages(Path baseModel, List<Stage> given, Task task) throws OrtException {
+    List<Optional<Stage>> stages =
+        given.isEmpty() ? List.of(Optional.empty()) : given.stream().map(Optional::of).toList();
     if (stages.size() > 1 && (config.resume() || config.stopAfterEpoch() > 0)) {
       throw new IllegalArgumentException(
           "--resume and --stop-after work with one-stage recipes only: this recipe has " + stages.size()
@@ -88,25 +103,28 @@ public final class Pipeline {
     createDirectories(config.out());
     listener.message(task.load(config.data()));
     Model model = load(baseModel, listener);
-    int totalEpochs = stages.stream().mapToInt(st -> st.epochsOr(config.epochs())).sum();
+    int totalEpochs = stages.stream().mapToInt(st -> st.map(x -> x.epochsOr(config.epochs())).orElse(config.epochs())).sum();
     MetricsLog log = new MetricsLog(config.out(), "Graft fine-tuning (" + task.name() + ")");
     TrainingLoop loop = new TrainingLoop(config, listener, trainableSchedule);
     long trainable = 0;
     int epochsBefore = 0;
     for (int i = 0; i < stages.size(); i++) {
-      Stage stage = stages.get(i);
-      int epochs = stage.epochsOr(config.epochs());
+      Optional<Stage> stage = stages.get(i);
+      int epochs = stage.map(x -> x.epochsOr(config.epochs())).orElse(config.epochs());
       if (stages.size() > 1) {
-        listener.message(String.format("stage %d/%d (%s): %d epochs", i + 1, stages.size(), stage.name(), epochs));
+        listener.message(String.format("stage %d/%d (%s): %d epochs", i + 1, stages.size(), stage.get().name(), epochs));
       }
-      for (PassResult r : new PassManager(stage.passes()).run(model)) listener.message(r.summary());
+      if (stage.isEmpty()) listener.message("no recipe: the backbone stays frozen; only the task's head trains");
+      for (PassResult r : new PassManager(stage.map(Stage::passes).orElse(com.google.common.collect.ImmutableList.of())).run(model)) {
+        listener.message(r.summary());
+      }
       Optional<TaskHead> head = task.head(model);
       if (head.isPresent()) {
         listener.message("head: " + head.get().reason());
         for (PassResult r : new PassManager(List.of(head.get().pass())).run(model)) listener.message(r.summary());
       }
-      if (stage.taylor().isPresent()) {
-        TaylorStage.select(model, stage.taylor().get(), task, config.seed(), listener);
+      if (stage.isPresent() && stage.get().taylor().isPresent()) {
+        TaylorStage.select(model, stage.get().taylor().get(), task, config.seed(), listener);
       }
       task.describe(model);
       trainable = TrainableRegistry.parameterCount(model);
