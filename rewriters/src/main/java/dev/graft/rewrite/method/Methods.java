@@ -6,6 +6,9 @@ import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import com.google.common.collect.ImmutableSet;
 import dev.graft.rewrite.peft.DoraPass;
+import dev.graft.rewrite.peft.LohaPass;
+import dev.graft.rewrite.peft.LokrPass;
+import dev.graft.rewrite.peft.VeraPass;
 import dev.graft.rewrite.recipe.PassFactory;
 import dev.graft.rewrite.recipe.PassRegistry;
 import java.util.Optional;
@@ -38,7 +41,10 @@ public final class Methods {
           PeftMethod.of("bitfit", PassRegistry.BITFIT, Fold.constants()),
           PeftMethod.of("taylor-channels", PassRegistry.TAYLOR_CHANNELS, Fold.linearBranch()),
           PeftMethod.of("full", PassRegistry.FULL, Fold.inPlace()),
-          DoraPass.DEFINITION);
+          DoraPass.DEFINITION,
+          VeraPass.DEFINITION,
+          LohaPass.DEFINITION,
+          LokrPass.DEFINITION);
 
   private static final ImmutableMap<String, PeftMethod> BY_NAME =
       STANDARD.stream().collect(ImmutableMap.toImmutableMap(PeftMethod::name, m -> m));
