@@ -7,6 +7,9 @@ import com.google.common.collect.ImmutableMap;
 import com.google.common.collect.ImmutableSet;
 import dev.graft.rewrite.peft.CodaPass;
 import dev.graft.rewrite.peft.DoraPass;
+import dev.graft.rewrite.peft.LohaPass;
+import dev.graft.rewrite.peft.LokrPass;
+import dev.graft.rewrite.peft.VeraPass;
 import dev.graft.rewrite.recipe.PassFactory;
 import dev.graft.rewrite.recipe.PassRegistry;
 import java.util.Optional;
@@ -42,7 +45,10 @@ public final class Methods {
           DoraPass.DEFINITION,
           CodaPass.DEFINITION,
           dev.graft.rewrite.peft.ConvLoraPass.DEFINITION,
-          dev.graft.rewrite.peft.BatchNormAffinePass.DEFINITION);
+          dev.graft.rewrite.peft.BatchNormAffinePass.DEFINITION,
+          VeraPass.DEFINITION,
+          LohaPass.DEFINITION,
+          LokrPass.DEFINITION);
 
   private static final ImmutableMap<String, PeftMethod> BY_NAME =
       STANDARD.stream().collect(ImmutableMap.toImmutableMap(PeftMethod::name, m -> m));
