@@ -36,7 +36,14 @@ import java.util.Optional;
  * The per-channel scales and the quantised weights are computed by ONNX Runtime (a small graph of
  * Abs, ReduceMax, Div and QuantizeLinear per weight), not by Java loops. Every MatMul whose second
  * input is a 2-D fp32 initializer is quantised; a weight shared by several MatMuls is quantised
- * once. The fp32 weights are dropped, so the file shrinks about 4x where linear weights dominate.
+ * once. Embedding tables read by a Gather on axis 0 are quantised too, one scale per row (as ORT
+ * quantises Gather):
+ *
+ * <pre>
+ *   y = Gather(E, ids)   =>   y = Mul(Cast&lt;float&gt;(Gather(Eq, ids)), Gather(Es, ids))   Es [V, 1]
+ * </pre>
+ *
+ * The fp32 tensors are dropped, so the file shrinks about 4x.
  * The quantised graph computes approximately: accuracy is what tells whether it is good enough
  * ({@code graft export --quantize int8 --data TEST --max-accuracy-drop D}).
  */
@@ -45,11 +52,13 @@ public final class Int8Quantization {
   private static final float QMAX = 127f;
 
   /** What was quantised. */
-  public record Report(int matMuls, int weights, long fp32Bytes, long int8Bytes, ImmutableList<String> skipped) {
+  public record Report(
+      int matMuls, int weights, int gathers, long fp32Bytes, long int8Bytes, ImmutableList<String> skipped) {
     public String summary() {
       return String.format(
-          "%d MatMul%s on %d weight%s quantised to int8 per channel (%,d -> %,d bytes of weights)",
-          matMuls, matMuls == 1 ? "" : "s", weights, weights == 1 ? "" : "s", fp32Bytes, int8Bytes);
+          "%d MatMul%s on %d weight%s and %d embedding Gather%s quantised to int8 per channel (%,d -> %,d bytes)",
+          matMuls, matMuls == 1 ? "" : "s", weights, weights == 1 ? "" : "s", gathers, gathers == 1 ? "" : "s",
+          fp32Bytes, int8Bytes);
     }
   }
 
@@ -84,7 +93,7 @@ public final class Int8Quantization {
     for (Value w : order) {
       Tensor t = w.initializer().orElseThrow();
       long n = t.dims()[1];
-      ImmutableMap<String, Tensor> q = quantize(t);
+      ImmutableMap<String, Tensor> q = quantize(t, 1);
       Value wq = named(g, w.name() + "_quantized", q.get("W_quantized"));
       Value ws = named(g, w.name() + "_scale", q.get("W_scale"));
       Value wz = named(g, w.name() + "_zero_point", zeros(null, n));
@@ -96,7 +105,40 @@ public final class Int8Quantization {
       }
       if (!w.hasUses() && !w.isGraphOutput()) g.removeInitializer(w);
     }
-    return new Report(matMuls, order.size(), fp32, int8, ImmutableList.copyOf(skipped));
+    int gathers = 0;
+    for (Node n : List.copyOf(g.nodes())) {
+      if (!n.is("Gather") || !n.domain().isEmpty() || n.attrLong("axis", 0) != 0) continue;
+      Value e = n.input(0);
+      Optional<Tensor> t = e.isInitializer() && !e.isGraphInput() ? e.initializer() : Optional.empty();
+      if (t.isEmpty() || t.get().dataType() != DataType.FLOAT || t.get().dims().length != 2 || e.uses().size() != 1) continue;
+      ImmutableMap<String, Tensor> q = quantize(t.get(), 0);
+      long rows = t.get().dims()[0];
+      Value eq = named(g, e.name() + "_quantized", q.get("W_quantized"));
+      Tensor rowScales = q.get("W_scale");
+      Value es = named(g, e.name() + "_scale", DenseTensor.ofRaw(null, DataType.FLOAT, new long[] {rows, 1}, rowScales.rawData()));
+      rewriteGather(g, n, eq, es);
+      fp32 += t.get().byteSize();
+      int8 += t.get().numElements() + 4 * rows;
+      if (!e.hasUses() && !e.isGraphOutput()) g.removeInitializer(e);
+      gathers++;
+    }
+    return new Report(matMuls, order.size(), gathers, fp32, int8, ImmutableList.copyOf(skipped));
+  }
+
+  /** {@code y = Gather(E, ids)  =>  y = Mul(Cast<float>(Gather(Eq, ids)), Gather(Es, ids))}, Es [V, 1]. */
+  private static void rewriteGather(Graph g, Node gather, Value eq, Value es) {
+    String base = gather.name().isEmpty() ? "Gather" : gather.name();
+    GraphBuilder b = GraphBuilder.on(g).before(gather).prefix(base + "/int8");
+    Value ids = gather.input(1);
+    Value rows = b.op("Gather", List.of(eq, ids), Attr.of("axis", 0L));
+    Value scale = b.op("Gather", List.of(es, ids), Attr.of("axis", 0L));
+    Value y = b.op("Mul", b.op("Cast", List.of(rows), Attr.of("to", (long) DataType.FLOAT.code())), scale);
+    Value old = gather.output();
+    String name = old.name();
+    y.setType(old.type());
+    old.replaceAllUsesWith(y, true);
+    g.removeNode(gather);
+    g.rename(y, name);
   }
 
   private static void rewrite(Graph g, Node mm, Value wq, Value ws, Value wz) {
@@ -115,21 +157,26 @@ public final class Int8Quantization {
     g.rename(y, name);
   }
 
-  /** Wq (int8) and Ws (fp32, one per column) of a [K, N] weight, computed by ONNX Runtime. */
-  private static ImmutableMap<String, Tensor> quantize(Tensor w) {
+  /**
+   * Wq (int8) and Ws (fp32, one per slice along {@code axis}: per column of a [K, N] weight, per row
+   * of a [V, D] embedding table), computed by ONNX Runtime.
+   */
+  private static ImmutableMap<String, Tensor> quantize(Tensor w, long axis) {
     long k = w.dims()[0];
     long n = w.dims()[1];
+    long channels = w.dims()[(int) axis];
     GraphBuilder b = GraphBuilder.create("quantize_weight");
     Value in = b.input("W", DataType.FLOAT, k, n);
-    Value zp = b.input("zero_point", DataType.INT8, n);
-    Value absMax = b.op("ReduceMax", List.of(b.op("Abs", in)), Attr.ints("axes", 0), Attr.of("keepdims", 0L));
-    // An all-zero column would get scale 0 and divide by it; any positive scale quantises it to 0.
+    Value zp = b.input("zero_point", DataType.INT8, channels);
+    Value absMax =
+        b.op("ReduceMax", List.of(b.op("Abs", in)), Attr.ints("axes", 1 - axis), Attr.of("keepdims", 0L));
+    // An all-zero channel would get scale 0 and divide by it; any positive scale quantises it to 0.
     Value scale = b.op("Max", b.op("Div", absMax, b.scalar(QMAX)), b.scalar(Float.MIN_NORMAL));
-    Value q = b.op("QuantizeLinear", List.of(in, scale, zp), Attr.of("axis", 1L));
+    Value q = b.op("QuantizeLinear", List.of(in, scale, zp), Attr.of("axis", axis));
     b.output("W_quantized", b.typed(q, DataType.INT8, k, n));
-    b.output("W_scale", b.typed(scale, DataType.FLOAT, n));
+    b.output("W_scale", b.typed(scale, DataType.FLOAT, channels));
     Model qm = b.model(17);
-    return OrtEval.run(qm, Map.of("W", w, "zero_point", zeros("zero_point", n)));
+    return OrtEval.run(qm, Map.of("W", w, "zero_point", zeros("zero_point", channels)));
   }
 
   private static Value named(Graph g, String hint, Tensor t) {

@@ -94,11 +94,36 @@ public final class RuntimeCheck {
    */
   public static Report check(
       Path model, Path reference, List<String> runtimes, TargetRuntime.RunSettings settings, double tolerance, long seed) {
+    return check(model, reference, Map.of(), runtimes, settings, tolerance, seed);
+  }
+
+  /**
+   * As {@link #check(Path, Path, List, TargetRuntime.RunSettings, double, long)}, feeding {@code
+   * extraFeeds} to MODEL only (not to the reference): an adapter's parameters for the graph inputs
+   * of the same names, as ORT's LoRA adapter API would feed them (the {@code --adapter} option).
+   */
+  public static Report check(
+      Path model,
+      Path reference,
+      Map<String, Tensor> extraFeeds,
+      List<String> runtimes,
+      TargetRuntime.RunSettings settings,
+      double tolerance,
+      long seed) {
     for (String r : runtimes) {
       checkArgument(RUNTIMES.containsKey(r), "Unknown runtime '%s'; graft check knows %s", r, RUNTIMES.keySet());
     }
     Model m = ModelIO.load(model);
     Map<String, Tensor> feeds = ExportVerifier.heldOutInputs(m, seed);
+    Map<String, Tensor> modelFeeds = new java.util.LinkedHashMap<>(feeds);
+    for (Map.Entry<String, Tensor> e : extraFeeds.entrySet()) {
+      checkArgument(
+          m.graph().inputs().stream().anyMatch(v -> v.name().equals(e.getKey())),
+          "The adapter's tensor '%s' is no input of %s; pass the base_with_lora_inputs.onnx the adapter was exported with",
+          e.getKey(),
+          model);
+      modelFeeds.put(e.getKey(), e.getValue());
+    }
     OrtJavaRuntime java = new OrtJavaRuntime();
     TargetRuntime.Run expected;
     Path referencePath = reference == null ? model : reference;
@@ -119,7 +144,7 @@ public final class RuntimeCheck {
     for (String name : runtimes) {
       TargetRuntime rt = RUNTIMES.get(name).get();
       try {
-        TargetRuntime.Run run = rt.run(model, feeds, settings);
+        TargetRuntime.Run run = rt.run(model, modelFeeds, settings);
         ExportVerifier.Verification v;
         try {
           v = ExportVerifier.compare(expected.outputs(), run.outputs(), tolerance);

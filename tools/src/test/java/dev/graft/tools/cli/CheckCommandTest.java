@@ -2,6 +2,7 @@ package dev.graft.tools.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.graft.export.AdapterExport;
 import dev.graft.export.ExportOptions;
 import dev.graft.export.MergedExport;
 import dev.graft.fixtures.PretrainedModels;
@@ -104,6 +105,35 @@ class CheckCommandTest {
   }
 
   @Test
+  void aLoraAdapterExportRunsInOrtNodeFedAsOrtsAdapterApiFeedsIt(@TempDir Path dir) {
+    // ORT for Node.js (1.30.0) has no LoRA adapter API (no loadAdapter, no activeAdapters in
+    // RunOptions), so the adapter's parameters are fed as the inputs of the same names of
+    // base_with_lora_inputs.onnx, which is what RunOptions.addActiveLoraAdapter does in Java.
+    Model m = ModelIO.load(PretrainedModels.miniLm());
+    new PassManager(List.of(new LoraPass(Targets.glob("layer.*.attention.{query,value}"), LoraPass.Config.defaults()))).run(m);
+    randomise(m, 11);
+    Path tuned = dir.resolve("lora-only.onnx");
+    ModelIO.save(m, tuned);
+    Path adapter = dir.resolve("adapter");
+    AdapterExport.write(ModelIO.load(tuned), PretrainedModels.miniLm(), adapter);
+
+    CliRun run =
+        CliRun.of(
+            "check", adapter.resolve(AdapterExport.BASE_WITH_INPUTS).toString(),
+            "--adapter", adapter.resolve(AdapterExport.SAFETENSORS).toString(),
+            "--reference", tuned.toString(), "--runtime", "ort-node", "--runs", "1");
+
+    assertThat(run.exit()).as(run.out() + run.err()).isZero();
+    assertThat(run.out()).contains("ort-node (onnxruntime-node 1.30.0): max |diff| ");
+    // Without the adapter the same graph computes the base model: the feeds are what carry it.
+    CliRun bare =
+        CliRun.of("check", adapter.resolve(AdapterExport.BASE_WITH_INPUTS).toString(), "--reference", tuned.toString(),
+            "--runtime", "ort-node", "--runs", "1");
+    assertThat(bare.exit()).isEqualTo(1);
+    assertThat(bare.out()).contains("OVER the tolerance");
+  }
+
+  @Test
   void anUnknownRuntimeIsAUsageError() {
     CliRun run = CliRun.of("check", loraMerged.toString(), "--runtime", "tflite");
     assertThat(run.exit()).isEqualTo(2);
@@ -114,7 +144,14 @@ class CheckCommandTest {
   private static Path tuned(String name, GraphPass pass) {
     Model m = ModelIO.load(PretrainedModels.miniLm());
     new PassManager(List.of(pass, new ClassificationHeadPass(HEAD))).run(m);
-    SplittableRandom r = new SplittableRandom(name.hashCode());
+    randomise(m, name.hashCode());
+    Path out = shared.resolve(name + "-tuned.onnx");
+    ModelIO.save(m, out);
+    return out;
+  }
+
+  private static void randomise(Model m, long seed) {
+    SplittableRandom r = new SplittableRandom(seed);
     Graph g = m.graph();
     for (TrainableRegistry.Entry e : TrainableRegistry.read(m)) {
       if (e.role().equals("A")) continue; // LoRA A keeps its Kaiming draw
@@ -124,8 +161,5 @@ class CheckCommandTest {
       for (int i = 0; i < d.length; i++) d[i] = (float) (r.nextGaussian() * 0.05);
       g.setInitializer(v, DenseTensor.ofFloats(v.name(), t.dims(), d));
     }
-    Path out = shared.resolve(name + "-tuned.onnx");
-    ModelIO.save(m, out);
-    return out;
   }
 }
