@@ -22,6 +22,7 @@ public final class Tasks {
           .put(RegressTask.NAME, o -> new RegressTask(o.head(), o.seed(), o.huberDelta()))
           .put(EmbedTask.NAME, o -> new EmbedTask(o.head(), o.seed(), o.scale(), o.pairColumn()))
           .put(CausalLmTask.NAME, o -> new CausalLmTask())
+          .put(CodaDistillTask.NAME, o -> new CodaDistillTask())
           .buildOrThrow();
 
   /** More distinct integer labels than this read as a numeric target, not as classes. */
