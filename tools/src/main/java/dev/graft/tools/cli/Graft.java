@@ -22,7 +22,8 @@ import picocli.CommandLine.ScopeType;
       TrainCommand.class,
       EvalCommand.class,
       QuickstartCommand.class,
-      ExportCommand.class
+      ExportCommand.class,
+      GenerateCommand.class
     },
     description = "Parameter-efficient fine-tuning as an ONNX graph transformation.",
     synopsisSubcommandLabel = "COMMAND",
