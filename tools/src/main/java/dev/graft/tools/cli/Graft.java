@@ -25,7 +25,8 @@ import picocli.CommandLine.ScopeType;
       ExportCommand.class,
       MethodsCommand.class,
       CheckCommand.class,
-      BenchCommand.class
+      BenchCommand.class,
+      GenerateCommand.class,
     },
     description = "Parameter-efficient fine-tuning as an ONNX graph transformation.",
     synopsisSubcommandLabel = "COMMAND",
