@@ -16,7 +16,7 @@
 # UCI sentences from Graft's own cache (bin/graft fetches them on first use).
 #
 # Environment: THREADS (2), BATCH (32), UCI_EXAMPLES (960 of the 3,000; 0 = all), UCI_EPOCHS (1),
-# SPAM_EXAMPLES (320 of 6,043), BGE_EXAMPLES (160),
+# SPAM_EXAMPLES (320 of 6,043), BGE_EXAMPLES (160), BUCKETS (0; 1 = length-bucketed batches, LengthBuckets),
 # WAIT (passive: OpenMP and ORT threads sleep instead of spinning, fair on a shared machine; set
 # WAIT=active to let both spin), GRAFT_CACHE (~/.cache/graft), OUT (bench/out).
 set -euo pipefail
@@ -28,6 +28,7 @@ UCI_EXAMPLES=${UCI_EXAMPLES:-960}
 UCI_EPOCHS=${UCI_EPOCHS:-1}
 SPAM_EXAMPLES=${SPAM_EXAMPLES:-320}
 BGE_EXAMPLES=${BGE_EXAMPLES:-160}
+BUCKETS=${BUCKETS:-0}
 WAIT=${WAIT:-passive}
 CACHE=${GRAFT_CACHE:-$HOME/.cache/graft}
 OUT=${OUT:-$ROOT/bench/out}
@@ -119,7 +120,8 @@ row() {
   local batches=$OUT/$key.batches
   echo "== $label" >&2
   "${JAVA[@]}" $BENCH export --data "$data" --label-column "$labelcol" --tokenizer "$tokenizer" \
-      --max-length "$maxlen" --batch "$BATCH" --epochs "$epochs" --limit "$limit" --out "$batches" 2>/dev/null \
+      --max-length "$maxlen" --batch "$BATCH" --epochs "$epochs" --limit "$limit" --buckets "$([ "$BUCKETS" = 1 ] && echo true || echo false)" \
+      --out "$batches" 2>/dev/null \
     | tee "$OUT/$key.export.txt" >&2
   local before; before=$(load)
   /usr/bin/python3 "$ROOT/bench/peft_peer.py" --model "$model" --batches "$batches" --threads "$THREADS" \
