@@ -56,11 +56,7 @@ public final class MergedExport {
    * written with external data (a copy file to file for unchanged weights).
    */
   static boolean streams(Model tuned) {
-    long external = 0;
-    for (var v : tuned.graph().initializers()) {
-      if (v.initializer().orElseThrow() instanceof dev.graft.ir.tensor.ExternalTensor e) external += e.length();
-    }
-    return external >= STREAM_FROM;
+    return OrtEval.externalBytes(tuned) >= STREAM_FROM;
   }
 
   /** External data from which an export streams: 256 MiB. */

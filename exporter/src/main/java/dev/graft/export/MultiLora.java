@@ -28,6 +28,11 @@ public final class MultiLora {
     return o;
   }
 
+  private static OrtSession open(Path model, OrtSession.SessionOptions o, long externalBytes) throws OrtException {
+    if (externalBytes >= dev.graft.ir.io.SessionFile.LARGE_WEIGHTS) OrtEval.largeWeightOptions(o);
+    return OrtEval.ENV.createSession(model.toString(), o);
+  }
+
   /** Runs {@code session} on {@code feeds} with {@code adapter} active (none when null). */
   public static ImmutableMap<String, Tensor> run(
       OrtSession session, OrtLoraAdapter adapter, Map<String, Tensor> feeds) throws OrtException {
@@ -42,7 +47,7 @@ public final class MultiLora {
       Model tuned, Path baseWithInputs, Path adapterFile, Map<String, Tensor> feeds) {
     ImmutableMap<String, Tensor> expected = OrtEval.run(tuned, feeds, "the tuned model");
     try (OrtSession.SessionOptions o = sessionOptions();
-        OrtSession s = OrtEval.ENV.createSession(baseWithInputs.toString(), o);
+        OrtSession s = open(baseWithInputs, o, OrtEval.externalBytes(tuned));
         OrtLoraAdapter a = OrtLoraAdapter.create(adapterFile.toString())) {
       return ExportVerifier.verify(expected, run(s, a, feeds), ExportVerifier.FP32_TOLERANCE);
     } catch (OrtException e) {

@@ -43,11 +43,7 @@ final class OrtEval {
       o.setIntraOpNumThreads(2);
       OrtSession s;
       try (SessionFile file = SessionFile.write(model)) {
-        if (file.large()) {
-          // No packed or folded copies of frozen weights (see Trainer.largeWeightOptions).
-          o.addConfigEntry("session.disable_prepacking", "1");
-          o.addConfigEntry("optimization.disable_specified_optimizers", "ConstantFolding");
-        }
+        if (file.large()) largeWeightOptions(o);
         s = ENV.createSession(file.path().toString(), o);
       }
       try (s) {
@@ -56,6 +52,24 @@ final class OrtEval {
     } catch (OrtException e) {
       throw new IllegalStateException("ONNX Runtime failed on " + what + ": " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * Over {@link SessionFile#LARGE_WEIGHTS} of weights read from files, no packed or folded
+   * copies of them in ORT's memory (see the trainer's {@code Trainer.largeWeightOptions}).
+   */
+  static void largeWeightOptions(OrtSession.SessionOptions o) throws OrtException {
+    o.addConfigEntry("session.disable_prepacking", "1");
+    o.addConfigEntry("optimization.disable_specified_optimizers", "ConstantFolding");
+  }
+
+  /** Bytes of the model's initializers that live in external data files. */
+  static long externalBytes(Model m) {
+    long n = 0;
+    for (var v : m.graph().initializers()) {
+      if (v.initializer().orElseThrow() instanceof dev.graft.ir.tensor.ExternalTensor e) n += e.length();
+    }
+    return n;
   }
 
   /** Runs the model file {@code file} (external data beside it is read by ORT). */

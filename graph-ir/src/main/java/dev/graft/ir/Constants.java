@@ -54,7 +54,13 @@ public final class Constants {
     return Optional.empty();
   }
 
-  /** The constant data of a value: an initializer or a Constant node's output. */
+  /**
+   * The constant data of a value: an initializer or a Constant node's output. The one "constant
+   * value of" question of the house; everything that asks it calls this. An initializer that is
+   * also a graph input is NOT a constant: ONNX lets the caller feed it at run time (old
+   * exporters list every initializer as an input), so folding or specialising on its stored value
+   * could change what the model computes.
+   */
   public static Optional<Tensor> valueOf(Value v) {
     if (v == null) return Optional.empty();
     if (v.isInitializer() && !v.isGraphInput()) return v.initializer();

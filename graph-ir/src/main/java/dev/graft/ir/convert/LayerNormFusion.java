@@ -2,6 +2,7 @@ package dev.graft.ir.convert;
 
 import com.google.common.collect.ImmutableList;
 import dev.graft.ir.Attr;
+import dev.graft.ir.Constants;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Node;
@@ -162,9 +163,7 @@ public final class LayerNormFusion {
   }
 
   private static Optional<Tensor> constant(Value v) {
-    if (v == null) return Optional.empty();
-    if (v.initializer().isPresent()) return v.initializer();
-    return v.producer().filter(p -> p.is("Constant")).flatMap(Ranks::constantTensor);
+    return Constants.valueOf(v);
   }
 
   private static Optional<Float> scalar(Value v) {

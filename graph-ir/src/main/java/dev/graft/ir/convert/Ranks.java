@@ -1,6 +1,7 @@
 package dev.graft.ir.convert;
 
 import dev.graft.ir.Attr;
+import dev.graft.ir.Constants;
 import dev.graft.ir.Dim;
 import dev.graft.ir.Node;
 import dev.graft.ir.Shape;
@@ -190,7 +191,7 @@ final class Ranks {
   }
 
   static Optional<Tensor> constantTensor(Node constant) {
-    return constant.attr("value").filter(a -> !a.isReference()).map(Attr::asTensor);
+    return Constants.constantValue(constant);
   }
 
   private static OptionalInt sum(OptionalInt a, OptionalInt b, int extra) {

@@ -23,7 +23,7 @@ import java.util.SplittableRandom;
  * saves the tuned model.
  *
  * <pre>
- *   java -cp ... dev.graft.tools.bench.BigModelTrain LORA.onnx TUNED.onnx STEPS THREADS
+ *   java -cp ... dev.graft.tools.bench.BigModelTrain LORA.onnx TUNED.onnx STEPS THREADS LR
  * </pre>
  */
 public final class BigModelTrain {
@@ -34,6 +34,7 @@ public final class BigModelTrain {
     Path out = Path.of(args[1]);
     int steps = Integer.parseInt(args[2]);
     int threads = Integer.parseInt(args[3]);
+    double lr = Double.parseDouble(args[4]);
     Model model = WorkingModels.load(in);
     TrainStepGraph graphs =
         TrainStepGraph.builder(model).loss(Loss.meanSquaredError()).clipGradNorm(1.0).build();
@@ -43,7 +44,7 @@ public final class BigModelTrain {
     SplittableRandom r = new SplittableRandom(7);
     Map<String, Tensor> batch =
         Map.of(x.name(), floats(x.name(), xd, r, 1.0), "labels", floats("labels", yd, r, 1.0));
-    try (Trainer t = Trainer.builder(graphs).schedule(LrSchedule.constant(1e-2)).intraOpThreads(threads).build()) {
+    try (Trainer t = Trainer.builder(graphs).schedule(LrSchedule.constant(lr)).intraOpThreads(threads).build()) {
       for (int i = 0; i < steps; i++) {
         StepResult s = t.trainStep(batch);
         System.out.printf(java.util.Locale.ROOT, "step %d loss %.6f%n", s.step(), s.loss());

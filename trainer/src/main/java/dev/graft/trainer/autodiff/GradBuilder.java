@@ -2,6 +2,7 @@ package dev.graft.trainer.autodiff;
 
 import com.google.common.collect.ImmutableList;
 import dev.graft.ir.Attr;
+import dev.graft.ir.Constants;
 import dev.graft.ir.DataType;
 import dev.graft.ir.Dim;
 import dev.graft.ir.Graph;
@@ -248,15 +249,9 @@ public final class GradBuilder {
     return constantTensor(v).map(Tensor::toLongArray);
   }
 
-  /** The data of a constant (an initializer or a Constant node's output with a tensor value). */
+  /** The data of a constant ({@link Constants#valueOf}: the house's one "constant of" helper). */
   public static Optional<Tensor> constantTensor(Value v) {
-    if (v == null) return Optional.empty();
-    if (v.isInitializer()) return v.initializer();
-    Optional<Node> p = v.producer();
-    if (p.isPresent() && p.get().is("Constant") && p.get().attr("value").isPresent()) {
-      return Optional.of(p.get().attr("value").get().asTensor());
-    }
-    return Optional.empty();
+    return Constants.valueOf(v);
   }
 
   /** The rank of {@code v}, or a failure that says why it is needed. */
