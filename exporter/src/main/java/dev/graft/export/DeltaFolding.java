@@ -30,6 +30,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.UnaryOperator;
 
 /**
  * Folds every mergeable delta of a tuned model into its frozen weights, so that the merged graph
@@ -67,6 +68,15 @@ public final class DeltaFolding {
 
   /** Folds {@code model} in place. */
   public static FoldReport fold(Model model) {
+    return fold(model, UnaryOperator.identity());
+  }
+
+  /**
+   * Folds {@code model} in place; each merged weight of the linear-branch rule passes through
+   * {@code store} as soon as it is computed, which may write it out and return a tensor that reads
+   * it back (an export streams this way: it holds one merged weight at a time, never the model).
+   */
+  public static FoldReport fold(Model model, UnaryOperator<Tensor> store) {
     Graph g = model.graph();
     Set<Value> touched = Collections.newSetFromMap(new IdentityHashMap<>());
     List<String> folded = new ArrayList<>();
@@ -95,7 +105,10 @@ public final class DeltaFolding {
       if (!GraftTags.isMerge(merge)) continue;
       String method = GraftTags.method(merge).orElse("");
       if (Methods.foldOf(method) instanceof Fold.LinearBranch) {
-        foldLinearBranch(model, merge, touched, removed);
+        foldLinearBranch(model, merge, touched, removed, store);
+        folded.add(method + " " + GraftTags.module(merge).orElse(""));
+      } else if (Methods.foldOf(method) instanceof Fold.ConvBranch) {
+        ConvLoraFold.fold(g, merge, touched, removed);
         folded.add(method + " " + GraftTags.module(merge).orElse(""));
       }
     }
@@ -146,7 +159,8 @@ public final class DeltaFolding {
    * {@code ΔW = branch(I)} ({@code [in, out]}), and the linear's weight becomes {@code W + ΔW}
    * ({@code W + ΔWᵀ / alpha} for a Gemm with transB).
    */
-  private static void foldLinearBranch(Model model, Node merge, Set<Value> touched, int[] removed) {
+  private static void foldLinearBranch(
+      Model model, Node merge, Set<Value> touched, int[] removed, UnaryOperator<Tensor> store) {
     Graph g = model.graph();
     String method = GraftTags.method(merge).orElse("");
     String module = GraftTags.module(merge).orElse("");
@@ -202,7 +216,7 @@ public final class DeltaFolding {
     } catch (RuntimeException e) {
       throw new IllegalStateException(where + ": cannot evaluate the branch on the identity: " + e.getMessage(), e);
     }
-    setConstant(g, linear, 1, addDelta(wT, delta, transB, alpha, where));
+    setConstant(g, linear, 1, store.apply(addDelta(wT, delta, transB, alpha, where)));
 
     bypass(merge, merge.input(0));
     remove(g, merge, touched, removed);
@@ -420,7 +434,7 @@ public final class DeltaFolding {
   // ---- shared edits -------------------------------------------------------------------------------
 
   /** Makes every reader of {@code n}'s output, graph outputs included, read {@code keep}. */
-  private static void bypass(Node n, Value keep) {
+  static void bypass(Node n, Value keep) {
     Value out = n.output();
     Graph g = n.graph();
     if (out.isGraphOutput()) {
@@ -442,7 +456,7 @@ public final class DeltaFolding {
     }
   }
 
-  private static void remove(Graph g, Node n, Set<Value> touched, int[] removed) {
+  static void remove(Graph g, Node n, Set<Value> touched, int[] removed) {
     for (Value v : n.inputs()) if (v != null) touched.add(v);
     g.removeNode(n);
     removed[0]++;
@@ -473,7 +487,7 @@ public final class DeltaFolding {
   }
 
   /** Replaces the constant at {@code node}'s input {@code i}: in place when nothing else reads it. */
-  private static void setConstant(Graph g, Node node, int i, Tensor t) {
+  static void setConstant(Graph g, Node node, int i, Tensor t) {
     Value w = node.input(i);
     boolean sole = w.uses().size() == 1 && !w.isGraphInput() && !w.isGraphOutput();
     if (sole && w.isInitializer()) {
@@ -487,7 +501,7 @@ public final class DeltaFolding {
     }
   }
 
-  private static Tensor constant(Value v, String what) {
+  static Tensor constant(Value v, String what) {
     Optional<Tensor> t = Constants.valueOf(v);
     checkState(
         t.isPresent(),
@@ -497,7 +511,7 @@ public final class DeltaFolding {
     return t.get();
   }
 
-  private static Long[] boxed(long[] dims) {
+  static Long[] boxed(long[] dims) {
     Long[] out = new Long[dims.length];
     for (int i = 0; i < dims.length; i++) out[i] = dims[i];
     return out;

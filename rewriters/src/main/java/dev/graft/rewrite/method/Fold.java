@@ -16,6 +16,8 @@ package dev.graft.rewrite.method;
  *   LINEAR_BRANCH   y = Add(Linear(x, W), branch(x)), branch linear in x      ΔW = branch(I): run the
  *                   with no constant term (LoRA, Taylor channels)             branch on the identity,
  *                                                                            then W + ΔW (ᵀ for Gemm)
+ *   CONV_BRANCH     y = Add(Conv(x, W), Mul(Conv(Conv(x, A), B 1×1), s))    W + s·B·A, computed
+ *                   (Conv-LoRA)                                              on ONNX Runtime
  *   KEPT            the update reads the data (adapters, prompts, a head)     its nodes stay, with
  *                                                                            constant weights
  * </pre>
@@ -53,6 +55,18 @@ public sealed interface Fold {
   }
 
   /**
+   * A low-rank pair of convolutions beside a Conv, merged by an Add tagged {@code merge}: {@code
+   * Mul(Conv(Conv(x, A[r, i, kh, kw]), B[o, r, 1, 1]), s)}, which folds into the Conv's weight as
+   * {@code W + s · B·A} (Conv-LoRA; {@code ConvLoraFold} in the exporter).
+   */
+  record ConvBranch() implements Fold {
+    @Override
+    public boolean mergeable() {
+      return true;
+    }
+  }
+
+  /**
    * The update cannot fold (it reads the data, not only the weights); the export keeps its nodes.
    *
    * @param why one line for the export report
@@ -74,6 +88,10 @@ public sealed interface Fold {
 
   static Fold linearBranch() {
     return new LinearBranch();
+  }
+
+  static Fold convBranch() {
+    return new ConvBranch();
   }
 
   static Fold kept(String why) {

@@ -5,6 +5,7 @@ import static com.google.common.base.Preconditions.checkArgument;
 import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import com.google.common.collect.ImmutableSet;
+import dev.graft.rewrite.peft.CodaPass;
 import dev.graft.rewrite.peft.DoraPass;
 import dev.graft.rewrite.peft.LohaPass;
 import dev.graft.rewrite.peft.LokrPass;
@@ -42,6 +43,9 @@ public final class Methods {
           PeftMethod.of("taylor-channels", PassRegistry.TAYLOR_CHANNELS, Fold.linearBranch()),
           PeftMethod.of("full", PassRegistry.FULL, Fold.inPlace()),
           DoraPass.DEFINITION,
+          CodaPass.DEFINITION,
+          dev.graft.rewrite.peft.ConvLoraPass.DEFINITION,
+          dev.graft.rewrite.peft.BatchNormAffinePass.DEFINITION,
           VeraPass.DEFINITION,
           LohaPass.DEFINITION,
           LokrPass.DEFINITION);

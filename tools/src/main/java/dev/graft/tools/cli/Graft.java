@@ -23,7 +23,10 @@ import picocli.CommandLine.ScopeType;
       EvalCommand.class,
       QuickstartCommand.class,
       ExportCommand.class,
-      MethodsCommand.class
+      MethodsCommand.class,
+      CheckCommand.class,
+      BenchCommand.class,
+      GenerateCommand.class,
     },
     description = "Parameter-efficient fine-tuning as an ONNX graph transformation.",
     synopsisSubcommandLabel = "COMMAND",

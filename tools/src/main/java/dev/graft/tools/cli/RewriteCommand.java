@@ -1,6 +1,7 @@
 package dev.graft.tools.cli;
 
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.TrainableRegistry;
@@ -106,6 +107,21 @@ final class RewriteCommand implements Callable<Integer> {
   @Option(names = "--dry-run", description = "List what would change; write nothing.")
   boolean dryRun;
 
+  @Option(names = "--in-place",
+      description = "Allow OUT to be IN: replace the input model with the rewritten one (written to a temporary"
+          + " file first, then moved over it).")
+  boolean inPlace;
+
+  /** Whether {@code a} and {@code b} name one file (b need not exist). */
+  static boolean sameFile(Path a, Path b) {
+    try {
+      if (java.nio.file.Files.exists(b)) return java.nio.file.Files.isSameFile(a, b);
+    } catch (java.io.IOException e) {
+      // Fall through to comparing the paths.
+    }
+    return a.toAbsolutePath().normalize().equals(b.toAbsolutePath().normalize());
+  }
+
   @Override
   public Integer call() {
     Recipe r = recipe();
@@ -121,8 +137,13 @@ final class RewriteCommand implements Callable<Integer> {
     if (!dryRun) {
       if (out == null) throw new ParameterException(spec.commandLine(), "Missing OUT: where to write the rewritten model (or add --dry-run).");
       ModelPaths.requireWritableTarget(out);
+      if (!inPlace && sameFile(in, out)) {
+        throw new UserError(
+            "OUT " + out + " is the input model " + in + ": writing there would replace it. Give another OUT, or"
+                + " --in-place to replace the input on purpose.");
+      }
     }
-    Model model = ModelIO.load(in);
+    Model model = WorkingModels.load(in);
     PrintWriter stdout = spec.commandLine().getOut();
     if (dryRun) {
       for (PassResult p : r.manager().dryRun(model)) {

@@ -4,14 +4,16 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
 import dev.graft.ir.Model;
-import dev.graft.ir.convert.LayerNormFusion;
 import dev.graft.ir.convert.OpsetUpgrade;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.recipe.Recipe;
 import dev.graft.rewrite.peft.ClassificationHeadPass.Pooling;
+import dev.graft.trainer.train.Device;
 import dev.graft.trainer.train.LrSchedule;
+import dev.graft.trainer.train.TrainSessionOptions;
 import dev.graft.trainer.train.TrainStepGraph;
 import dev.graft.trainer.train.Trainables;
 import dev.graft.trainer.train.Trainer;
@@ -34,20 +36,24 @@ import java.util.Map;
 import java.util.Random;
 
 /**
- * Train-step time against forward time on all-MiniLM-L6-v2 with a mean-pooling classification
- * head, the head and every LayerNorm gamma and beta trainable (the PEFT-like setting: frozen
- * weights need no weight gradient, so the backward pass should cost about one forward).
+ * Train-step time against forward time on all-MiniLM-L6-v2, on the training path that
+ * {@code graft train} takes: the model upgraded to the working opset, a recipe's passes applied
+ * (by default {@code examples/recipes/quickstart.yaml}: LoRA r = 8 on query and value and a
+ * mean-pooling head), then {@link TrainStepGraph} and {@link Trainer} as they are, with no
+ * benchmark-only graph edits.
  *
  * <pre>
  *   java -cp ... dev.graft.trainer.bench.TrainStepBenchmark [--model all-minilm-l6-v2.onnx]
+ *       [--recipe examples/recipes/quickstart.yaml | --recipe layernorm]
  *       [--batch 32] [--seq 64] [--threads 2] [--warmup 3] [--runs 10]
  * </pre>
  *
  * Without --model it reads the resource {@code all-minilm-l6-v2.onnx} from the classpath (the
- * langchain4j embeddings jar). Prints the median train-step time (one fused session run: forward,
- * loss, backward, AdamW), the median forward time of the original opset-11 model at the same
- * batch, their ratio, and peak memory: the process's resident high-water mark (VmHWM) and the
- * Java heap's peak.
+ * langchain4j embeddings jar). {@code --recipe layernorm} trains every LayerNorm gamma and beta and
+ * a mean-pooling head instead (the first version of this benchmark). Prints the median train-step
+ * time (one fused session run: forward, loss, backward, AdamW), the median forward time of the
+ * original opset-11 model at the same batch, their ratio, and peak memory: the process's resident
+ * high-water mark (VmHWM) and the Java heap's peak.
  */
 public final class TrainStepBenchmark {
   private TrainStepBenchmark() {}
@@ -64,17 +70,25 @@ public final class TrainStepBenchmark {
     Map<String, Tensor> inputs = tokens(batch, seq, 1234);
     System.out.printf(Locale.ROOT, "model %s, batch %d x sequence %d, CPU, %d intra-op threads%n", modelPath, batch, seq, threads);
 
-    // The train step: upgraded to opset 17, LayerNorms fused, mean-pool head, AdamW.
+    // The train step as graft train builds it: upgraded, the recipe's passes, AdamW.
     Model model = ModelIO.load(modelPath);
-    OpsetUpgrade.upgrade(model, 17);
-    LayerNormFusion.fuse(model);
-    new ClassificationHeadPass(
-            new ClassificationHeadPass.Config(2, Pooling.MEAN, "last_hidden_state", "attention_mask", false, 7))
-        .run(model);
-    List<String> trainables = new ArrayList<>(Trainables.matching(model, ".*LayerNorm\\.(weight|bias)"));
-    trainables.addAll(ClassificationHeadPass.parameterNames(model));
+    OpsetUpgrade.upgrade(model);
+    String recipe = opt.getOrDefault("recipe", "examples/recipes/quickstart.yaml");
+    TrainStepGraph.Builder builder;
+    if (recipe.equals("layernorm")) {
+      new ClassificationHeadPass(
+              new ClassificationHeadPass.Config(2, Pooling.MEAN, "last_hidden_state", "attention_mask", false, 7))
+          .run(model);
+      List<String> trainables = new ArrayList<>(Trainables.matching(model, ".*LayerNorm\\.(weight|bias)"));
+      trainables.addAll(ClassificationHeadPass.parameterNames(model));
+      builder = TrainStepGraph.builder(model).trainables(trainables);
+    } else {
+      Recipe.load(Path.of(recipe)).manager().run(model);
+      builder = TrainStepGraph.builder(model);
+    }
+    System.out.printf(Locale.ROOT, "recipe %s%n", recipe);
     long t0 = System.nanoTime();
-    TrainStepGraph graphs = TrainStepGraph.builder(model).trainables(trainables).clipGradNorm(1.0).build();
+    TrainStepGraph graphs = builder.clipGradNorm(1.0).build();
     long trainableCount = graphs.params().stream().mapToLong(TrainStepGraph.Param::numElements).sum();
     Map<String, Tensor> batchWithLabels = new HashMap<>(inputs);
     long[] labels = new long[batch];
@@ -91,10 +105,9 @@ public final class TrainStepBenchmark {
     double firstLoss = Double.NaN;
     double lastLoss = Double.NaN;
     long rssBeforeTraining;
-    try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
-      o.setIntraOpNumThreads(threads);
-      o.setInterOpNumThreads(1);
-      o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
+    // The forward session gets the trainer's settings (threads, spinning, arena), so that the
+    // ratio compares the graphs, not the options.
+    try (OrtSession.SessionOptions o = TrainSessionOptions.create(Device.cpu(), threads)) {
       // The original model's forward pass, as ORT runs it for inference.
       try (OrtSession forward = env.createSession(modelPath.toString(), o)) {
         Map<String, OnnxTensor> feeds = new HashMap<>();
@@ -223,7 +236,7 @@ public final class TrainStepBenchmark {
     for (int i = 0; i < args.length; i++) {
       if (!args[i].startsWith("--") || i + 1 >= args.length) {
         throw new IllegalArgumentException(
-            "Usage: TrainStepBenchmark [--model PATH] [--batch N] [--seq N] [--threads N] [--warmup N] [--runs N];"
+            "Usage: TrainStepBenchmark [--model PATH] [--recipe FILE|layernorm] [--batch N] [--seq N] [--threads N] [--warmup N] [--runs N];"
                 + " got " + Arrays.toString(args));
       }
       m.put(args[i].substring(2), args[++i]);

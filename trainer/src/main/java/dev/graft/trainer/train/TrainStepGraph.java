@@ -10,10 +10,9 @@ import dev.graft.ir.Model;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.convert.LayerNormFusion;
 import dev.graft.ir.infer.ShapeInference;
-import dev.graft.ir.io.ModelIO;
 import dev.graft.trainer.autodiff.Backprop;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.LinkedHashSet;
@@ -56,7 +55,7 @@ public final class TrainStepGraph {
     }
   }
 
-  private final byte[] forwardBytes;
+  private final Model forward;
   private final long opset;
   private final String logits;
   private final String labels;
@@ -67,7 +66,7 @@ public final class TrainStepGraph {
   private final ImmutableList<String> batchInputs;
 
   private TrainStepGraph(Builder b, Model forward) {
-    this.forwardBytes = ModelIO.toBytes(forward);
+    this.forward = forward.copy();
     this.opset = forward.defaultOpset().orElse(0);
     this.logits = b.logits;
     this.labels = b.labels;
@@ -282,6 +281,10 @@ public final class TrainStepGraph {
 
   private Prepared prepare(String graphName) {
     Model m = forwardCopy();
+    // Exporters decompose LayerNorm into ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add; the training copy
+    // runs one LayerNormalization instead, forward and backward (whose rule then reads the saved
+    // mean and inverse deviation). The forward model, and so the exported one, keeps its form.
+    LayerNormFusion.fuse(m);
     Graph g = m.graph();
     g.setName(graphName);
     Value logitsValue = g.outputs().stream().filter(o -> o.name().equals(logits)).findFirst().orElseThrow();
@@ -318,7 +321,7 @@ public final class TrainStepGraph {
   }
 
   private Model forwardCopy() {
-    return ModelIO.fromBytes(forwardBytes, Path.of("."));
+    return forward.copy();
   }
 
   // ---- what the graphs are made of ----------------------------------------------------------

@@ -12,7 +12,7 @@ import com.google.common.collect.ImmutableMap;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.io.SessionFile;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import java.nio.file.Path;
@@ -70,7 +70,7 @@ public final class Trainer implements AutoCloseable {
     this.schedule = b.schedule;
     this.device = b.device;
     this.env = OrtEnvironment.getEnvironment();
-    this.options = sessionOptions(b.device, b.intraOpThreads);
+    this.options = TrainSessionOptions.create(b.device, b.intraOpThreads);
     OrtSession train = null;
     try {
       train = session(graphs.trainStep());
@@ -124,31 +124,23 @@ public final class Trainer implements AutoCloseable {
     }
   }
 
-  private static OrtSession.SessionOptions sessionOptions(Device device, int threads)
-      throws OrtException {
-    OrtSession.SessionOptions o = new OrtSession.SessionOptions();
-    try {
-      if (threads > 0) o.setIntraOpNumThreads(threads);
-      o.setInterOpNumThreads(1);
-      o.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);
-      o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
-      if (device.kind() == Device.Kind.CUDA) {
-        try {
-          o.addCUDA(device.index());
-        } catch (OrtException | UnsatisfiedLinkError e) {
-          throw new IllegalStateException(
-              "Cannot use device " + device + ": " + CUDA_HELP + ". ONNX Runtime said: " + e.getMessage(), e);
-        }
-      }
-      return o;
-    } catch (OrtException | RuntimeException e) {
-      o.close();
-      throw e;
+  /** Opens {@code m} from a file: frozen external weights go from their file to ORT, not the heap. */
+  private OrtSession session(Model m) throws OrtException {
+    try (SessionFile file = SessionFile.write(m)) {
+      if (file.large()) largeWeightOptions(options);
+      return env.createSession(file.path().toString(), options);
     }
   }
 
-  private OrtSession session(Model m) throws OrtException {
-    return env.createSession(ModelIO.toBytes(m), options);
+  /**
+   * Over {@link SessionFile#LARGE_WEIGHTS} of frozen weights, ORT must not copy them: no MatMul
+   * prepacking (a packed copy of every weight) and no constant folding (which would store the
+   * {@code Transpose(W)} of each linear's backward pass as a second copy). The weights stay in
+   * the mapped model file; the transposes are computed per step.
+   */
+  public static void largeWeightOptions(OrtSession.SessionOptions o) throws OrtException {
+    o.addConfigEntry("session.disable_prepacking", "1");
+    o.addConfigEntry("optimization.disable_specified_optimizers", "ConstantFolding");
   }
 
   private void initState() throws OrtException {

@@ -14,6 +14,7 @@ import dev.graft.ir.Node;
 import dev.graft.ir.Shape;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
+import dev.graft.ir.analysis.Verifier;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import java.nio.FloatBuffer;
@@ -73,6 +74,32 @@ class BackpropTest {
     assertThat(grads.get(g.valueOrThrow("w1")).shape().get().staticSizes()).containsExactly(3, 4);
     // Static shapes everywhere: no run-time shape arithmetic.
     assertThat(added).noneMatch(n -> n.is("Shape") || n.is("Size") || n.is("Compress"));
+  }
+
+  @Test
+  void float32LayerNormGradientReadsTheForwardStatistics() {
+    // loss = ReduceSum(LayerNormalization(x, g, b)), g trainable: the rule reads the node's own
+    // Mean and InvStdDev instead of recomputing them (GradientCheckTest checks the values).
+    Graph g = new Graph("ln");
+    Value x = g.addInput("x", Type.tensor(DataType.FLOAT, 2, 4));
+    Value gamma = g.addInitializer("g", DenseTensor.ofFloats("g", new long[] {4}, 1f, 2f, 3f, 4f));
+    Value beta = g.addInitializer("b", DenseTensor.ofFloats("b", new long[] {4}, 0f, 0f, 0f, 0f));
+    Value y = add(g, "LayerNormalization", List.of(x, gamma, beta), "y").output();
+    y.setType(Type.tensor(DataType.FLOAT, 2, 4));
+    Value loss = add(g, "ReduceSum", List.of(y), "loss", Attr.of("keepdims", 0L)).output();
+    loss.setType(Type.tensor(DataType.FLOAT, Shape.scalar()));
+    g.addOutput(loss);
+    Backprop.gradients(g, loss, List.of(g.valueOrThrow("g")));
+    Node ln = g.valueOrThrow("y").producer().orElseThrow();
+    assertThat(ln.outputs()).hasSize(3);
+    assertThat(ln.output(1).hasUses()).isTrue();
+    assertThat(ln.output(2).hasUses()).isTrue();
+    assertThat(g.nodes()).filteredOn(n -> n.is("LayerNormalization")).hasSize(1);
+    assertThat(g.nodes()).noneMatch(n -> n.is("Sqrt"));
+    Model m = new Model(g);
+    m.setIrVersion(9L);
+    m.setOpset("", 17);
+    assertThat(Verifier.problems(m)).isEmpty();
   }
 
   @Test

@@ -4,6 +4,7 @@ import static dev.graft.trainer.autodiff.GradBuilder.grads;
 import static dev.graft.trainer.autodiff.GradBuilder.none;
 import static dev.graft.trainer.autodiff.GradBuilder.some;
 
+import dev.graft.ir.DataType;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.trainer.autodiff.GradBuilder;
@@ -12,7 +13,9 @@ import java.util.Optional;
 
 /**
  * Gradients of LayerNormalization and inference-mode BatchNormalization. LayerNormalization's
- * statistics are recomputed from X (its optional Mean/InvStdDev outputs are rarely present).
+ * statistics come from its optional Mean and InvStdDev outputs when the node has them (the driver
+ * gives float32 nodes on the gradient path those outputs, see {@code SavedStatistics}), else they
+ * are recomputed from X.
  *
  * <pre>
  *   xhat = (x - mean) * rstd,  y = xhat * scale + bias     (over axes [axis, rank))
@@ -35,11 +38,23 @@ public final class NormalizationRules {
     int r = b.rank(x, "LayerNormalization normalizes over the axes from 'axis' to the last");
     long[] axes = GradBuilder.axesFrom(GradBuilder.axis(n.attrLong("axis", -1), r), r);
     Value count = b.countOf(x, axes, x);
-    Value mean = b.div(b.reduceSum(x, axes, true), count);
-    Value xc = b.sub(x, mean);
-    Value var = b.div(b.reduceSum(b.mul(xc, xc), axes, true), count);
-    Value eps = b.scalar(n.attrFloat("epsilon", 1e-5f), x);
-    Value rstd = b.div(b.scalar(1.0, x), b.op("Sqrt", b.add(var, eps)));
+    Value mean;
+    Value xc;
+    Value rstd;
+    Value savedMean = n.outputs().size() > 2 ? n.output(1) : null;
+    Value savedInvStd = n.outputs().size() > 2 ? n.output(2) : null;
+    if (savedMean != null && savedInvStd != null) {
+      // Shaped like X with the normalised axes kept as 1, in the stash type.
+      mean = sameType(b, savedMean, x);
+      xc = b.sub(x, mean);
+      rstd = sameType(b, savedInvStd, x);
+    } else {
+      mean = b.div(b.reduceSum(x, axes, true), count);
+      xc = b.sub(x, mean);
+      Value var = b.div(b.reduceSum(b.mul(xc, xc), axes, true), count);
+      Value eps = b.scalar(n.attrFloat("epsilon", 1e-5f), x);
+      rstd = b.div(b.scalar(1.0, x), b.op("Sqrt", b.add(var, eps)));
+    }
     Value xhat = b.mul(xc, rstd);
 
     Optional<Value> dx = none();
@@ -52,6 +67,13 @@ public final class NormalizationRules {
     Optional<Value> dscale = b.needs(1) ? some(b.unbroadcast(b.mul(gy, xhat), y, scale)) : none();
     Optional<Value> dbias = bias != null && b.needs(2) ? some(b.unbroadcast(gy, y, bias)) : none();
     return bias == null ? grads(dx, dscale) : grads(dx, dscale, dbias);
+  }
+
+  /** {@code v} in {@code like}'s element type: itself when they agree or are unknown, else a Cast. */
+  private static Value sameType(GradBuilder b, Value v, Value like) {
+    DataType want = like.dataType().orElse(null);
+    DataType have = v.dataType().orElse(null);
+    return want == null || want == have ? v : b.cast(v, want);
   }
 
   /**
