@@ -58,6 +58,8 @@ import java.util.stream.Stream;
  *   OUT_DIR/adapter.onnx_adapter         (LoRA) the same parameters in ONNX Runtime's format
  *   OUT_DIR/base_with_lora_inputs.onnx   (LoRA) the base with the adapter's structure, each
  *                                        trainable an input whose default (zero) is the identity
+ *   OUT_DIR/peft/                        (LoRA) adapter_model.safetensors and adapter_config.json in
+ *                                        Hugging Face PEFT's layout ({@link PeftAdapterFiles})
  * </pre>
  *
  * {@link #apply} rebuilds the tuned model: it checks the base's SHA-256, runs the recorded passes
@@ -84,6 +86,7 @@ public final class AdapterExport {
   public static final String CONFIG = "adapter_config.json";
   public static final String ORT_ADAPTER = "adapter" + OnnxAdapterFile.EXTENSION;
   public static final String BASE_WITH_INPUTS = "base_with_lora_inputs.onnx";
+  public static final String PEFT_DIR = "peft";
   public static final String FORMAT = "graft-adapter";
   public static final String LABELS_KEY = "graft.labels";
   /** Version 2 replays the recorded passes ({@link AppliedMethods}) from their options as given. */
@@ -165,6 +168,8 @@ public final class AdapterExport {
         Model withInputs = baseWithInputs(baseModel, tmp);
         ModelIO.save(withInputs, tmp.resolve(BASE_WITH_INPUTS));
         ortV = MultiLora.verify(tuned, tmp.resolve(BASE_WITH_INPUTS), tmp.resolve(ORT_ADAPTER), feeds);
+        // The LoRA part in Hugging Face PEFT's files, for PeftModel.from_pretrained.
+        PeftAdapterFiles.write(tuned, tmp.resolve(PEFT_DIR));
       }
       Files.createDirectories(outDir);
       List<String> files = new ArrayList<>();

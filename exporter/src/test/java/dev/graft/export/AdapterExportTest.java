@@ -38,7 +38,9 @@ class AdapterExportTest {
     AdapterExport.AdapterReport r = AdapterExport.write(tuned, miniLm.path, out);
 
     assertThat(r.files()).containsExactlyInAnyOrder(
-        AdapterExport.SAFETENSORS, AdapterExport.CONFIG, AdapterExport.ORT_ADAPTER, AdapterExport.BASE_WITH_INPUTS);
+        AdapterExport.SAFETENSORS, AdapterExport.CONFIG, AdapterExport.ORT_ADAPTER, AdapterExport.BASE_WITH_INPUTS,
+        AdapterExport.PEFT_DIR);
+    assertThat(out.resolve(AdapterExport.PEFT_DIR).resolve(PeftAdapterFiles.SAFETENSORS)).isRegularFile();
     assertThat(r.parameters()).isEqualTo(TrainableRegistry.parameterCount(tuned));
     assertThat(r.applied().maxAbsDiff()).isLessThanOrEqualTo(1e-4);
     assertThat(r.ortAdapter().maxAbsDiff()).isLessThanOrEqualTo(1e-4);
