@@ -40,7 +40,8 @@ public final class Methods {
           PeftMethod.of("full", PassRegistry.FULL, Fold.inPlace()),
           DoraPass.DEFINITION,
           dev.graft.rewrite.peft.ConvLoraPass.DEFINITION,
-          dev.graft.rewrite.peft.BatchNormAffinePass.DEFINITION);
+          dev.graft.rewrite.peft.BatchNormAffinePass.DEFINITION,
+          dev.graft.rewrite.peft.ImageHeadPass.DEFINITION);
 
   private static final ImmutableMap<String, PeftMethod> BY_NAME =
       STANDARD.stream().collect(ImmutableMap.toImmutableMap(PeftMethod::name, m -> m));

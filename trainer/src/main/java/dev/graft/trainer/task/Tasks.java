@@ -21,6 +21,7 @@ public final class Tasks {
           .put(ClassifyTask.NAME, o -> new ClassifyTask(o.head(), o.seed()))
           .put(RegressTask.NAME, o -> new RegressTask(o.head(), o.seed(), o.huberDelta()))
           .put(EmbedTask.NAME, o -> new EmbedTask(o.head(), o.seed(), o.scale(), o.pairColumn()))
+          .put(ImageClassifyTask.NAME, o -> new ImageClassifyTask(o.head(), o.seed(), o.image()))
           .buildOrThrow();
 
   /** More distinct integer labels than this read as a numeric target, not as classes. */
