@@ -48,7 +48,8 @@ public final class Methods {
           dev.graft.rewrite.peft.BatchNormAffinePass.DEFINITION,
           VeraPass.DEFINITION,
           LohaPass.DEFINITION,
-          LokrPass.DEFINITION);
+          LokrPass.DEFINITION,
+          dev.graft.rewrite.peft.ImageHeadPass.DEFINITION);
 
   private static final ImmutableMap<String, PeftMethod> BY_NAME =
       STANDARD.stream().collect(ImmutableMap.toImmutableMap(PeftMethod::name, m -> m));

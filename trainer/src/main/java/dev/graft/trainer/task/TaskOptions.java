@@ -12,34 +12,39 @@ import static com.google.common.base.Preconditions.checkArgument;
  *     sentence-transformers)
  * @param pairColumn embed: the column holding each text's positive ({@code --pair-column}); "" to form
  *     pairs within a label instead (SetFit)
+ * @param image classify-image: preprocessing, augmentation and subsets ({@code --image})
  */
-public record TaskOptions(HeadKind head, long seed, double huberDelta, double scale, String pairColumn) {
+public record TaskOptions(HeadKind head, long seed, double huberDelta, double scale, String pairColumn, ImageOptions image) {
   public TaskOptions {
     checkArgument(huberDelta >= 0, "the Huber delta must not be negative, got %s", huberDelta);
     checkArgument(scale > 0, "the similarity scale must be positive, got %s", scale);
   }
 
   public static TaskOptions defaults() {
-    return new TaskOptions(HeadKind.MEAN, 42, 0, 20, "");
+    return new TaskOptions(HeadKind.MEAN, 42, 0, 20, "", ImageOptions.defaults());
   }
 
   public TaskOptions withHead(HeadKind h) {
-    return new TaskOptions(h, seed, huberDelta, scale, pairColumn);
+    return new TaskOptions(h, seed, huberDelta, scale, pairColumn, image);
   }
 
   public TaskOptions withSeed(long s) {
-    return new TaskOptions(head, s, huberDelta, scale, pairColumn);
+    return new TaskOptions(head, s, huberDelta, scale, pairColumn, image);
   }
 
   public TaskOptions withHuberDelta(double d) {
-    return new TaskOptions(head, seed, d, scale, pairColumn);
+    return new TaskOptions(head, seed, d, scale, pairColumn, image);
   }
 
   public TaskOptions withPairColumn(String column) {
-    return new TaskOptions(head, seed, huberDelta, scale, column);
+    return new TaskOptions(head, seed, huberDelta, scale, column, image);
+  }
+
+  public TaskOptions withImage(ImageOptions i) {
+    return new TaskOptions(head, seed, huberDelta, scale, pairColumn, i);
   }
 
   public TaskOptions withScale(double s) {
-    return new TaskOptions(head, seed, huberDelta, s, pairColumn);
+    return new TaskOptions(head, seed, huberDelta, s, pairColumn, image);
   }
 }

@@ -23,6 +23,7 @@ public final class Tasks {
           .put(EmbedTask.NAME, o -> new EmbedTask(o.head(), o.seed(), o.scale(), o.pairColumn()))
           .put(CausalLmTask.NAME, o -> new CausalLmTask())
           .put(CodaDistillTask.NAME, o -> new CodaDistillTask())
+          .put(ImageClassifyTask.NAME, o -> new ImageClassifyTask(o.head(), o.seed(), o.image()))
           .buildOrThrow();
 
   /** More distinct integer labels than this read as a numeric target, not as classes. */
