@@ -15,6 +15,7 @@ import dev.graft.trainer.eval.RegressionMetrics;
 import dev.graft.trainer.eval.RetrievalMetrics;
 import dev.graft.trainer.run.Pipeline;
 import dev.graft.trainer.run.RunListener;
+import dev.graft.trainer.task.CausalLmTask;
 import dev.graft.trainer.task.ClassifyTask;
 import dev.graft.trainer.task.EmbedTask;
 import dev.graft.trainer.task.HeadKind;
@@ -111,7 +112,7 @@ final class EvalCommand implements Callable<Integer> {
   int threads = 0;
 
   @Override
-  public Integer call() {
+  public Integer call() throws Exception {
     ModelPaths.requireReadableModel(model);
     String t = task;
     if (t == null) {
@@ -125,6 +126,9 @@ final class EvalCommand implements Callable<Integer> {
       }
       case EmbedTask.NAME -> {
         return print(embed());
+      }
+      case CausalLmTask.NAME -> {
+        return print(CausalLmTask.evaluate(ModelIO.load(model), data.stream().map(Path::of).toList(), maxLength, batchSize, threads).metrics());
       }
       default -> throw new IllegalArgumentException(
           "Unknown task '" + t + "': graft eval scores classify, regress and embed models.");

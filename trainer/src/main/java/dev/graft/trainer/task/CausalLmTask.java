@@ -221,6 +221,31 @@ public final class CausalLmTask implements Task {
     return Evaluation.of(mean, m);
   }
 
+  /**
+   * Perplexity of {@code model} on the text in {@code data}, cut into blocks of {@code block}
+   * bytes: the task's own evaluation ({@code graft eval} for causal-lm models). The loss runs on
+   * ORT through the eval graph, as in training; no parameter changes.
+   */
+  public static Evaluation evaluate(Model model, List<Path> data, int block, int batch, int threads) throws OrtException {
+    requireDecoder(model);
+    CausalLmTask task = new CausalLmTask();
+    List<Block> blocks = new ArrayList<>();
+    for (Path p : data) blocks.addAll(CausalLmData.read(p, block));
+    task.train = ImmutableList.of();
+    task.test = ImmutableList.copyOf(blocks);
+    task.batchSize = batch;
+    Objective o = task.objective(model);
+    // The eval graph needs one parameter to take as an input; nothing updates it.
+    String any = o.model().graph().initializers().stream()
+        .filter(v -> v.initializer().get().dataType() == dev.graft.ir.DataType.FLOAT && v.initializer().get().numElements() > 1)
+        .map(Value::name).findFirst().orElseThrow(() -> new IllegalArgumentException("the model has no float parameter"));
+    dev.graft.trainer.train.TrainStepGraph graphs = dev.graft.trainer.train.TrainStepGraph.builder(o.model())
+        .logits(o.output()).labels(o.labels()).loss(o.loss()).trainables(List.of(any)).build();
+    try (Trainer t = Trainer.builder(graphs).intraOpThreads(threads).build()) {
+      return task.evaluate(t);
+    }
+  }
+
   @Override
   public Model finish(Model trained) {
     describe(trained);
