@@ -13,20 +13,19 @@ import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
-import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.io.SafeTensors;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
-import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassManager;
-import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.TrainableRegistry.Entry;
-import dev.graft.rewrite.peft.ClassificationHeadPass;
-import dev.graft.rewrite.peft.LayerNormAffinePass;
+import dev.graft.rewrite.method.AppliedMethods;
+import dev.graft.rewrite.method.Methods;
+import dev.graft.rewrite.method.PeftMethod;
+import dev.graft.rewrite.recipe.PassFactory;
+import dev.graft.rewrite.recipe.Recipe;
 import dev.graft.rewrite.peft.LoraPass;
 import java.io.IOException;
 import java.io.InputStream;
@@ -63,9 +62,10 @@ import java.util.stream.Stream;
  *
  * {@link #apply} rebuilds the tuned model: it checks the base's SHA-256, runs the recorded passes
  * on the base (their initializer names are deterministic: module name plus role) and puts the
- * trained values in. A base with another SHA-256 is refused. Passes it can replay: LoRA,
- * LayerNorm-affine and the classification head; a tuned model using another method is refused
- * at write time, so no adapter is written that cannot be applied.
+ * trained values in. A base with another SHA-256 is refused. The passes are those the rewrite
+ * recorded ({@link AppliedMethods}: method, options as given, modules adapted), replayed through
+ * the recipe reader, so every registered method replays; a tuned model with trainables no record
+ * explains is refused at write time, so no adapter is written that cannot be applied.
  *
  * <p>Multi-LoRA serving: ONNX Runtime feeds the parameters of an active {@code OrtLoraAdapter}
  * as graph inputs by name ({@link OnnxAdapterFile}). In {@code base_with_lora_inputs.onnx} every
@@ -86,8 +86,8 @@ public final class AdapterExport {
   public static final String BASE_WITH_INPUTS = "base_with_lora_inputs.onnx";
   public static final String FORMAT = "graft-adapter";
   public static final String LABELS_KEY = "graft.labels";
-  public static final ImmutableList<String> REPLAYABLE =
-      ImmutableList.of(LoraPass.METHOD, LayerNormAffinePass.METHOD, ClassificationHeadPass.METHOD);
+  /** Version 2 replays the recorded passes ({@link AppliedMethods}) from their options as given. */
+  public static final int VERSION = 2;
 
   private static final Gson GSON = new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create();
 
@@ -111,13 +111,17 @@ public final class AdapterExport {
             + " export needs a model made by graft rewrite or graft train.",
         TrainableRegistry.KEY);
     List<String> methods = entries.stream().map(Entry::method).distinct().toList();
+    ImmutableList<AppliedMethods.Applied> applied = AppliedMethods.read(tuned);
     for (String m : methods) {
       checkArgument(
-          REPLAYABLE.contains(m),
-          "The tuned model uses method '%s', which the adapter export cannot rebuild on a base yet"
-              + " (it replays %s). Export it merged (--merge) instead.",
+          applied.stream().anyMatch(a -> a.pass().equals(m)),
+          "The tuned model has trainables of method '%s' but no record of the pass that made them"
+              + " (model metadata '%s' lists %s), so the adapter export cannot rebuild it on a base."
+              + " Rewrite the model from a recipe (graft rewrite --recipe, graft train), or export it"
+              + " merged (--merge) instead.",
           m,
-          REPLAYABLE);
+          AppliedMethods.KEY,
+          applied.stream().map(AppliedMethods.Applied::method).toList());
     }
     checkArgument(Files.isRegularFile(baseModel), "Base model %s is not a file", baseModel);
     checkArgument(
@@ -134,7 +138,7 @@ public final class AdapterExport {
                   + ") is recorded in the metadata but is not an initializer of the tuned model"));
       params.put(e.initializer(), t);
     }
-    JsonObject config = config(tuned, entries, sha256(baseModel), baseModel.getFileName().toString());
+    JsonObject config = config(tuned, entries, applied, sha256(baseModel), baseModel.getFileName().toString());
     boolean lora = methods.contains(LoraPass.METHOD);
 
     Path abs = outDir.toAbsolutePath();
@@ -152,9 +156,9 @@ public final class AdapterExport {
 
       // Verify: the files, applied to the base, give the tuned model.
       Map<String, Tensor> feeds = ExportVerifier.heldOutInputs(tuned, 20240611L);
-      Model applied = apply(baseModel, tmp);
+      Model rebuilt = apply(baseModel, tmp);
       ExportVerifier.Verification v =
-          ExportVerifier.verify(tuned, applied, feeds, ExportVerifier.FP32_TOLERANCE);
+          ExportVerifier.verify(tuned, rebuilt, feeds, ExportVerifier.FP32_TOLERANCE);
       ExportVerifier.Verification ortV = null;
       if (lora) {
         OnnxAdapterFile.write(tmp.resolve(ORT_ADAPTER), params, 1, 1);
@@ -183,7 +187,7 @@ public final class AdapterExport {
   public static Model apply(Path baseModel, Path adapterDir) {
     JsonObject config = readConfig(adapterDir);
     checkBase(config, baseModel, adapterDir);
-    Model m = replay(baseModel, config);
+    Model m = replay(baseModel, config, adapterDir);
     SafeTensors.Contents contents = SafeTensors.read(adapterDir.resolve(SAFETENSORS));
     Graph g = m.graph();
     Set<String> expected =
@@ -232,10 +236,11 @@ public final class AdapterExport {
 
   // ---- the config -----------------------------------------------------------------------------------
 
-  private static JsonObject config(Model tuned, List<Entry> entries, String sha, String baseName) {
+  private static JsonObject config(
+      Model tuned, List<Entry> entries, List<AppliedMethods.Applied> applied, String sha, String baseName) {
     JsonObject c = new JsonObject();
     c.addProperty("format", FORMAT);
-    c.addProperty("version", 1);
+    c.addProperty("version", VERSION);
     c.addProperty("base_model_sha256", sha);
     c.addProperty("base_model_file", baseName);
     JsonArray methods = new JsonArray();
@@ -250,30 +255,18 @@ public final class AdapterExport {
     }
     c.add("targets", targets);
 
+    // How to rebuild the graph: the recorded passes, each with its options as given.
     JsonArray passes = new JsonArray();
-    for (JsonElement m : methods) {
-      String method = m.getAsString();
-      List<String> modules = targets.getAsJsonArray(method).asList().stream().map(JsonElement::getAsString).toList();
-      switch (method) {
-        case LoraPass.METHOD -> loraPasses(tuned, modules).forEach(passes::add);
-        case LayerNormAffinePass.METHOD -> {
-          JsonObject p = pass(method, modules);
-          passes.add(p);
-        }
-        case ClassificationHeadPass.METHOD -> passes.add(headPass(tuned, entries));
-        default -> throw new IllegalStateException("unreachable: " + method);
-      }
-    }
+    for (AppliedMethods.Applied a : applied) passes.add(AppliedMethods.toJson(a));
     c.add("passes", passes);
-    // rank and alpha of the (first) LoRA group, for readers that want the usual PEFT fields.
-    for (JsonElement p : passes) {
-      JsonObject o = p.getAsJsonObject();
-      if (o.get("method").getAsString().equals(LoraPass.METHOD)) {
-        c.add("rank", o.get("rank"));
-        c.add("alpha", o.get("alpha"));
-        break;
-      }
-    }
+    // rank and alpha of the (first) LoRA pass, for readers that want the usual PEFT fields.
+    applied.stream().filter(a -> a.method().equals(LoraPass.METHOD)).findFirst().ifPresent(a -> {
+      LoraPass.Config d = LoraPass.Config.defaults();
+      Object rank = a.options().getOrDefault("rank", d.rank());
+      Object alpha = a.options().getOrDefault("alpha", d.alpha());
+      c.addProperty("rank", ((Number) rank).intValue());
+      c.addProperty("alpha", ((Number) alpha).doubleValue());
+    });
     String labels = tuned.metadata().get(LABELS_KEY);
     if (labels != null) {
       try {
@@ -293,85 +286,6 @@ public final class AdapterExport {
     }
     c.add("parameters", params);
     return c;
-  }
-
-  private static JsonObject pass(String method, List<String> modules) {
-    JsonObject p = new JsonObject();
-    p.addProperty("method", method);
-    JsonArray t = new JsonArray();
-    modules.forEach(t::add);
-    p.add("targets", t);
-    return p;
-  }
-
-  /** One pass per distinct (rank, scaling), read from each module's A and scale initializers. */
-  private static List<JsonObject> loraPasses(Model tuned, List<String> modules) {
-    Map<String, List<String>> groups = new LinkedHashMap<>();
-    Map<String, double[]> values = new LinkedHashMap<>();
-    for (String module : modules) {
-      Node scale = null;
-      Node a = null;
-      for (Node n : tuned.graph().nodes()) {
-        if (!GraftTags.method(n).filter(LoraPass.METHOD::equals).isPresent()) continue;
-        if (!GraftTags.module(n).filter(module::equals).isPresent()) continue;
-        if (GraftTags.role(n).filter("scale"::equals).isPresent()) scale = n;
-        if (GraftTags.role(n).filter("A"::equals).isPresent()) a = n;
-      }
-      checkArgument(scale != null && a != null, "LoRA module '%s' lacks its tagged A or scale node", module);
-      Node s = scale;
-      Tensor st = dev.graft.ir.Constants.valueOf(s.input(1)).or(() -> dev.graft.ir.Constants.valueOf(s.input(0)))
-          .orElseThrow(() -> new IllegalArgumentException("LoRA module '" + module + "': the scale is not a constant"));
-      double scaling = st.toDoubleArray()[0];
-      long rank = dev.graft.ir.Constants.valueOf(a.input(1)).orElseThrow().dims()[1];
-      String key = rank + "/" + scaling;
-      groups.computeIfAbsent(key, k -> new ArrayList<>()).add(module);
-      values.put(key, new double[] {rank, scaling});
-    }
-    List<JsonObject> out = new ArrayList<>();
-    for (Map.Entry<String, List<String>> e : groups.entrySet()) {
-      JsonObject p = pass(LoraPass.METHOD, e.getValue());
-      double[] v = values.get(e.getKey());
-      p.addProperty("rank", (long) v[0]);
-      p.addProperty("alpha", v[1] * v[0]);
-      p.addProperty("scaling", v[1]);
-      out.add(p);
-    }
-    return out;
-  }
-
-  private static JsonObject headPass(Model tuned, List<Entry> entries) {
-    Graph g = tuned.graph();
-    JsonObject p = pass(ClassificationHeadPass.METHOD, List.of(ClassificationHeadPass.MODULE));
-    Entry weight =
-        entries.stream()
-            .filter(e -> e.method().equals(ClassificationHeadPass.METHOD) && e.role().equals("weight"))
-            .findFirst()
-            .orElseThrow(() -> new IllegalArgumentException("The head has no recorded weight"));
-    long classes = g.initializer(weight.initializer()).flatMap(Value::initializer).orElseThrow().dims()[1];
-    List<Node> head =
-        g.nodes().stream()
-            .filter(n -> GraftTags.method(n).filter(ClassificationHeadPass.METHOD::equals).isPresent())
-            .toList();
-    String pooling =
-        head.stream().anyMatch(n -> n.is("ReduceMax")) ? "MAX"
-            : head.stream().anyMatch(n -> n.is("Gather")) ? "FIRST" : "MEAN";
-    String mask = "attention_mask";
-    String hidden = "";
-    for (Node n : head) {
-      for (Value v : n.inputs()) {
-        if (v == null || v.isInitializer()) continue;
-        if (v.isGraphInput() && n.is("Cast")) mask = v.name();
-        boolean fromHead = v.producer().map(head::contains).orElse(false);
-        if (!fromHead && !v.isGraphInput() && hidden.isEmpty()) hidden = v.name();
-      }
-    }
-    p.addProperty("num_classes", classes);
-    p.addProperty("pooling", pooling);
-    p.addProperty("mask_input", mask);
-    p.addProperty("hidden_output", hidden);
-    String h = hidden;
-    p.addProperty("keep_hidden_output", g.outputs().stream().anyMatch(v -> v.name().equals(h)));
-    return p;
   }
 
   // ---- apply ------------------------------------------------------------------------------------
@@ -410,43 +324,45 @@ public final class AdapterExport {
         got);
   }
 
-  /** The base with the recorded passes applied (trainables at their pass defaults). */
-  private static Model replay(Path baseModel, JsonObject config) {
+  /**
+   * The base with the recorded passes applied (trainables at their pass defaults): each pass is
+   * a recipe entry, its options as given and its targets narrowed to exactly the modules it
+   * adapted, read and validated like any recipe.
+   */
+  private static Model replay(Path baseModel, JsonObject config, Path adapterDir) {
+    int version = config.has("version") ? config.get("version").getAsInt() : 1;
+    checkArgument(
+        version == VERSION,
+        "The adapter in %s is version %s of Graft's adapter format; this Graft reads version %s."
+            + " Export the adapter again from the tuned model.",
+        adapterDir,
+        version,
+        VERSION);
     Model m = ModelIO.load(baseModel);
-    List<GraphPass> passes = new ArrayList<>();
+    List<Map<String, Object>> entries = new ArrayList<>();
     for (JsonElement e : config.getAsJsonArray("passes")) {
-      JsonObject p = e.getAsJsonObject();
-      String method = p.get("method").getAsString();
-      Targets targets = exactly(p.getAsJsonArray("targets"));
-      switch (method) {
-        case LoraPass.METHOD -> passes.add(
-            new LoraPass(
-                targets,
-                LoraPass.Config.defaults()
-                    .withRank(p.get("rank").getAsInt())
-                    .withAlpha(p.get("alpha").getAsDouble())
-                    .withDropout(0)));
-        case LayerNormAffinePass.METHOD -> passes.add(new LayerNormAffinePass(targets));
-        case ClassificationHeadPass.METHOD -> passes.add(
-            new ClassificationHeadPass(
-                new ClassificationHeadPass.Config(
-                    p.get("num_classes").getAsInt(),
-                    ClassificationHeadPass.Pooling.valueOf(p.get("pooling").getAsString()),
-                    p.get("hidden_output").getAsString(),
-                    p.get("mask_input").getAsString(),
-                    p.get("keep_hidden_output").getAsBoolean(),
-                    0)));
-        default -> throw new IllegalArgumentException(
-            "The adapter uses method '" + method + "', which this Graft cannot replay (it replays " + REPLAYABLE + ")");
+      AppliedMethods.Applied a = AppliedMethods.fromJson(e);
+      PeftMethod method = Methods.find(a.method()).orElseThrow(() -> new IllegalArgumentException(
+          "The adapter in " + adapterDir + " uses method '" + a.method() + "', which this Graft does not know"
+              + " (it knows " + Methods.FACTORIES.keySet() + ")"));
+      Map<String, Object> entry = new LinkedHashMap<>();
+      entry.put(PassFactory.METHOD, a.method());
+      entry.putAll(a.options());
+      if (method.factory().isTargeted()) {
+        entry.remove(PassFactory.LAYERS);
+        entry.put(
+            PassFactory.TARGETS,
+            "/" + a.modules().stream().map(Pattern::quote).collect(Collectors.joining("|")) + "/");
       }
+      entries.add(entry);
     }
-    new PassManager(passes).run(m);
+    new PassManager(Recipe.of(entries, adapterDir.resolve(CONFIG).toString()).passes()).run(m);
     return m;
   }
 
   /** The base with the adapter's structure, every trainable an input defaulting to zeros. */
   static Model baseWithInputs(Path baseModel, Path adapterDir) {
-    Model m = replay(baseModel, readConfig(adapterDir));
+    Model m = replay(baseModel, readConfig(adapterDir), adapterDir);
     Graph g = m.graph();
     for (Entry e : TrainableRegistry.read(m)) {
       Value v = g.initializer(e.initializer()).orElseThrow();
@@ -455,11 +371,6 @@ public final class AdapterExport {
       if (!v.isGraphInput()) g.addInput(v);
     }
     return m;
-  }
-
-  private static Targets exactly(JsonArray names) {
-    String regex = names.asList().stream().map(n -> Pattern.quote(n.getAsString())).collect(Collectors.joining("|"));
-    return Targets.regex(regex);
   }
 
   private static boolean isEmptyDir(Path p) {

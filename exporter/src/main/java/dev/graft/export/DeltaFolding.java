@@ -6,6 +6,7 @@ import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import dev.graft.ir.Attr;
 import dev.graft.ir.Constants;
+import dev.graft.ir.DataType;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Node;
@@ -13,12 +14,13 @@ import dev.graft.ir.Type;
 import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.TrainableRegistry;
+import dev.graft.rewrite.method.Fold;
+import dev.graft.rewrite.method.Methods;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
-import dev.graft.rewrite.peft.LoraPass;
-import dev.graft.rewrite.peft.TaylorChannelPass;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -28,46 +30,53 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.UnaryOperator;
 
 /**
  * Folds every mergeable delta of a tuned model into its frozen weights, so that the merged graph
- * runs the base model's operators plus the head. Works in place, in three rules, each reading the
- * Graft tags ({@link GraftTags}) the passes left:
+ * runs the base model's operators plus the head. Works in place. Which rule applies to a node is
+ * the method's answer ({@link Methods#foldOf}, a {@link Fold}), never a list kept here; each rule
+ * reads the Graft tags ({@link GraftTags}) the passes left:
  *
  * <pre>
- *   1. dropout    Dropout(x) tagged by a pass                    =>  x            (training only)
- *   2. LoRA       Add(MatMul(x, W), Mul(MatMul(MatMul(x, A), B), s))
- *                                                                =>  MatMul(x, W + s·A·B)
- *                 (Gemm: W + s·(A·B)ᵀ / alpha when transB; W + s·A·B / alpha otherwise)
- *   2b. Taylor    Add(y, Gather(MatMul(x, Concat(dW, Z, 1)), idx, axis -1)),  y = MatMul(x, W)
- *                                                                =>  MatMul(x, W + Gather(Concat(dW, Z, 1), idx, 1))
- *                 (Gemm: that delta transposed when transB, over alpha)
- *   3. constants  a cluster of tagged nodes that reads constants only, e.g. LayerNorm-affine's
- *                 Mul(gamma, Add(dgamma, 1)) and Add(beta, dbeta), BitFit's Add(b, db), a
- *                 reparameterisation MLP               =>  one initializer holding its value;
- *                 where the cluster wraps an original parameter (role merge), the parameter
- *                 itself takes the value, so the graph keeps its names and its op census
+ *   1. dropout         Dropout(x) tagged by a pass                         =>  x        (training only)
+ *   2. LINEAR_BRANCH   Add(Linear(x, W), branch(x)), the merge Add tagged  =>  Linear(x, W + ΔW),
+ *                      (LoRA: Mul(MatMul(MatMul(x, A), B), s); Taylor:         ΔW = branch(I), the
+ *                      Gather(MatMul(x, Concat(dW, Z, 1)), idx, -1))           branch run on the identity
+ *                      (Gemm: W + ΔWᵀ / alpha when transB; W + ΔW / alpha otherwise)
+ *   3. CONSTANTS       a cluster of tagged nodes that reads constants only, e.g. LayerNorm-affine's
+ *                      Mul(gamma, Add(dgamma, 1)) and Add(beta, dbeta), BitFit's Add(b, db), DoRA's
+ *                      m·V/‖V‖, a reparameterisation MLP  =>  one initializer holding its value;
+ *                      where the cluster wraps an original parameter (role merge), the parameter
+ *                      itself takes the value, so the graph keeps its names and its op census
+ *   4. IN_PLACE        trained tensors that are the model's own weights (full fine-tuning): their
+ *                      trainable records go, the weights stay
  * </pre>
  *
- * All arithmetic runs on ONNX Runtime ({@link OrtEval}): rule 2 builds the graph {@code W +
- * s·MatMul(A, B)} and runs it; rule 3 runs the cluster as a graph of its own. Tagged nodes that
- * read the data (adapters, prompts, the classification head) stay as nodes with constant
- * weights and are listed in {@link FoldReport#kept}. Initializers that fall out of use (A, B, s,
- * the deltas) are removed, and so are their {@code graft.trainable} entries; entries of kept
- * modules stay.
+ * All arithmetic runs on ONNX Runtime ({@link OrtEval}): rule 2 runs the branch's nodes as a
+ * graph of their own on the identity, then {@code W + ΔW}; rule 3 runs the cluster. Tagged nodes
+ * of methods whose fold is {@link Fold.Kept} (adapters, prompts, the classification head) stay as
+ * nodes with constant weights and are listed in {@link FoldReport#kept}. Initializers that fall
+ * out of use (A, B, s, the deltas) are removed, and so are their {@code graft.trainable} entries;
+ * entries of kept modules stay.
  *
- * <p>Methods whose update is always foldable ({@link #MERGEABLE}) must fold completely: a LoRA
- * branch in a shape the rule does not recognise is an error, never silently kept.
+ * <p>A method whose fold is mergeable must fold completely: a branch in a shape the rule does not
+ * recognise is an error, never silently kept.
  */
 public final class DeltaFolding {
-  /** Methods whose every inserted node must disappear in a merged export. */
-  public static final ImmutableList<String> MERGEABLE =
-      ImmutableList.of(LoraPass.METHOD, "layernorm-affine", "bitfit", "ia3", TaylorChannelPass.METHOD);
-
   private DeltaFolding() {}
 
   /** Folds {@code model} in place. */
   public static FoldReport fold(Model model) {
+    return fold(model, UnaryOperator.identity());
+  }
+
+  /**
+   * Folds {@code model} in place; each merged weight of the linear-branch rule passes through
+   * {@code store} as soon as it is computed, which may write it out and return a tensor that reads
+   * it back (an export streams this way: it holds one merged weight at a time, never the model).
+   */
+  public static FoldReport fold(Model model, UnaryOperator<Tensor> store) {
     Graph g = model.graph();
     Set<Value> touched = Collections.newSetFromMap(new IdentityHashMap<>());
     List<String> folded = new ArrayList<>();
@@ -93,26 +102,28 @@ public final class DeltaFolding {
 
     for (Node merge : g.nodes()) {
       if (merge.graph() == null) continue; // removed by an earlier fold
-      if (GraftTags.method(merge).filter(LoraPass.METHOD::equals).isPresent() && GraftTags.isMerge(merge)) {
-        foldLora(g, merge, touched, removed);
-        folded.add(LoraPass.METHOD + " " + GraftTags.module(merge).orElse(""));
-      }
-    }
-
-    for (Node merge : g.nodes()) {
-      if (merge.graph() == null) continue;
-      if (GraftTags.method(merge).filter(TaylorChannelPass.METHOD::equals).isPresent() && GraftTags.isMerge(merge)) {
-        foldTaylor(g, merge, touched, removed);
-        folded.add(TaylorChannelPass.METHOD + " " + GraftTags.module(merge).orElse(""));
+      if (!GraftTags.isMerge(merge)) continue;
+      String method = GraftTags.method(merge).orElse("");
+      if (Methods.foldOf(method) instanceof Fold.LinearBranch) {
+        foldLinearBranch(model, merge, touched, removed, store);
+        folded.add(method + " " + GraftTags.module(merge).orElse(""));
+      } else if (Methods.foldOf(method) instanceof Fold.ConvBranch) {
+        ConvLoraFold.fold(g, merge, touched, removed);
+        folded.add(method + " " + GraftTags.module(merge).orElse(""));
       }
     }
 
     folded.addAll(foldConstantClusters(model, touched, removed));
     int initializersRemoved = removeDead(g, touched, removed);
 
-    // Entries of parameters that no longer exist are gone with them.
+    // Entries of parameters that no longer exist are gone with them; full fine-tuning trained the
+    // weights in place, so its entries are all the folding it needs.
     List<TrainableRegistry.Entry> entries = new ArrayList<>();
     for (TrainableRegistry.Entry e : TrainableRegistry.read(model)) {
+      if (Methods.foldOf(e.method()) instanceof Fold.InPlace) {
+        folded.add(e.method() + " " + e.module() + " " + e.role());
+        continue;
+      }
       if (g.initializer(e.initializer()).isPresent()) entries.add(e);
     }
     TrainableRegistry.write(model, entries);
@@ -122,7 +133,7 @@ public final class DeltaFolding {
       if (!GraftTags.isGraft(n)) continue;
       String method = GraftTags.method(n).orElse("");
       checkState(
-          !MERGEABLE.contains(method),
+          !Methods.foldOf(method).mergeable(),
           "Node '%s' (%s) of the %s module '%s' is still in the graph after folding; a merged"
               + " export must not keep it. Its inputs: %s. This is a bug in DeltaFolding or a"
               + " hand-edited graph; export with --adapter-only instead.",
@@ -140,48 +151,113 @@ public final class DeltaFolding {
     return new FoldReport(ImmutableList.copyOf(folded), kept, dropouts, removed[0], initializersRemoved);
   }
 
-  // ---- rule 2: LoRA -------------------------------------------------------------------------------
+  // ---- rule 2: linear branches -------------------------------------------------------------------
 
-  private static void foldLora(Graph g, Node merge, Set<Value> touched, int[] removed) {
+  /**
+   * {@code Add(Linear(x, W), branch(x))} with a branch linear in x and without a constant term
+   * ({@link Fold.LinearBranch}): the branch's weight delta is the branch run on the identity,
+   * {@code ΔW = branch(I)} ({@code [in, out]}), and the linear's weight becomes {@code W + ΔW}
+   * ({@code W + ΔWᵀ / alpha} for a Gemm with transB).
+   */
+  private static void foldLinearBranch(
+      Model model, Node merge, Set<Value> touched, int[] removed, UnaryOperator<Tensor> store) {
+    Graph g = model.graph();
+    String method = GraftTags.method(merge).orElse("");
     String module = GraftTags.module(merge).orElse("");
-    String where = "LoRA module '" + module + "'";
-    Node scale = producer(merge.input(1), "Mul", "scale", where);
-    int sIndex = scale.input(0).producer().isPresent() ? 1 : 0;
-    Node mmB = producer(scale.input(1 - sIndex), "MatMul", "B", where);
-    Node mmA = producer(mmB.input(0), "MatMul", "A", where);
+    String where = method + " module '" + module + "'";
     checkState(merge.is("Add"), "%s: the merge node '%s' is %s, expected Add", where, merge.displayName(), merge.opType());
-    requireSoleReaders(where, List.of(scale, mmB, mmA));
-    Value y = merge.input(0);
-    Node linear = wrappedLinear(where, merge, mmA.input(0), "LoRA deltas");
-    Value w = linear.input(1);
-    Tensor wT = constant(w, where + ": the frozen weight");
-    Tensor aT = constant(mmA.input(1), where + ": A");
-    Tensor bT = constant(mmB.input(1), where + ": B");
-    Tensor sT = constant(scale.input(sIndex), where + ": the scale");
 
+    // The branch: the nodes of this method and module that merge's input 1 depends on.
+    Set<Node> branch = Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Value> leaves = new LinkedHashSet<>();
+    List<Value> stack = new ArrayList<>(List.of(merge.input(1)));
+    while (!stack.isEmpty()) {
+      Value v = stack.remove(stack.size() - 1);
+      Node p = v.producer().orElse(null);
+      boolean ours =
+          p != null
+              && !p.is("Constant")
+              && GraftTags.method(p).filter(method::equals).isPresent()
+              && GraftTags.module(p).filter(module::equals).isPresent();
+      if (!ours) {
+        if (Constants.valueOf(v).isEmpty()) leaves.add(v);
+        continue;
+      }
+      if (branch.add(p)) for (Value in : p.inputs()) if (in != null) stack.add(in);
+    }
+    checkState(
+        leaves.size() == 1,
+        "%s: the branch reads %s besides constants; a linear branch reads the linear's input alone."
+            + " Export with --adapter-only to keep it as nodes.",
+        where,
+        leaves.stream().map(Value::name).toList());
+    Value x = leaves.iterator().next();
+    List<Node> ordered = g.nodes().stream().filter(branch::contains).toList();
+    requireSoleReaders(where, ordered, branch, merge);
+    Node linear = wrappedLinear(where, merge, x, method + " deltas");
+    Tensor wT = constant(linear.input(1), where + ": the frozen weight");
     boolean transB = linear.is("Gemm") && linear.attrLong("transB", 0) == 1;
     float alpha = linear.is("Gemm") ? linear.attrFloat("alpha", 1f) : 1f;
     checkState(alpha != 0, "%s: Gemm '%s' has alpha 0", where, linear.displayName());
-    Tensor merged = addScaledProduct(wT, aT, bT, sT, transB, alpha, where);
-    setConstant(g, linear, 1, merged);
+    long in = wT.dims()[transB ? 1 : 0];
+    checkState(
+        x.dataType().orElse(DataType.FLOAT) == DataType.FLOAT,
+        "%s: the branch reads %s data; folding evaluates it on a float identity only",
+        where,
+        x.dataType().orElse(null));
+    float[] eye = new float[Math.toIntExact(in * in)];
+    for (int i = 0; i < in; i++) eye[i * (int) in + i] = 1f;
+    Node sink = merge.input(1).producer().orElseThrow();
+    Tensor delta;
+    try {
+      delta =
+          evaluate(model, ordered, List.of(sink), Map.of(x, DenseTensor.ofFloats(x.name(), new long[] {in, in}, eye)))
+              .get(sink.output().name());
+    } catch (RuntimeException e) {
+      throw new IllegalStateException(where + ": cannot evaluate the branch on the identity: " + e.getMessage(), e);
+    }
+    setConstant(g, linear, 1, store.apply(addDelta(wT, delta, transB, alpha, where)));
 
-    bypass(merge, y);
+    bypass(merge, merge.input(0));
     remove(g, merge, touched, removed);
-    remove(g, scale, touched, removed);
-    remove(g, mmB, touched, removed);
-    remove(g, mmA, touched, removed);
+    for (int i = ordered.size() - 1; i >= 0; i--) remove(g, ordered.get(i), touched, removed);
   }
 
-  /** Each branch node must feed only the merge Add; otherwise folding would change other readers. */
-  private static void requireSoleReaders(String where, List<Node> branch) {
-    for (Node n : branch) {
-      checkState(
-          n.output().uses().size() == 1,
-          "%s: '%s' has %s readers; the branch must feed only the merge Add. Export with"
-              + " --adapter-only to keep it.",
-          where,
-          n.displayName(),
-          n.output().uses().size());
+  /** {@code W + ΔW} ({@code W + ΔWᵀ / alpha} for a Gemm), computed by ORT. */
+  private static Tensor addDelta(Tensor w, Tensor delta, boolean transB, float alpha, String where) {
+    GraphBuilder gb = GraphBuilder.create("fold_linear");
+    Value wv = gb.input("W", w.dataType(), (Object[]) boxed(w.dims()));
+    Value dv = gb.input("dW", delta.dataType(), (Object[]) boxed(delta.dims()));
+    Value d = dv;
+    if (transB) d = gb.op("Transpose", d);
+    if (alpha != 1f) d = gb.op("Div", d, gb.scalar(alpha));
+    if (delta.dataType() != w.dataType()) d = gb.op("Cast", List.of(d), Attr.of("to", (long) w.dataType().code()));
+    gb.output("merged", gb.op("Add", wv, d));
+    gb.typed(gb.graph().outputs().get(0), w.dataType(), (Object[]) boxed(w.dims()));
+    try {
+      return OrtEval.run(gb.model(17), Map.of("W", w, "dW", delta)).get("merged");
+    } catch (RuntimeException e) {
+      throw new IllegalStateException(
+          where + ": cannot compute W + ΔW (W " + w.shape() + ", ΔW " + delta.shape() + "): " + e.getMessage(), e);
+    }
+  }
+
+  /** Each branch node must feed only the branch and the merge Add; otherwise folding would change other readers. */
+  private static void requireSoleReaders(String where, List<Node> ordered, Set<Node> branch, Node merge) {
+    for (Node n : ordered) {
+      for (Value out : n.outputs()) {
+        if (out == null) continue;
+        for (Use u : out.uses()) {
+          checkState(
+              u.node() == merge || branch.contains(u.node()),
+              "%s: '%s' is also read by '%s'; the branch must feed only the merge Add. Export with"
+                  + " --adapter-only to keep it.",
+              where,
+              n.displayName(),
+              u.node().displayName());
+        }
+        checkState(!out.isGraphOutput(), "%s: '%s' is a graph output; it cannot fold", where, out.name());
+      }
     }
   }
 
@@ -238,61 +314,6 @@ public final class DeltaFolding {
     }
   }
 
-  // ---- rule 2b: Taylor channels -------------------------------------------------------------------
-
-  private static void foldTaylor(Graph g, Node merge, Set<Value> touched, int[] removed) {
-    String module = GraftTags.module(merge).orElse("");
-    String where = "Taylor channel module '" + module + "'";
-    String method = TaylorChannelPass.METHOD;
-    checkState(merge.is("Add"), "%s: the merge node '%s' is %s, expected Add", where, merge.displayName(), merge.opType());
-    Node scatter = producer(merge.input(1), method, "Gather", "scatter", where);
-    Node delta = producer(scatter.input(0), method, "MatMul", "delta", where);
-    Node pad = producer(delta.input(1), method, "Concat", "pad", where);
-    requireSoleReaders(where, List.of(scatter, delta, pad));
-    Value y = merge.input(0);
-    Node linear = wrappedLinear(where, merge, delta.input(0), "Taylor channel deltas");
-    Tensor wT = constant(linear.input(1), where + ": the frozen weight");
-    Tensor dwT = constant(pad.input(0), where + ": dW");
-    Tensor zT = constant(pad.input(1), where + ": the zero column");
-    Tensor idxT = constant(scatter.input(1), where + ": the channel index");
-    boolean transB = linear.is("Gemm") && linear.attrLong("transB", 0) == 1;
-    float alpha = linear.is("Gemm") ? linear.attrFloat("alpha", 1f) : 1f;
-    checkState(alpha != 0, "%s: Gemm '%s' has alpha 0", where, linear.displayName());
-
-    // W + Gather(Concat(dW, Z, 1), idx, 1): the [in, out] delta the branch adds, computed by ORT.
-    GraphBuilder gb = GraphBuilder.create("fold_taylor");
-    Value wv = gb.input("W", wT.dataType(), (Object[]) boxed(wT.dims()));
-    Value dwv = gb.input("dW", dwT.dataType(), (Object[]) boxed(dwT.dims()));
-    Value zv = gb.input("Z", zT.dataType(), (Object[]) boxed(zT.dims()));
-    Value iv = gb.input("idx", idxT.dataType(), (Object[]) boxed(idxT.dims()));
-    Value d = gb.op("Gather", List.of(gb.op("Concat", List.of(dwv, zv), Attr.of("axis", 1L)), iv), Attr.of("axis", 1L));
-    if (transB) d = gb.op("Transpose", d);
-    if (alpha != 1f) d = gb.op("Div", d, gb.scalar(alpha));
-    gb.output("merged", gb.op("Add", wv, d));
-    gb.typed(gb.graph().outputs().get(0), wT.dataType(), (Object[]) boxed(wT.dims()));
-    Map<String, Tensor> feeds = new LinkedHashMap<>();
-    feeds.put("W", wT);
-    feeds.put("dW", dwT);
-    feeds.put("Z", zT);
-    feeds.put("idx", idxT);
-    Tensor merged;
-    try {
-      merged = OrtEval.run(gb.model(17), feeds).get("merged");
-    } catch (RuntimeException e) {
-      throw new IllegalStateException(
-          where + ": cannot compute W + Gather(Concat(dW, Z), idx) (W " + wT.shape() + ", dW " + dwT.shape()
-              + ", idx " + idxT.shape() + "): " + e.getMessage(),
-          e);
-    }
-    setConstant(g, linear, 1, merged);
-
-    bypass(merge, y);
-    remove(g, merge, touched, removed);
-    remove(g, scatter, touched, removed);
-    remove(g, delta, touched, removed);
-    remove(g, pad, touched, removed);
-  }
-
   // ---- rule 3: constant clusters ------------------------------------------------------------------
 
   private static List<String> foldConstantClusters(Model model, Set<Value> touched, int[] removed) {
@@ -327,8 +348,9 @@ public final class DeltaFolding {
       for (Use u : out.uses()) outside |= !cluster.contains(u.node());
       if (outside) sinks.add(n);
     }
-    ImmutableMap<String, Tensor> values = evaluate(model, ordered, sinks);
+    ImmutableMap<String, Tensor> values = evaluate(model, ordered, sinks, Map.of());
 
+    Set<Value> replaced = Collections.newSetFromMap(new IdentityHashMap<>());
     Set<String> modules = new LinkedHashSet<>();
     for (Node n : ordered) modules.add(GraftTags.method(n).orElse("") + " " + GraftTags.module(n).orElse(""));
     for (Node sink : sinks) {
@@ -340,10 +362,12 @@ public final class DeltaFolding {
           GraftTags.isMerge(sink)
               && param != null
               && !cluster.contains(param.producer().orElse(null))
-              && param.uses().size() == 1
+              // read by this cluster alone (DoRA reads W twice: V = W + ΔW and the norm ‖W‖)
+              && param.uses().stream().allMatch(u -> cluster.contains(u.node()))
               && !param.isGraphInput()
               && !param.isGraphOutput()
-              && Constants.valueOf(param).map(p -> p.dataType() == t.dataType()).orElse(false);
+              && Constants.valueOf(param).map(p -> p.dataType() == t.dataType()).orElse(false)
+              && replaced.add(param);
       Value replacement;
       if (wrapsParameter) {
         // The original parameter takes the folded value: names and census stay the base's.
@@ -364,8 +388,12 @@ public final class DeltaFolding {
     return List.copyOf(modules);
   }
 
-  /** Runs the cluster as a graph of its own; the sinks' values by output name. */
-  private static ImmutableMap<String, Tensor> evaluate(Model owner, List<Node> ordered, List<Node> sinks) {
+  /**
+   * Runs the cluster as a graph of its own, its non-constant inputs given by {@code given}; the
+   * sinks' values by output name.
+   */
+  private static ImmutableMap<String, Tensor> evaluate(
+      Model owner, List<Node> ordered, List<Node> sinks, Map<Value, Tensor> given) {
     GraphBuilder gb = GraphBuilder.create("fold_constants");
     Graph mini = gb.graph();
     Map<Value, Value> map = new IdentityHashMap<>();
@@ -378,7 +406,7 @@ public final class DeltaFolding {
         }
         Value mapped = map.get(v);
         if (mapped == null) {
-          Tensor t = Constants.valueOf(v).orElseThrow();
+          Tensor t = given.containsKey(v) ? given.get(v) : Constants.valueOf(v).orElseThrow();
           mapped = mini.addInitializer(v.name(), t.withName(v.name()));
           map.put(v, mapped);
         }
@@ -406,7 +434,7 @@ public final class DeltaFolding {
   // ---- shared edits -------------------------------------------------------------------------------
 
   /** Makes every reader of {@code n}'s output, graph outputs included, read {@code keep}. */
-  private static void bypass(Node n, Value keep) {
+  static void bypass(Node n, Value keep) {
     Value out = n.output();
     Graph g = n.graph();
     if (out.isGraphOutput()) {
@@ -428,7 +456,7 @@ public final class DeltaFolding {
     }
   }
 
-  private static void remove(Graph g, Node n, Set<Value> touched, int[] removed) {
+  static void remove(Graph g, Node n, Set<Value> touched, int[] removed) {
     for (Value v : n.inputs()) if (v != null) touched.add(v);
     g.removeNode(n);
     removed[0]++;
@@ -459,7 +487,7 @@ public final class DeltaFolding {
   }
 
   /** Replaces the constant at {@code node}'s input {@code i}: in place when nothing else reads it. */
-  private static void setConstant(Graph g, Node node, int i, Tensor t) {
+  static void setConstant(Graph g, Node node, int i, Tensor t) {
     Value w = node.input(i);
     boolean sole = w.uses().size() == 1 && !w.isGraphInput() && !w.isGraphOutput();
     if (sole && w.isInitializer()) {
@@ -473,30 +501,7 @@ public final class DeltaFolding {
     }
   }
 
-  private static Node producer(Value v, String op, String role, String where) {
-    return producer(v, LoraPass.METHOD, op, role, where);
-  }
-
-  /** The node of {@code method}'s branch, tagged {@code role}, that produces {@code v}. */
-  private static Node producer(Value v, String method, String op, String role, String where) {
-    Node p = v == null ? null : v.producer().orElse(null);
-    checkState(
-        p != null
-            && p.is(op)
-            && GraftTags.method(p).filter(method::equals).isPresent()
-            && GraftTags.role(p).filter(role::equals).isPresent(),
-        "%s: expected a %s node tagged '%s' producing '%s', found %s. The branch was edited after"
-            + " the %s pass; export with --adapter-only to keep it as nodes.",
-        where,
-        op,
-        role,
-        v == null ? "(absent)" : v.name(),
-        p == null ? "none" : "'" + p.displayName() + "' (" + p.opType() + ", " + p.docString() + ")",
-        method);
-    return p;
-  }
-
-  private static Tensor constant(Value v, String what) {
+  static Tensor constant(Value v, String what) {
     Optional<Tensor> t = Constants.valueOf(v);
     checkState(
         t.isPresent(),
@@ -506,7 +511,7 @@ public final class DeltaFolding {
     return t.get();
   }
 
-  private static Long[] boxed(long[] dims) {
+  static Long[] boxed(long[] dims) {
     Long[] out = new Long[dims.length];
     for (int i = 0; i < dims.length; i++) out[i] = dims[i];
     return out;

@@ -13,7 +13,6 @@ import dev.graft.ir.Node;
 import dev.graft.ir.Shape;
 import dev.graft.ir.Use;
 import dev.graft.ir.Value;
-import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import java.util.LinkedHashMap;
@@ -137,8 +136,8 @@ public final class ExportVerifier {
   public static Verification compare(
       Model tuned, Model export, Map<String, Tensor> feeds, double tolerance) {
     checkArgument(tolerance >= 0, "The tolerance must be 0 or more, got %s", tolerance);
-    ImmutableMap<String, Tensor> expected = OrtEval.run(ModelIO.toBytes(tuned), feeds, "the tuned model");
-    ImmutableMap<String, Tensor> actual = OrtEval.run(ModelIO.toBytes(export), feeds, "the export");
+    ImmutableMap<String, Tensor> expected = OrtEval.run(tuned, feeds, "the tuned model");
+    ImmutableMap<String, Tensor> actual = OrtEval.run(export, feeds, "the export");
     return compare(expected, actual, tolerance);
   }
 

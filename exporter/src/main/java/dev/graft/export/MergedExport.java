@@ -23,8 +23,12 @@ import java.util.function.Consumer;
  *                                                      └─► VerificationFailedException, nothing written
  * </pre>
  *
- * Verification runs the export as it will be written, serialised to bytes (tensor layout, inline
- * or external, does not change what ORT computes).
+ * Verification runs the export as it will be written, opened by ORT from a file (tensor layout,
+ * inline or external, does not change what ORT computes). A tuned model with 256 MiB or more of
+ * external data streams: the copy shares its tensors, each merged weight goes to a spill file as
+ * soon as it is computed ({@link FoldSpill}), ORT reads both models' weights from their files,
+ * and the save copies unchanged weights file to file into {@code OUT.data}; the heap holds one
+ * weight at a time.
  */
 public final class MergedExport {
   private MergedExport() {}
@@ -40,9 +44,33 @@ public final class MergedExport {
    */
   static ExportReport write(Model tuned, Path out, ExportOptions options, Consumer<Model> beforeVerify) {
     checkArgument(out != null, "MergedExport.write needs an output path, got null");
-    Path dir = out.toAbsolutePath().getParent();
-    Model export = ModelIO.fromBytes(ModelIO.toBytes(tuned), dir);
-    FoldReport fold = DeltaFolding.fold(export);
+    boolean stream = streams(tuned);
+    try (FoldSpill spill = stream ? new FoldSpill(out) : null) {
+      return write(tuned, out, options, beforeVerify, spill);
+    }
+  }
+
+  /**
+   * Whether the export streams: a tuned model with at least {@link #STREAM_FROM} bytes of
+   * external data folds into a spill file ({@link FoldSpill}), is verified from files and is
+   * written with external data (a copy file to file for unchanged weights).
+   */
+  static boolean streams(Model tuned) {
+    long external = 0;
+    for (var v : tuned.graph().initializers()) {
+      if (v.initializer().orElseThrow() instanceof dev.graft.ir.tensor.ExternalTensor e) external += e.length();
+    }
+    return external >= STREAM_FROM;
+  }
+
+  /** External data from which an export streams: 256 MiB. */
+  static final long STREAM_FROM = 256L << 20;
+
+  private static ExportReport write(
+      Model tuned, Path out, ExportOptions options, Consumer<Model> beforeVerify, FoldSpill spill) {
+    Model export = tuned.copy();
+    FoldReport fold = spill == null ? DeltaFolding.fold(export) : DeltaFolding.fold(export, spill);
+    Model reference = CodaExport.sparsify(tuned, export);
     int fp16 = options.fp16() ? Fp16Storage.apply(export) : 0;
     if (options.irVersion() != null) {
       IrVersions.check(export, options.irVersion());
@@ -53,8 +81,9 @@ public final class MergedExport {
     ImmutableMap<String, Tensor> feeds =
         options.feeds().isEmpty() ? ExportVerifier.heldOutInputs(tuned, 20240611L) : options.feeds();
     ExportVerifier.Verification v =
-        ExportVerifier.verify(tuned, export, feeds, options.effectiveTolerance());
-    ModelIO.save(export, out, options.externalData() ? SaveOptions.external() : SaveOptions.inline());
+        ExportVerifier.verify(reference, export, feeds, options.effectiveTolerance());
+    boolean external = options.externalData() || spill != null;
+    ModelIO.save(export, out, external ? SaveOptions.external() : SaveOptions.inline());
     return new ExportReport(
         out,
         fold,
@@ -67,7 +96,7 @@ public final class MergedExport {
 
   /** Folds a copy of {@code tuned} and returns it, unverified and unwritten (for benchmarks). */
   public static Model folded(Model tuned) {
-    Model export = ModelIO.fromBytes(ModelIO.toBytes(tuned), null);
+    Model export = tuned.copy();
     DeltaFolding.fold(export);
     return export;
   }

@@ -5,7 +5,6 @@ import ai.onnxruntime.OrtLoraAdapter;
 import ai.onnxruntime.OrtSession;
 import com.google.common.collect.ImmutableMap;
 import dev.graft.ir.Model;
-import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.Tensor;
 import java.nio.file.Path;
 import java.util.Map;
@@ -41,7 +40,7 @@ public final class MultiLora {
   /** The multi-adapter graph with {@code adapterFile} active must reproduce {@code tuned}. */
   static ExportVerifier.Verification verify(
       Model tuned, Path baseWithInputs, Path adapterFile, Map<String, Tensor> feeds) {
-    ImmutableMap<String, Tensor> expected = OrtEval.run(ModelIO.toBytes(tuned), feeds, "the tuned model");
+    ImmutableMap<String, Tensor> expected = OrtEval.run(tuned, feeds, "the tuned model");
     try (OrtSession.SessionOptions o = sessionOptions();
         OrtSession s = OrtEval.ENV.createSession(baseWithInputs.toString(), o);
         OrtLoraAdapter a = OrtLoraAdapter.create(adapterFile.toString())) {

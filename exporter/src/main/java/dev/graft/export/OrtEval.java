@@ -11,7 +11,7 @@ import ai.onnxruntime.OrtSession;
 import com.google.common.collect.ImmutableMap;
 import dev.graft.ir.DataType;
 import dev.graft.ir.Model;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.io.SessionFile;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import java.nio.ByteBuffer;
@@ -31,7 +31,43 @@ final class OrtEval {
 
   /** Runs {@code model} once on {@code feeds}; every output, by name, in output order. */
   static ImmutableMap<String, Tensor> run(Model model, Map<String, Tensor> feeds) {
-    return run(ModelIO.toBytes(model), feeds, "a graph built for export");
+    return run(model, feeds, "a graph built for export");
+  }
+
+  /**
+   * Runs {@code model} once, opened by ORT from a {@link SessionFile}: external weights are read
+   * by ORT from their own file and never pass through the heap; {@code what} names it in errors.
+   */
+  static ImmutableMap<String, Tensor> run(Model model, Map<String, Tensor> feeds, String what) {
+    try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
+      o.setIntraOpNumThreads(2);
+      OrtSession s;
+      try (SessionFile file = SessionFile.write(model)) {
+        if (file.large()) {
+          // No packed or folded copies of frozen weights (see Trainer.largeWeightOptions).
+          o.addConfigEntry("session.disable_prepacking", "1");
+          o.addConfigEntry("optimization.disable_specified_optimizers", "ConstantFolding");
+        }
+        s = ENV.createSession(file.path().toString(), o);
+      }
+      try (s) {
+        return run(s, feeds);
+      }
+    } catch (OrtException e) {
+      throw new IllegalStateException("ONNX Runtime failed on " + what + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Runs the model file {@code file} (external data beside it is read by ORT). */
+  static ImmutableMap<String, Tensor> run(java.nio.file.Path file, Map<String, Tensor> feeds, String what) {
+    try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
+      o.setIntraOpNumThreads(2);
+      try (OrtSession s = ENV.createSession(file.toString(), o)) {
+        return run(s, feeds);
+      }
+    } catch (OrtException e) {
+      throw new IllegalStateException("ONNX Runtime failed on " + what + ": " + e.getMessage(), e);
+    }
   }
 
   /** Runs the serialized model {@code bytes}; {@code what} names it in errors. */

@@ -127,6 +127,7 @@ class AdapterExportTest {
     Path out = dir.resolve("adapter");
     assertThatThrownBy(() -> AdapterExport.write(tuned, miniLm.path, out))
         .hasMessageContaining("'prefix'")
+        .hasMessageContaining("no record of the pass")
         .hasMessageContaining("--merge");
     assertThat(out).doesNotExist();
   }

@@ -10,6 +10,7 @@ import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.PassManager;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry;
+import dev.graft.rewrite.recipe.Recipe;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
 import dev.graft.rewrite.peft.LayerNormAffinePass;
 import dev.graft.rewrite.peft.LoraPass;
@@ -54,14 +55,21 @@ final class TunedMiniLm {
     return m;
   }
 
-  /** LoRA + LayerNorm-affine + head, every trainable random from {@code seed}. */
+  /**
+   * LoRA + LayerNorm-affine + head, every trainable random from {@code seed}. Made from a recipe,
+   * as graft rewrite and graft train make models, so the applied passes are recorded.
+   */
   Model tuned(long seed) {
     Model m = base();
-    new PassManager(
-            List.of(
-                new LoraPass(QUERY_VALUE, LoraPass.Config.defaults().withDropout(0.1)),
-                new LayerNormAffinePass(Targets.all()),
-                new ClassificationHeadPass(HEAD)))
+    Recipe.parse(
+            """
+            passes:
+              - {method: lora, targets: "layer.*.attention.{query,value}", dropout: 0.1}
+              - {method: layernorm-affine, targets: "**"}
+              - {method: classification-head, classes: 2, pooling: mean, seed: 5}
+            """,
+            "tuned.yaml")
+        .manager()
         .run(m);
     randomise(m, seed);
     return m;
@@ -70,7 +78,7 @@ final class TunedMiniLm {
   /** LoRA alone (no head), B random from {@code seed}. */
   Model loraOnly(long seed) {
     Model m = base();
-    new PassManager(List.of(new LoraPass(QUERY_VALUE, LoraPass.Config.defaults()))).run(m);
+    Recipe.parse("passes: [{method: lora, targets: \"layer.*.attention.{query,value}\"}]", "lora.yaml").manager().run(m);
     randomise(m, seed);
     return m;
   }

@@ -32,6 +32,16 @@ public final class Model {
     this.graph = graph;
   }
 
+  /**
+   * A deep copy: new graphs, nodes and values, sharing the immutable tensors. External tensors
+   * stay lazy (a copy of a model with 5 GiB of external data maps nothing and reads nothing), and
+   * nothing is serialised, so there is no 2 GiB limit. Edits of the copy never show in this
+   * model, and the copy saves to the same bytes as this model.
+   */
+  public Model copy() {
+    return ModelCopier.copy(this);
+  }
+
   public Graph graph() {
     return graph;
   }

@@ -36,6 +36,10 @@ public final class Node {
   private final List<Value> outputs;
   private final LinkedHashMap<String, Attr> attributes = new LinkedHashMap<>();
   private Graph graph;
+  /** Neighbours in the graph's node list, which only {@link Graph} links. */
+  Node prev;
+
+  Node next;
 
   /**
    * Makes a node and its outputs. {@code outputNames} entries that are null or empty make omitted
@@ -256,6 +260,7 @@ public final class Node {
     for (Graph g : attr.subgraphs()) {
       g.setParentNode(this);
     }
+    if (graph != null && !attr.subgraphs().isEmpty()) graph.noteSubgraphHolder(this);
   }
 
   public void removeAttr(String name) {

@@ -6,11 +6,13 @@ import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.PriorityQueue;
+import java.util.Set;
 import java.util.stream.Collectors;
 
 /**
@@ -40,6 +42,22 @@ public final class TopologicalOrder {
       throw new IllegalStateException(describeCycle(g, r.cycle));
     }
     return r.order;
+  }
+
+  /**
+   * As {@link #of}, for passes that must go on over an invalid graph (shape inference): nodes on
+   * or behind a cycle follow the ordered ones, in stored order, rather than being dropped. The
+   * one topological order of the house: analysis, shape inference and autodiff all use it.
+   */
+  public static ImmutableList<Node> lenient(Graph g) {
+    Result r = compute(g);
+    if (r.cycle.isEmpty()) return r.order;
+    Set<Node> done = Collections.newSetFromMap(new IdentityHashMap<>());
+    done.addAll(r.order);
+    ImmutableList.Builder<Node> b = ImmutableList.builder();
+    b.addAll(r.order);
+    for (Node n : g.nodes()) if (!done.contains(n)) b.add(n);
+    return b.build();
   }
 
   /**
@@ -125,7 +143,7 @@ public final class TopologicalOrder {
       }
     }
     if (count == n) return new Result(order.build(), ImmutableList.of());
-    return new Result(ImmutableList.of(), cycleAmong(nodes, pred, emitted));
+    return new Result(order.build(), cycleAmong(nodes, pred, emitted));
   }
 
   private static void addEdge(Graph g, Map<Node, Integer> index, Value v, int to, IntPairs edges) {

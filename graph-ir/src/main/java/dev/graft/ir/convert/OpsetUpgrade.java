@@ -176,7 +176,7 @@ public final class OpsetUpgrade {
   }
 
   /** Adds {@code g} and, depth first, the subgraphs of its nodes. */
-  private static void collect(Graph g, String where, long from, boolean fn, List<Scope> out) {
+  static void collect(Graph g, String where, long from, boolean fn, List<Scope> out) {
     out.add(new Scope(g, where, from, fn));
     for (Node n : g.nodes()) {
       for (var a : n.attributes().values()) {
@@ -187,5 +187,5 @@ public final class OpsetUpgrade {
     }
   }
 
-  private record Scope(Graph graph, String where, long from, boolean functionBody) {}
+  record Scope(Graph graph, String where, long from, boolean functionBody) {}
 }

@@ -11,13 +11,13 @@ import dev.graft.ir.Node;
 import dev.graft.ir.Shape;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
+import dev.graft.ir.analysis.TopologicalOrder;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.PriorityQueue;
 import java.util.Set;
 
 /**
@@ -117,48 +117,12 @@ public final class ShapeInference {
   }
 
   /**
-   * Nodes in an order where producers come first, preferring stored order; nodes on a cycle (an
-   * invalid graph) come last in stored order rather than being dropped.
+   * Nodes in the house's one topological order ({@link TopologicalOrder#lenient}): producers
+   * first, stored order where it already is one; nodes on a cycle (an invalid graph) come last in
+   * stored order rather than being dropped.
    */
   private static List<Node> topologicalOrder(Graph g) {
-    List<Node> nodes = g.nodes();
-    Map<Node, Integer> index = new IdentityHashMap<>();
-    for (int i = 0; i < nodes.size(); i++) index.put(nodes.get(i), i);
-    Map<Node, Integer> pending = new IdentityHashMap<>();
-    Map<Node, List<Node>> consumers = new IdentityHashMap<>();
-    for (Node n : nodes) {
-      Set<Node> producers = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
-      for (Value in : inputsIncludingCaptures(n)) {
-        Optional<Node> p = in.producer();
-        if (p.isPresent() && index.containsKey(p.get()) && p.get() != n) producers.add(p.get());
-      }
-      pending.put(n, producers.size());
-      for (Node p : producers) consumers.computeIfAbsent(p, k -> new ArrayList<>()).add(n);
-    }
-    PriorityQueue<Node> ready = new PriorityQueue<>((a, b) -> index.get(a) - index.get(b));
-    for (Node n : nodes) if (pending.get(n) == 0) ready.add(n);
-    List<Node> order = new ArrayList<>(nodes.size());
-    Set<Node> done = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
-    while (!ready.isEmpty()) {
-      Node n = ready.poll();
-      order.add(n);
-      done.add(n);
-      for (Node c : consumers.getOrDefault(n, List.of())) {
-        if (pending.merge(c, -1, Integer::sum) == 0) ready.add(c);
-      }
-    }
-    for (Node n : nodes) if (!done.contains(n)) order.add(n);
-    return order;
-  }
-
-  /** A node's inputs plus the outer values its subgraphs read (they must be typed first). */
-  private static List<Value> inputsIncludingCaptures(Node n) {
-    List<Value> out = new ArrayList<>();
-    for (Value v : n.inputs()) if (v != null) out.add(v);
-    for (Graph sub : n.subgraphs()) {
-      for (String name : sub.captures()) n.graph().lookup(name).ifPresent(out::add);
-    }
-    return out;
+    return TopologicalOrder.lenient(g);
   }
 
   // ---- contents ---------------------------------------------------------------------------------

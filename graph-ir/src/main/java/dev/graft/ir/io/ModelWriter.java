@@ -38,16 +38,54 @@ final class ModelWriter {
   static final long INLINE_LIMIT = 1_800_000_000L;
 
   private static final int ALIGNMENT = 64;
+  /**
+   * Tensors of at least this size start on a page boundary, so that ONNX Runtime can map them
+   * from the file instead of reading them into its own memory (it maps only page-aligned data).
+   */
+  private static final long PAGE_ALIGNED_FROM = 1 << 20;
+
+  private static final int PAGE = 4096;
 
   private final SaveOptions options;
   private final FileChannel data;
   private final String dataLocation;
   private long dataOffset;
+  /** External tensors written as pointers to a file that already holds them, by location. */
+  private final Map<Tensor, String> references;
 
   private ModelWriter(SaveOptions options, FileChannel data, String dataLocation) {
+    this(options, data, dataLocation, Map.of());
+  }
+
+  private ModelWriter(
+      SaveOptions options, FileChannel data, String dataLocation, Map<Tensor, String> references) {
     this.options = options;
     this.data = data;
     this.dataLocation = dataLocation;
+    this.references = references;
+  }
+
+  /**
+   * Writes {@code model} to {@code target} for an ONNX Runtime session (see {@link SessionFile}):
+   * the tensors in {@code references} (an identity map) point at files that already hold them,
+   * under the given location relative to {@code target}'s folder, with their offsets; other
+   * tensors of at least {@code SaveOptions.DEFAULT_THRESHOLD} bytes go to {@code dataFile}, the
+   * rest inline. Not atomic: the caller owns both files and deletes them.
+   */
+  static void writeForSession(Model model, Path target, Path dataFile, Map<Tensor, String> references)
+      throws IOException {
+    Onnx.ModelProto proto;
+    try (FileChannel ch =
+        FileChannel.open(dataFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+      proto =
+          new ModelWriter(SaveOptions.external(), ch, dataFile.getFileName().toString(), references)
+              .model(model);
+    }
+    try (OutputStream out = Files.newOutputStream(target)) {
+      CodedOutputStream cos = CodedOutputStream.newInstance(out, 1 << 16);
+      proto.writeTo(cos);
+      cos.flush();
+    }
   }
 
   static byte[] toBytes(Model model) {
@@ -303,6 +341,11 @@ final class ModelWriter {
     String n = name != null ? name : t.name();
     if (n != null) b.setName(n);
     if (t.docString() != null) b.setDocString(t.docString());
+    String reference = references.isEmpty() ? null : references.get(t);
+    if (reference != null) {
+      writeReference(b, (ExternalTensor) t, reference);
+      return b.build();
+    }
     boolean external =
         switch (options.layout()) {
           case INLINE -> false;
@@ -322,13 +365,19 @@ final class ModelWriter {
   }
 
   private void writeExternal(Onnx.TensorProto.Builder b, Tensor t) {
-    long pad = (ALIGNMENT - dataOffset % ALIGNMENT) % ALIGNMENT;
+    int align = t.byteSize() >= PAGE_ALIGNED_FROM ? PAGE : ALIGNMENT;
+    long pad = (align - dataOffset % align) % align;
     long offset = dataOffset + pad;
-    ByteBuffer bytes = t.rawData();
-    long length = bytes.remaining();
+    long length;
     try {
       data.position(offset);
-      while (bytes.hasRemaining()) data.write(bytes);
+      if (t instanceof ExternalTensor e && e.fileHoldsData()) {
+        length = transfer(e);
+      } else {
+        ByteBuffer bytes = t.rawData();
+        length = bytes.remaining();
+        while (bytes.hasRemaining()) data.write(bytes);
+      }
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot write external data of tensor '" + t.name() + "'", e);
     }
@@ -337,6 +386,44 @@ final class ModelWriter {
     entries.add(Map.entry("location", dataLocation));
     entries.add(Map.entry("offset", Long.toString(offset)));
     entries.add(Map.entry("length", Long.toString(length)));
+    writeEntries(b, t, entries);
+  }
+
+  /**
+   * Copies an unmapped external tensor's bytes file to file (the kernel's copy, no heap and no
+   * mapping), at the data channel's position. A source too short for the tensor falls back to
+   * {@link ExternalTensor#rawData()}, which says what is wrong.
+   */
+  private long transfer(ExternalTensor e) throws IOException {
+    try (FileChannel src = FileChannel.open(e.file(), StandardOpenOption.READ)) {
+      long length = e.length();
+      if (src.size() < e.offset() + length) {
+        ByteBuffer bytes = e.rawData(); // throws, naming the tensor and the sizes
+        length = bytes.remaining();
+        while (bytes.hasRemaining()) data.write(bytes);
+        return length;
+      }
+      long done = 0;
+      while (done < length) {
+        long n = src.transferTo(e.offset() + done, length - done, data);
+        if (n <= 0) throw new IOException("short copy from " + e.file() + " at byte " + (e.offset() + done));
+        done += n;
+      }
+      return length;
+    }
+  }
+
+  /** A pointer to where the data already is: the tensor's own offsets under {@code location}. */
+  private static void writeReference(Onnx.TensorProto.Builder b, ExternalTensor t, String location) {
+    List<Map.Entry<String, String>> entries = new ArrayList<>();
+    entries.add(Map.entry("location", location));
+    entries.add(Map.entry("offset", Long.toString(t.offset())));
+    entries.add(Map.entry("length", Long.toString(t.length())));
+    writeEntries(b, t, entries);
+  }
+
+  private static void writeEntries(
+      Onnx.TensorProto.Builder b, Tensor t, List<Map.Entry<String, String>> entries) {
     if (t instanceof ExternalTensor e) {
       // Keep other keys (a checksum, say) and the original order when they still hold.
       List<Map.Entry<String, String>> kept = new ArrayList<>();

@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.List;
 import java.util.Map;
 
@@ -39,6 +40,8 @@ public final class ExternalTensor implements Tensor {
   private final long length;
   private final List<Map.Entry<String, String>> entries;
   private volatile ByteBuffer mapped;
+  /** The identity (device and inode) of the file the mapping was made from; null until then. */
+  private volatile Object mappedFileKey;
 
   public ExternalTensor(
       String name,
@@ -189,7 +192,35 @@ public final class ExternalTensor implements Tensor {
             newName, dataType, dims, baseDir, location, offset, length, entries, docString,
             extras);
     t.mapped = mapped;
+    t.mappedFileKey = mappedFileKey;
     return t;
+  }
+
+  /**
+   * Whether the file at {@link #file()} still holds this tensor's data, so that another model
+   * file (an ORT session's, an export's) may point at it or copy from it instead of going
+   * through memory: true while the tensor is unmapped and the file exists, or when the file is
+   * still the very file the mapping was made from (a save that replaced it made a new file).
+   */
+  public boolean fileHoldsData() {
+    Path f;
+    try {
+      f = file();
+    } catch (RuntimeException e) {
+      return false;
+    }
+    if (!Files.isRegularFile(f)) return false;
+    if (mapped == null) return true;
+    Object key = mappedFileKey;
+    return key != null && key.equals(fileKey(f));
+  }
+
+  private static Object fileKey(Path f) {
+    try {
+      return Files.readAttributes(f, BasicFileAttributes.class).fileKey();
+    } catch (IOException e) {
+      return null;
+    }
   }
 
   @Override
@@ -240,9 +271,11 @@ public final class ExternalTensor implements Tensor {
                 + ". The data file is truncated or belongs to another model.");
       }
       if (length == 0) {
+        mappedFileKey = fileKey(file);
         return ByteBuffer.allocate(0);
       }
       MappedByteBuffer buf = ch.map(FileChannel.MapMode.READ_ONLY, offset, length);
+      mappedFileKey = fileKey(file);
       return buf;
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot read external data of tensor '" + name + "'", e);

@@ -38,9 +38,12 @@ final class Corrupt {
     return (Map<String, Value>) get(g, Graph.class, "byName");
   }
 
-  @SuppressWarnings("unchecked")
-  static List<Node> nodeList(Graph g) {
-    return (List<Node>) get(g, Graph.class, "nodes");
+  /** Links {@code n} in a second time at the end of {@code g}'s node list. */
+  static void listTwice(Graph g, Node n) {
+    Node last = (Node) get(g, Graph.class, "last");
+    set(last, Node.class, "next", n);
+    set(g, Graph.class, "last", n);
+    set(g, Graph.class, "nodeCount", (int) get(g, Graph.class, "nodeCount") + 1);
   }
 
   private static Object get(Object target, Class<?> type, String field) {

@@ -297,7 +297,7 @@ class VerifierTest {
   @Test
   void aNodeListedTwiceIsReported() {
     Graph g = mlp();
-    Corrupt.nodeList(g).add(find(g, "/act/Relu"));
+    Corrupt.listTwice(g, find(g, "/act/Relu"));
 
     assertThat(Verifier.problems(g))
         .anySatisfy(p -> assertThat(p).startsWith("Node '/act/Relu' is listed more than once"));

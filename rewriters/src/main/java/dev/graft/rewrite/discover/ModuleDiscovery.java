@@ -41,6 +41,7 @@ import java.util.regex.Pattern;
  *   layer.3.attention   layer.3.attention.{query,key,value,output}  layer.3.attention.residual
  *   layer.3.attention.norm   layer.3.ffn   layer.3.ffn.{up,down}   layer.3.ffn.residual
  *   layer.3.ffn.norm   final.norm   otherwise the node path (fc1, conv1, bn1) or kind.N
+ *   decoders ({@link DecoderFinder}): layer.3.mlp.{gate,up,down}  layer.3.{attention,mlp}.norm  lm_head
  * </pre>
  */
 public final class ModuleDiscovery {
@@ -48,6 +49,8 @@ public final class ModuleDiscovery {
 
   private final Graph graph;
   private final GraphFacts facts;
+  /** Whether a norm feeds the first attention block (ViT, decoders): then no norm is a post-norm. */
+  private boolean preNorm;
 
   private ModuleDiscovery(Graph graph) {
     this.graph = graph;
@@ -85,14 +88,21 @@ public final class ModuleDiscovery {
       NormFinder.norm(n).ifPresent(norms::add);
       LinearFinder.embedding(n).ifPresent(embeddings::add);
     }
+    DecoderFinder.Found decoder = DecoderFinder.find(facts, nodes, linears);
+    embeddings.removeIf(e -> decoder.rotaryLookups().contains(e.gather()));
+    for (LinearModule l : decoder.extraLinears()) {
+      linears.add(l);
+      byOutput.put(l.output(), l);
+      byInput.computeIfAbsent(l.input(), k -> new ArrayList<>()).add(l);
+    }
     BlockFinder blocks = new BlockFinder(facts, byOutput, byInput);
 
     // Attention blocks, in order along the stream: their order is the layer index.
     List<AttentionModule> attentions = new ArrayList<>();
     for (Node n : nodes) blocks.attention(n).ifPresent(attentions::add);
     attentions.sort(Comparator.comparingInt(a -> facts.position(a.scoreMatMul())));
-    Map<LinearModule, String> linearNames = new IdentityHashMap<>();
-    Map<LinearModule, Integer> linearLayers = new IdentityHashMap<>();
+    Map<LinearModule, String> linearNames = new IdentityHashMap<>(decoder.linearNames());
+    Map<LinearModule, Integer> linearLayers = new IdentityHashMap<>(decoder.linearLayers());
     List<AttentionModule> namedAttentions = new ArrayList<>();
     for (int i = 0; i < attentions.size(); i++) {
       AttentionModule a = attentions.get(i);
@@ -126,7 +136,7 @@ public final class ModuleDiscovery {
     }
 
     // Residual adds, named after the block whose output the branch carries.
-    Map<LinearModule, String> blockOf = new IdentityHashMap<>();
+    Map<LinearModule, String> blockOf = new IdentityHashMap<>(decoder.blockOf());
     for (int i = 0; i < attentions.size(); i++) blockOf.put(attentions.get(i).output(), "layer." + i + ".attention");
     for (FeedForwardModule f : ffns) {
       String down = linearNames.get(f.down());
@@ -145,6 +155,10 @@ public final class ModuleDiscovery {
       residuals.add(r.get().named("", OptionalInt.empty(), block == null ? "" : block));
     }
 
+    Map<Node, String> cnn = CnnFinder.names(facts, linears, norms, residuals);
+    // Pre-norm: the first attention reads a norm whose input, not output, is the skip of its residual.
+    preNorm = !attentions.isEmpty() && norms.stream().anyMatch(x -> x.output() == attentions.get(0).query().input()
+        && residuals.stream().anyMatch(r -> r.block().equals("layer.0.attention") && r.add().input(r.skipIndex()) == x.input()));
     Names names = new Names();
     List<Module> out = new ArrayList<>();
     for (int i = 0; i < namedAttentions.size(); i++) {
@@ -173,16 +187,20 @@ public final class ModuleDiscovery {
         names.claim(linearNames.get(l));
       } else {
         String fallback = l.kind() == ModuleKind.CONV ? "conv" : "linear";
-        out.add(l.named(names.claim(nameFromNode(l.node(), fallback, counters)), OptionalInt.empty()));
+        String name = cnn.containsKey(l.node()) ? cnn.get(l.node()) : nameFromNode(l.node(), fallback, counters);
+        out.add(l.named(names.claim(name), OptionalInt.empty()));
       }
     }
     for (ResidualModule r : residuals) {
       OptionalInt layer = layerOfBlock(r.block());
       String name = r.block().isEmpty() ? "residual." + counters.merge("residual", 1, Integer::sum) : r.block() + ".residual";
+      if (r.block().isEmpty() && cnn.containsKey(r.add())) name = cnn.get(r.add());
       out.add(r.named(names.claim(name), layer, r.block()));
     }
+    for (NormModule n : decoder.norms()) out.add(n.named(names.claim(n.name()), n.layer()));
     for (NormModule n : norms) {
       String name = normName(n, namedAttentions, ffns, residuals, embeddings, linearNames);
+      if (name == null) name = cnn.get(n.nodes().get(0));
       if (name == null) name = nameFromNode(n.nodes().get(n.nodes().size() - 1), "norm", counters);
       out.add(n.named(names.claim(name), layerOfBlock(name)));
     }
@@ -254,7 +272,7 @@ public final class ModuleDiscovery {
     }
     // Post-norm: the norm right after a block's residual add.
     for (ResidualModule r : residuals) {
-      if (r.add().output() == n.input() && !r.block().isEmpty()) return r.block() + ".norm";
+      if (!preNorm && r.add().output() == n.input() && !r.block().isEmpty()) return r.block() + ".norm";
     }
     int pos = facts.position(n.nodes().get(0));
     boolean afterAttention = attentions.stream().anyMatch(a -> facts.position(a.scoreMatMul()) < pos);

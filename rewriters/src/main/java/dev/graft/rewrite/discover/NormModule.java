@@ -38,7 +38,9 @@ public record NormModule(
     /** ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, then Mul by gamma and Add of beta. */
     DECOMPOSED_LAYER_NORM,
     /** BatchNormalization (inference form). */
-    BATCH_NORMALIZATION
+    BATCH_NORMALIZATION,
+    /** RMSNorm, scale only: decomposed, SimplifiedLayerNormalization or SkipSimplifiedLayerNormalization. */
+    RMS_NORM
   }
 
   @Override

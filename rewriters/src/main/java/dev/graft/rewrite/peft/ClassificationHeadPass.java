@@ -57,7 +57,8 @@ public final class ClassificationHeadPass implements GraphPass {
   public record Config(
       int numClasses, Pooling pooling, String hiddenOutput, String maskInput, boolean keepHiddenOutput, long seed) {
     public Config {
-      checkArgument(numClasses >= 2, "a classification head needs at least 2 classes, got %s", numClasses);
+      // 1 output: the regression head of the regress task.
+      checkArgument(numClasses >= 1, "a head needs at least 1 output, got %s", numClasses);
     }
 
     public static Config of(int numClasses, Pooling pooling) {

@@ -1,10 +1,10 @@
 package dev.graft.rewrite.recipe;
 
 import com.google.common.collect.ImmutableList;
-import com.google.common.collect.ImmutableMap;
 import dev.graft.rewrite.peft.BitFitPass;
 import dev.graft.rewrite.peft.BottleneckAdapter;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.peft.FullFineTuningPass;
 import dev.graft.rewrite.peft.HoulsbyAdapterPass;
 import dev.graft.rewrite.peft.Ia3Pass;
 import dev.graft.rewrite.peft.LayerNormAffinePass;
@@ -20,15 +20,15 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * The recipe methods Graft knows, by the name a recipe's {@code method:} gives: an explicit map,
- * no reflection. To add a method, add one entry to {@link #STANDARD} (its options, its default
- * targets, and how they make the pass), an example in {@code examples/recipes/<method>.yaml}, and
- * nothing else: validation, error messages and the CLI read the options from here.
+ * The option schemas and pass builders of the first-wave methods, kept together because several
+ * share option readers (the bottleneck, prefix and prompt settings). The registry is {@link
+ * dev.graft.rewrite.method.Methods}; a new method defines its factory in its own file and adds one
+ * line there (docs/methods.md).
  */
 public final class PassRegistry {
   private PassRegistry() {}
 
-  static final PassFactory LORA =
+  public static final PassFactory LORA =
       PassFactory.targeted(
           "LoRA: a low-rank update A·B·alpha/r beside each targeted linear layer",
           "layer.*.attention.{query,value}",
@@ -46,14 +46,14 @@ public final class PassRegistry {
                     o.longInteger("seed", d.seed())));
           });
 
-  static final PassFactory LAYERNORM_AFFINE =
+  public static final PassFactory LAYERNORM_AFFINE =
       PassFactory.targeted(
           "LayerNorm-affine: the scale and shift of each targeted norm train through zero-initialised deltas",
           "**",
           List.of(),
           o -> new LayerNormAffinePass(o.targets()));
 
-  static final PassFactory CLASSIFICATION_HEAD =
+  public static final PassFactory CLASSIFICATION_HEAD =
       PassFactory.untargeted(
           "a classification head: pool the hidden states (mean, first or max), then a linear layer to logits",
           List.of("classes", "pooling", "hidden-output", "mask-input", "keep-hidden-output", "seed"),
@@ -74,35 +74,35 @@ public final class PassRegistry {
   private static final List<String> PARALLEL_ADAPTER =
       List.of("size", "reduction-factor", "activation", "scale", "init", "seed");
 
-  static final PassFactory HOULSBY =
+  public static final PassFactory HOULSBY =
       PassFactory.targeted(
           "Houlsby adapters: a bottleneck after the attention output and after the feed-forward of each layer",
           "layer.*.{attention,ffn}",
           ADAPTER,
           o -> new HoulsbyAdapterPass(o.targets(), adapter(o, false)));
 
-  static final PassFactory PFEIFFER =
+  public static final PassFactory PFEIFFER =
       PassFactory.targeted(
           "Pfeiffer adapters: a bottleneck after each layer's feed-forward",
           "layer.*.ffn",
           ADAPTER,
           o -> new PfeifferAdapterPass(o.targets(), adapter(o, false)));
 
-  static final PassFactory PARALLEL =
+  public static final PassFactory PARALLEL =
       PassFactory.targeted(
           "parallel adapters: a scaled bottleneck beside each targeted feed-forward or attention block",
           "layer.*.ffn",
           PARALLEL_ADAPTER,
           o -> new ParallelAdapterPass(o.targets(), adapter(o, true)));
 
-  static final PassFactory PREFIX =
+  public static final PassFactory PREFIX =
       PassFactory.targeted(
           "prefix tuning: learned key and value prefixes in each targeted attention block",
           "layer.*.attention",
           List.of("length", "reparam-hidden", "init-std", "seed"),
           o -> new PrefixTuningPass(o.targets(), prefix(o)));
 
-  static final PassFactory PROMPT =
+  public static final PassFactory PROMPT =
       PassFactory.untargeted(
           "prompt tuning: learned soft-prompt vectors before the embedding output",
           List.of("length", "keep-prompt-positions", "init-std", "seed"),
@@ -115,7 +115,7 @@ public final class PassRegistry {
           UTuningPass.Tuner.PREFIX, Set.of("length", "reparam-hidden", "init-std"),
           UTuningPass.Tuner.PROMPT, Set.of("length", "keep-prompt-positions", "init-std"));
 
-  static final PassFactory U_TUNING =
+  public static final PassFactory U_TUNING =
       PassFactory.targeted(
           "U-Tuning: a tuner (bottleneck, prefix or prompt) attached to a frozen operation, in parallel or in sequence",
           "**",
@@ -144,14 +144,14 @@ public final class PassRegistry {
                 o.targets(), new UTuningPass.Config(op, form, tuner, adapter(o, true), prefix(o), prompt(o)));
           });
 
-  static final PassFactory IA3 =
+  public static final PassFactory IA3 =
       PassFactory.targeted(
           "IA3: learned scaling vectors on keys, values and the feed-forward activation",
           Ia3Pass.DEFAULT_TARGETS,
           List.of(),
           o -> new Ia3Pass(o.targets()));
 
-  static final PassFactory BITFIT =
+  public static final PassFactory BITFIT =
       PassFactory.targeted(
           "BitFit: only the biases of linear layers and the shifts of norms train",
           "**",
@@ -163,7 +163,7 @@ public final class PassRegistry {
    * ({@code channels:}) or says how the trainer should pick them ({@code select:}, a
    * {@link TaylorSelection} that {@link Recipe} lifts into its stage).
    */
-  static final PassFactory TAYLOR_CHANNELS =
+  public static final PassFactory TAYLOR_CHANNELS =
       PassFactory.untargeted(
           "Taylor-importance channel tuning: only the chosen output channels of each named linear layer train",
           List.of("channels", "select", "init-std", "seed"),
@@ -183,6 +183,13 @@ public final class PassRegistry {
             if (select) return TaylorSelection.read(o.nested("select", TaylorSelection.SCHEMA).orElseThrow(), initStd, seed);
             return new TaylorChannelPass(new TaylorChannelPass.Config(o.integerLists("channels"), initStd, seed));
           });
+
+  public static final PassFactory FULL =
+      PassFactory.targeted(
+          "full fine-tuning: every parameter of the targeted linears, norms and embeddings trains itself (no delta)",
+          "**",
+          List.of(),
+          o -> new FullFineTuningPass(o.targets()));
 
   /** The bottleneck settings; {@code withScale} for the forms that read s (parallel). */
   private static BottleneckAdapter.Config adapter(PassOptions o, boolean withScale) {
@@ -217,21 +224,4 @@ public final class PassRegistry {
         o.number("init-std", d.initStd()),
         o.longInteger("seed", d.seed()));
   }
-
-  /** Every method, in the order help texts list them. */
-  public static final ImmutableMap<String, PassFactory> STANDARD =
-      ImmutableMap.<String, PassFactory>builder()
-          .put("lora", LORA)
-          .put("layernorm-affine", LAYERNORM_AFFINE)
-          .put("classification-head", CLASSIFICATION_HEAD)
-          .put("houlsby", HOULSBY)
-          .put("pfeiffer", PFEIFFER)
-          .put("parallel-adapter", PARALLEL)
-          .put("prefix", PREFIX)
-          .put("prompt", PROMPT)
-          .put("u-tuning", U_TUNING)
-          .put("ia3", IA3)
-          .put("bitfit", BITFIT)
-          .put("taylor-channels", TAYLOR_CHANNELS)
-          .buildOrThrow();
 }

@@ -4,6 +4,8 @@ import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import com.google.common.collect.ImmutableSet;
 import dev.graft.rewrite.GraphPass;
+import dev.graft.rewrite.method.AppliedPass;
+import dev.graft.rewrite.method.Methods;
 import dev.graft.rewrite.PassManager;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -81,7 +83,7 @@ public final class Recipe {
 
   /** Reads and validates a recipe file with the standard methods ({@link PassRegistry#STANDARD}). */
   public static Recipe load(Path file) throws IOException {
-    return load(file, PassRegistry.STANDARD);
+    return load(file, Methods.FACTORIES);
   }
 
   public static Recipe load(Path file, Map<String, PassFactory> registry) throws IOException {
@@ -93,7 +95,7 @@ public final class Recipe {
 
   /** Parses recipe text; {@code source} names it in messages. */
   public static Recipe parse(String text, String source) {
-    return parse(text, source, PassRegistry.STANDARD);
+    return parse(text, source, Methods.FACTORIES);
   }
 
   public static Recipe parse(String text, String source, Map<String, PassFactory> registry) {
@@ -148,7 +150,7 @@ public final class Recipe {
   }
 
   public static Recipe of(List<?> entries, String source) {
-    return of(entries, source, null, PassRegistry.STANDARD);
+    return of(entries, source, null, Methods.FACTORIES);
   }
 
   private static Recipe of(List<?> entries, String source, String description, Map<String, PassFactory> registry) {
@@ -267,7 +269,11 @@ public final class Recipe {
     }
     PassOptions options = new PassOptions(where, (String) method, factory, values);
     try {
-      return factory.build().apply(options);
+      GraphPass pass = factory.build().apply(options);
+      if (pass instanceof TaylorSelection) return pass;
+      Map<String, Object> given = new LinkedHashMap<>(values);
+      given.remove(PassFactory.METHOD);
+      return new AppliedPass(pass, (String) method, given);
     } catch (IllegalArgumentException e) {
       // The passes' own checks (rank > 0, dropout in [0, 1)) do not know where the entry is.
       if (e.getMessage() != null && e.getMessage().startsWith(where)) throw e;
@@ -336,7 +342,7 @@ public final class Recipe {
   /** The standard methods and one line about each. */
   public static ImmutableMap<String, String> methodSummaries() {
     ImmutableMap.Builder<String, String> b = ImmutableMap.builder();
-    PassRegistry.STANDARD.forEach((k, f) -> b.put(k, f.summary()));
+    Methods.FACTORIES.forEach((k, f) -> b.put(k, f.summary()));
     return b.buildOrThrow();
   }
 }

@@ -156,7 +156,7 @@ class ModuleDiscoveryTest {
   void cnnFixture() {
     ImmutableList<Module> ms = ModuleDiscovery.discover(TinyModels.cnn());
     assertThat(ms.stream().map(m -> m.name() + ":" + m.kind()))
-        .containsExactly("conv1:CONV", "bn1:NORM", "conv2:CONV", "fc:LINEAR");
+        .containsExactly("stem.conv:CONV", "stem.conv.norm:NORM", "stage.0.block.0.conv.dw:CONV", "fc:LINEAR");
     LinearModule conv2 = ofType(ms, LinearModule.class).get(1);
     assertThat(conv2.inFeatures()).isEqualTo(4);
     assertThat(conv2.outFeatures()).isEqualTo(4);

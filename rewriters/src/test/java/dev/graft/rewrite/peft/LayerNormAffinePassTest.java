@@ -107,7 +107,7 @@ class LayerNormAffinePassTest {
   @Test
   void batchNormOfTheCnn() {
     Model m = TinyModels.cnn();
-    PassResult r = new LayerNormAffinePass(Targets.glob("bn1")).run(m);
+    PassResult r = new LayerNormAffinePass(Targets.glob("stem.conv.norm")).run(m);
     Verifier.verify(m);
     assertThat(r.parametersAdded()).isEqualTo(8);
     assertThat(OpCensus.of(m.graph())).containsEntry("BatchNormalization", 1).containsEntry("Add", 2).containsEntry("Mul", 1);

@@ -1,5 +1,7 @@
 package dev.graft.rewrite.recipe;
 
+import dev.graft.rewrite.method.Methods;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.graft.fixtures.PretrainedModels;
@@ -50,8 +52,8 @@ class ExampleRecipesTest {
   void oneRecipePerMethodNamedAfterIt() throws IOException {
     List<String> names =
         recipes().stream().map(f -> f.getFileName().toString().replaceFirst("\\.yaml$", "")).collect(Collectors.toList());
-    assertThat(names).containsAll(PassRegistry.STANDARD.keySet());
-    for (String method : PassRegistry.STANDARD.keySet()) {
+    assertThat(names).containsAll(Methods.FACTORIES.keySet());
+    for (String method : Methods.FACTORIES.keySet()) {
       assertThat(Recipe.load(examples().resolve(method + ".yaml")).methods()).as("methods of %s.yaml", method).contains(method);
     }
   }

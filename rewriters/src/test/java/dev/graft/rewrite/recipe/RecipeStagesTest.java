@@ -8,6 +8,7 @@ import dev.graft.fixtures.PretrainedModels;
 import dev.graft.ir.Model;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.GraphPass;
+import dev.graft.rewrite.method.AppliedPass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
@@ -51,8 +52,8 @@ class RecipeStagesTest {
     assertThat(first.epochs()).isEqualTo(OptionalInt.of(2));
     assertThat(first.epochsOr(5)).isEqualTo(2);
     assertThat(first.passes()).hasSize(2);
-    assertThat(first.passes().get(0)).isInstanceOf(LayerNormAffinePass.class);
-    assertThat(first.passes().get(1)).isInstanceOf(ClassificationHeadPass.class);
+    assertThat(AppliedPass.unwrap(first.passes().get(0))).isInstanceOf(LayerNormAffinePass.class);
+    assertThat(AppliedPass.unwrap(first.passes().get(1))).isInstanceOf(ClassificationHeadPass.class);
     assertThat(first.taylor()).isEmpty();
 
     Stage second = r.stages().get(1);
@@ -60,7 +61,8 @@ class RecipeStagesTest {
     assertThat(second.epochs()).isEmpty();
     assertThat(second.epochsOr(5)).isEqualTo(5);
     // The selection is lifted out of the passes: they run first, then the trainer resolves it.
-    assertThat(second.passes()).singleElement().isInstanceOf(LoraPass.class);
+    assertThat(AppliedPass.unwrap(second.passes().get(0))).isInstanceOf(LoraPass.class);
+    assertThat(second.passes()).hasSize(1);
     TaylorSelection t = second.taylor().orElseThrow();
     assertThat(t.targets().spec()).isEqualTo("layer.*.ffn.down");
     assertThat(t.fraction()).isEqualTo(0.25);
@@ -86,7 +88,8 @@ class RecipeStagesTest {
     // One stage written as stages: is the same thing.
     Recipe staged = Recipe.parse("stages: [{passes: [{method: lora}]}]", "s.yaml");
     assertThat(staged.needsTraining()).isFalse();
-    assertThat(staged.passes()).singleElement().isInstanceOf(LoraPass.class);
+    assertThat(staged.passes()).hasSize(1);
+    assertThat(AppliedPass.unwrap(staged.passes().get(0))).isInstanceOf(LoraPass.class);
   }
 
   @Test
@@ -200,7 +203,7 @@ class RecipeStagesTest {
     // The list form still works beside it.
     GraphPass listed =
         Recipe.parse("passes: [{method: taylor-channels, channels: {layer.0.ffn.down: [1, 2]}}]", "s.yaml").passes().get(0);
-    assertThat(((TaylorChannelPass) listed).config().channels()).containsEntry("layer.0.ffn.down", ImmutableList.of(1, 2));
+    assertThat(((TaylorChannelPass) AppliedPass.unwrap(listed)).config().channels()).containsEntry("layer.0.ffn.down", ImmutableList.of(1, 2));
   }
 
   @Test

@@ -1,5 +1,8 @@
 package dev.graft.rewrite.recipe;
 
+import dev.graft.rewrite.method.AppliedPass;
+import dev.graft.rewrite.method.Methods;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -45,11 +48,11 @@ class RecipeTest {
   void yamlRecipeBuildsThePassesWithTheirOptions() {
     Recipe r = Recipe.parse(LORA_YAML, "lora.yaml");
     assertThat(r.methods()).containsExactly("lora", "classification-head");
-    LoraPass lora = (LoraPass) r.passes().get(0);
+    LoraPass lora = (LoraPass) AppliedPass.unwrap(r.passes().get(0));
     assertThat(lora.config()).isEqualTo(new LoraPass.Config(8, 16, false, 0.1, LoraPass.Init.KAIMING_UNIFORM, 0));
     assertThat(lora.targets().describe())
         .isEqualTo("layer.*.attention.query, layer.*.attention.value in layers 0..5");
-    assertThat(r.passes().get(1)).isInstanceOf(ClassificationHeadPass.class);
+    assertThat(AppliedPass.unwrap(r.passes().get(1))).isInstanceOf(ClassificationHeadPass.class);
   }
 
   @Test
@@ -59,7 +62,7 @@ class RecipeTest {
         {"passes": [{"method": "lora", "targets": "layer.*.attention.{query,value}", "rank": 4, "alpha": 1e1,
                      "rslora": true, "init": "gaussian", "seed": 3}]}
         """;
-    LoraPass lora = (LoraPass) Recipe.parse(json, "lora.json").passes().get(0);
+    LoraPass lora = (LoraPass) AppliedPass.unwrap(Recipe.parse(json, "lora.json").passes().get(0));
     assertThat(lora.config()).isEqualTo(new LoraPass.Config(4, 10, true, 0, LoraPass.Init.GAUSSIAN, 3));
   }
 
@@ -86,11 +89,11 @@ class RecipeTest {
 
   @Test
   void defaultTargetsAndRegexTargets() {
-    LoraPass byDefault = (LoraPass) Recipe.parse("passes: [{method: lora}]", "d.yaml").passes().get(0);
+    LoraPass byDefault = (LoraPass) AppliedPass.unwrap(Recipe.parse("passes: [{method: lora}]", "d.yaml").passes().get(0));
     assertThat(byDefault.targets().spec()).isEqualTo("layer.*.attention.{query,value}");
     GraphPass norms =
         Recipe.parse("passes: [{method: layernorm-affine, targets: '/layer\\.[01]\\..*norm/'}]", "n.yaml").passes().get(0);
-    assertThat(norms).isInstanceOf(LayerNormAffinePass.class);
+    assertThat(AppliedPass.unwrap(norms)).isInstanceOf(LayerNormAffinePass.class);
     Model m = TinyModels.bertLike(TinyModels.Flavour.FUSED_OPSET17);
     PassResult r = norms.dryRun(m);
     assertThat(r.changes()).isNotEmpty().allMatch(c -> c.matches("layernorm-affine layer\\.[01]\\..*norm"));
@@ -110,7 +113,7 @@ class RecipeTest {
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: loar}]", "my.yaml"))
         .hasMessage(
             "Recipe my.yaml, passes[0]: unknown method 'loar'; valid methods are "
-                + String.join(", ", PassRegistry.STANDARD.keySet())
+                + String.join(", ", Methods.FACTORIES.keySet())
                 + ".");
     assertThatThrownBy(() -> Recipe.parse("passes: [{rank: 8}]", "my.yaml"))
         .hasMessageStartingWith("Recipe my.yaml, passes[0]: no 'method' given; valid methods are lora,");
@@ -155,8 +158,8 @@ class RecipeTest {
   @Test
   void adapterPrefixPromptAndUTuningOptions() {
     ParallelAdapterPass parallel =
-        (ParallelAdapterPass) Recipe.parse("passes: [{method: parallel-adapter, size: 8, scale: 4, activation: gelu}]", "a.yaml")
-            .passes().get(0);
+        (ParallelAdapterPass) AppliedPass.unwrap(Recipe.parse("passes: [{method: parallel-adapter, size: 8, scale: 4, activation: gelu}]", "a.yaml")
+            .passes().get(0));
     assertThat(parallel.config())
         .isEqualTo(BottleneckAdapter.Config.defaults().withSize(8).withScale(4).withActivation(BottleneckAdapter.Activation.GELU));
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: houlsby, scale: 2}]", "a.yaml"))
@@ -164,14 +167,14 @@ class RecipeTest {
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: pfeiffer, size: 8, reduction-factor: 4}]", "a.yaml"))
         .hasMessage("Recipe a.yaml, passes[0] (pfeiffer): give the bottleneck as 'size' or as 'reduction-factor', not both");
     PrefixTuningPass prefix =
-        (PrefixTuningPass) Recipe.parse("passes: [{method: prefix, length: 4, reparam-hidden: 16}]", "p.yaml").passes().get(0);
+        (PrefixTuningPass) AppliedPass.unwrap(Recipe.parse("passes: [{method: prefix, length: 4, reparam-hidden: 16}]", "p.yaml").passes().get(0));
     assertThat(prefix.config()).isEqualTo(PrefixTuningPass.Config.defaults().withLength(4).withReparameterization(16));
     PromptTuningPass prompt =
-        (PromptTuningPass) Recipe.parse("passes: [{method: prompt, length: 5, keep-prompt-positions: true}]", "p.yaml").passes().get(0);
+        (PromptTuningPass) AppliedPass.unwrap(Recipe.parse("passes: [{method: prompt, length: 5, keep-prompt-positions: true}]", "p.yaml").passes().get(0));
     assertThat(prompt.config()).isEqualTo(PromptTuningPass.Config.defaults().withLength(5).withKeepPromptPositions(true));
 
     UTuningPass u =
-        (UTuningPass) Recipe.parse("passes: [{method: u-tuning, tuner: prompt, targets: layer.0, length: 3}]", "u.yaml").passes().get(0);
+        (UTuningPass) AppliedPass.unwrap(Recipe.parse("passes: [{method: u-tuning, tuner: prompt, targets: layer.0, length: 3}]", "u.yaml").passes().get(0));
     assertThat(u.config().op()).isEqualTo(UTuningPass.Op.BLOCK);
     assertThat(u.config().prompt().length()).isEqualTo(3);
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: u-tuning, tuner: bottleneck, length: 3}]", "u.yaml"))

@@ -1,6 +1,7 @@
 package dev.graft.tools.cli;
 
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.OpsetDowngrade;
 import dev.graft.ir.convert.OpsetUpgrade;
 import dev.graft.ir.convert.UpgradeReport;
 import dev.graft.ir.io.ModelIO;
@@ -37,7 +38,9 @@ import picocli.CommandLine.Spec;
       "  graft convert split.onnx single.onnx --inline",
       "      one self-contained file",
       "  graft convert model.onnx model17.onnx --opset 17",
-      "      upgrade an opset-11 export to the working opset that Graft's passes speak"
+      "      upgrade an opset-11 export to the working opset that Graft's passes speak",
+      "  graft convert model17.onnx model13.onnx --opset 13",
+      "      write it back for a runtime that loads opset 13 at most"
     })
 final class ConvertCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
@@ -75,7 +78,8 @@ final class ConvertCommand implements Callable<Integer> {
       description = "Upgrade the default-domain opset to N (" + OpsetUpgrade.WORKING_OPSET + " to "
           + OpsetUpgrade.NEWEST_OPSET + ", the newest this ONNX Runtime runs), rewriting each node"
           + " whose operator changed in between. Models from opset " + OpsetUpgrade.OLDEST_SOURCE_OPSET
-          + " up. Downgrades are refused.")
+          + " up. Below the model's opset (down to " + OpsetDowngrade.OLDEST_TARGET + "), each node whose"
+          + " operator changed is rewritten back and an op with no older form is refused by name.")
   Long opset;
 
   @Override
@@ -86,7 +90,9 @@ final class ConvertCommand implements Callable<Integer> {
     Model model = ModelIO.load(in);
     PrintWriter stdout = spec.commandLine().getOut();
     if (opset != null) {
-      UpgradeReport report = OpsetUpgrade.upgrade(model, opset);
+      long from = model.defaultOpset().orElse(opset);
+      UpgradeReport report =
+          opset < from ? OpsetDowngrade.downgrade(model, opset) : OpsetUpgrade.upgrade(model, opset);
       stdout.println(report);
     }
     ModelIO.save(model, out, options);

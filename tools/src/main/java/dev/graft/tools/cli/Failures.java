@@ -2,6 +2,7 @@ package dev.graft.tools.cli;
 
 import dev.graft.ir.io.OnnxFormatException;
 import dev.graft.ir.tensor.ExternalDataException;
+import dev.graft.trainer.data.DataFileException;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
@@ -50,6 +51,7 @@ final class Failures implements IExecutionExceptionHandler, IParameterExceptionH
     if (t instanceof UserError
         || t instanceof OnnxFormatException
         || t instanceof ExternalDataException
+        || t instanceof DataFileException
         || t instanceof IllegalArgumentException
         || t instanceof IllegalStateException) {
       return t.getMessage() != null ? t.getMessage() : t.getClass().getSimpleName();

@@ -22,7 +22,11 @@ import picocli.CommandLine.ScopeType;
       TrainCommand.class,
       EvalCommand.class,
       QuickstartCommand.class,
-      ExportCommand.class
+      ExportCommand.class,
+      MethodsCommand.class,
+      CheckCommand.class,
+      BenchCommand.class,
+      GenerateCommand.class,
     },
     description = "Parameter-efficient fine-tuning as an ONNX graph transformation.",
     synopsisSubcommandLabel = "COMMAND",
@@ -67,6 +71,7 @@ public final class Graft implements Runnable {
             .setErr(err)
             .setExecutionExceptionHandler(failures)
             .setParameterExceptionHandler(failures);
+    RewriteCommand.listMethodsInHelp(cli.getSubcommands().get("rewrite"));
     try {
       return cli.execute(args);
     } catch (Throwable t) {

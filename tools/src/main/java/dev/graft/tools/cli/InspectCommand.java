@@ -1,9 +1,12 @@
 package dev.graft.tools.cli;
 
 import dev.graft.ir.Model;
+import dev.graft.rewrite.method.AppliedMethods;
 import dev.graft.ir.io.ModelIO;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -42,7 +45,8 @@ import picocli.CommandLine.Spec;
           + " externalData ([{location, tensors, bytes}]),"
           + " modules ([{name, kind, layer, shapes, nodes}]: shapes maps a parameter's role to its dims,"
           + " nodes lists the node names the module covers), trainableParameters (0 until rewritten),"
-          + " trainableByMethod (method -> parameters)."
+          + " trainableByMethod (method -> parameters), appliedMethods (method, options as given and"
+          + " modules of each rewrite recorded in the model)."
     })
 final class InspectCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
@@ -72,10 +76,24 @@ final class InspectCommand implements Callable<Integer> {
     Model loaded = ModelIO.load(path);
     ModelSummary summary = ModelSummary.of(label, loaded);
     PrintWriter out = spec.commandLine().getOut();
+    List<AppliedMethods.Applied> applied = AppliedMethods.read(loaded);
     if (json) {
-      out.println(Json.write(summary.toJson()));
+      Map<String, Object> o = new LinkedHashMap<>(summary.toJson());
+      List<Object> rows = new ArrayList<>();
+      for (AppliedMethods.Applied a : applied) {
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("method", a.method());
+        r.put("options", a.options());
+        r.put("modules", a.modules());
+        rows.add(r);
+      }
+      o.put("appliedMethods", rows);
+      out.println(Json.write(o));
     } else {
       printText(summary, out);
+      for (AppliedMethods.Applied a : applied) {
+        row(out, a == applied.get(0) ? "applied" : "", a.method() + " " + a.options() + " on " + a.modules().size() + " modules");
+      }
     }
     out.flush();
     return 0;

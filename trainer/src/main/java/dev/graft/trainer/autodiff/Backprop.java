@@ -9,6 +9,7 @@ import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
+import dev.graft.ir.analysis.TopologicalOrder;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -251,39 +252,11 @@ public final class Backprop {
     return true;
   }
 
-  /** The graph's nodes in a stable topological order (stored order where it already is one). */
+  /**
+   * The graph's nodes in the house's one stable topological order ({@link TopologicalOrder#of}:
+   * stored order where it already is one); a cycle is an error naming its nodes.
+   */
   private List<Node> topologicalOrder() {
-    List<Node> nodes = graph.nodes();
-    Map<Node, Integer> pending = new HashMap<>();
-    Map<Node, List<Node>> users = new HashMap<>();
-    for (Node n : nodes) {
-      int deps = 0;
-      for (Value in : n.inputs()) {
-        if (in == null) continue;
-        Optional<Node> p = in.producer();
-        if (p.isPresent() && p.get().graph() == graph) {
-          deps++;
-          users.computeIfAbsent(p.get(), k -> new ArrayList<>()).add(n);
-        }
-      }
-      pending.put(n, deps);
-    }
-    Deque<Node> ready = new ArrayDeque<>();
-    for (Node n : nodes) if (pending.get(n) == 0) ready.add(n);
-    List<Node> out = new ArrayList<>(nodes.size());
-    // Kahn's algorithm; a Deque used as a queue keeps stored order among ready nodes.
-    while (!ready.isEmpty()) {
-      Node n = ready.poll();
-      out.add(n);
-      for (Node u : users.getOrDefault(n, List.of())) {
-        int left = pending.merge(u, -1, Integer::sum);
-        if (left == 0) ready.add(u);
-      }
-    }
-    if (out.size() != nodes.size()) {
-      throw new IllegalStateException(
-          "Graph '" + graph.name() + "' has a cycle; cannot order it for differentiation.");
-    }
-    return out;
+    return TopologicalOrder.of(graph);
   }
 }

@@ -8,13 +8,19 @@ import dev.graft.ir.Node;
 import dev.graft.trainer.autodiff.rules.ArithmeticRules;
 import dev.graft.trainer.autodiff.rules.ConcatSplitSliceRules;
 import dev.graft.trainer.autodiff.rules.ConvRules;
+import dev.graft.trainer.autodiff.rules.GatherElementsRules;
 import dev.graft.trainer.autodiff.rules.GatherRules;
+import dev.graft.trainer.autodiff.rules.LogSumExpRules;
+import dev.graft.trainer.autodiff.rules.MaskRules;
 import dev.graft.trainer.autodiff.rules.MatMulRules;
 import dev.graft.trainer.autodiff.rules.NormalizationRules;
 import dev.graft.trainer.autodiff.rules.ReductionRules;
+import dev.graft.trainer.autodiff.rules.ScatterRules;
 import dev.graft.trainer.autodiff.rules.SelectionRules;
 import dev.graft.trainer.autodiff.rules.ShapeRules;
 import dev.graft.trainer.autodiff.rules.SoftmaxRules;
+import dev.graft.trainer.autodiff.rules.TopKRules;
+import dev.graft.trainer.autodiff.rules.TrigRules;
 import dev.graft.trainer.autodiff.rules.UnaryRules;
 import java.util.Optional;
 import java.util.Set;
@@ -41,6 +47,8 @@ public final class GradientRules {
               .put("Tanh", UnaryRules::tanh)
               .put("Sigmoid", UnaryRules::sigmoid)
               .put("Relu", UnaryRules::relu)
+              .put("HardSigmoid", dev.graft.trainer.autodiff.rules.HardActivationRules::hardSigmoid)
+              .put("HardSwish", dev.graft.trainer.autodiff.rules.HardActivationRules::hardSwish)
               .put("Erf", UnaryRules::erf)
               .put("Gelu", UnaryRules::gelu)
               // Selection.
@@ -66,10 +74,15 @@ public final class GradientRules {
               .put("Split", ConcatSplitSliceRules::split)
               .put("Slice", ConcatSplitSliceRules::slice)
               .put("Gather", GatherRules::gather)
+              .put("GatherElements", GatherElementsRules::gatherElements)
+              .put("ScatterElements", ScatterRules::scatterElements)
+              .put("ScatterND", ScatterRules::scatterNd)
+              .put("TopK", TopKRules::topK)
               // Reductions.
               .put("ReduceSum", ReductionRules::reduceSum)
               .put("ReduceMean", ReductionRules::reduceMean)
               .put("GlobalAveragePool", ReductionRules::globalAveragePool)
+              .put("ReduceLogSumExp", LogSumExpRules::reduceLogSumExp)
               // Softmax family and losses.
               .put("Softmax", SoftmaxRules::softmax)
               .put("LogSoftmax", SoftmaxRules::logSoftmax)
@@ -77,6 +90,11 @@ public final class GradientRules {
               // Normalization.
               .put("LayerNormalization", NormalizationRules::layerNormalization)
               .put("BatchNormalization", NormalizationRules::batchNormalization)
+              .put("Trilu", MaskRules::trilu)
+              .put("Range", MaskRules::range)
+              .put("Sin", TrigRules::sin)
+              .put("Cos", TrigRules::cos)
+              .put("Reciprocal", TrigRules::reciprocal)
               .buildOrThrow());
 
   private final ImmutableMap<String, GradientRule> byOp;

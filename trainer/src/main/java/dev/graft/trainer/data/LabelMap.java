@@ -48,6 +48,13 @@ public final class LabelMap {
     return new LabelMap(distinct.stream().sorted(order).toList());
   }
 
+  /** The labels in the given order, which becomes their ids (class folders, IDX class names). */
+  public static LabelMap ofOrdered(List<String> labels) {
+    checkArgument(!labels.isEmpty(), "no labels: the dataset is empty");
+    checkArgument(new TreeSet<>(labels).size() == labels.size(), "duplicate labels in %s", labels);
+    return new LabelMap(labels);
+  }
+
   /** The labels of {@code examples}. */
   public static LabelMap ofExamples(Collection<TextExample> examples) {
     return of(examples.stream().map(TextExample::label).toList());

@@ -11,6 +11,10 @@ import com.google.gson.JsonPrimitive;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -104,9 +108,59 @@ public final class TextDatasets {
       return examples;
     } catch (NoSuchFileException e) {
       throw new UncheckedIOException("Data file " + file + " does not exist.", e);
+    } catch (CharacterCodingException e) {
+      throw notUtf8(file, e);
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot read data file " + file + ": " + e.getMessage(), e);
+    } catch (RuntimeException e) {
+      // Gson wraps the reader's decoding error in its own exceptions.
+      for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+        if (c instanceof CharacterCodingException cce) throw notUtf8(file, cce);
+      }
+      throw e;
     }
+  }
+
+  /**
+   * The data file is not UTF-8: names the first line that does not decode, the bytes there, and
+   * how to convert the file.
+   */
+  static DataFileException notUtf8(Path file, CharacterCodingException cause) {
+    int line = 0;
+    String bytes = "";
+    try {
+      byte[] all = Files.readAllBytes(file);
+      CharsetDecoder decoder =
+          StandardCharsets.UTF_8.newDecoder()
+              .onMalformedInput(CodingErrorAction.REPORT)
+              .onUnmappableCharacter(CodingErrorAction.REPORT);
+      int start = 0;
+      for (int n = 1; start <= all.length; n++) {
+        int end = start;
+        while (end < all.length && all[end] != '\n') end++;
+        try {
+          decoder.reset().decode(ByteBuffer.wrap(all, start, end - start));
+        } catch (CharacterCodingException bad) {
+          line = n;
+          StringBuilder hex = new StringBuilder();
+          for (int i = start; i < end && hex.length() < 40; i++) {
+            if (all[i] < 0) hex.append(String.format(Locale.ROOT, "%s0x%02X", hex.length() == 0 ? "" : " ", all[i] & 0xFF));
+          }
+          bytes = " (bytes " + hex + ")";
+          break;
+        }
+        start = end + 1;
+      }
+    } catch (IOException e) {
+      // The line stays unknown (0); the message still says what to do.
+    }
+    return new DataFileException(
+        file,
+        line,
+        "is not valid UTF-8" + bytes + ". Graft reads data files as UTF-8: convert it, e.g."
+            + " iconv -f latin1 -t utf-8 " + file + " > " + file.getFileName() + ".utf8 (name the file's real"
+            + " encoding after -f), and pass the converted file.",
+        cause);
   }
 
   private static ImmutableList<TextExample> delimited(

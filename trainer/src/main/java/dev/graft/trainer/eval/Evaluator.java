@@ -15,7 +15,7 @@ import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import com.google.common.collect.ImmutableSet;
 import dev.graft.ir.Model;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.io.SessionFile;
 import dev.graft.trainer.data.Batch;
 import dev.graft.trainer.data.Batcher;
 import dev.graft.trainer.data.EncodedExample;
@@ -142,9 +142,17 @@ public final class Evaluator implements AutoCloseable {
     return open("(in memory)", threads, o -> OrtEnvironment.getEnvironment().createSession(modelBytes, o));
   }
 
-  /** Opens {@code model}, serialised with its tensors inline. */
+  /**
+   * Opens {@code model} from a {@link SessionFile}: its external weights go from their own file
+   * to ORT, never through the heap or a byte array.
+   */
   public static Evaluator open(Model model, int threads) {
-    return open(ModelIO.toBytes(model), threads);
+    try (SessionFile file = SessionFile.write(model)) {
+      return open(
+          "(in memory)",
+          threads,
+          o -> OrtEnvironment.getEnvironment().createSession(file.path().toString(), o));
+    }
   }
 
   private interface SessionFactory {

@@ -18,7 +18,7 @@ import dev.graft.ir.Type;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.infer.ShapeInference;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.io.SessionFile;
 import dev.graft.rewrite.discover.LinearModule;
 import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.ModuleDiscovery;
@@ -114,8 +114,8 @@ public final class TaylorScores {
         Backprop.MIN_OPSET,
         opset,
         Backprop.MIN_OPSET);
-    // A deep copy through the serialised form: the caller's model stays as it was.
-    Model work = ModelIO.fromBytes(ModelIO.toBytes(model), null);
+    // A deep copy sharing the tensors: the caller's model stays as it was.
+    Model work = model.copy();
     ShapeInference.infer(work);
     return work;
   }
@@ -164,7 +164,7 @@ public final class TaylorScores {
     widths.forEach((k, w) -> sums.put(k, new double[w]));
     OrtEnvironment env = OrtEnvironment.getEnvironment();
     int count = 0;
-    try (OrtSession session = env.createSession(ModelIO.toBytes(work), new OrtSession.SessionOptions())) {
+    try (OrtSession session = open(env, work)) {
       for (Map<String, OnnxTensor> feeds : batches) {
         try (OrtSession.Result r = session.run(feeds, Set.copyOf(outputs.values()))) {
           for (Map.Entry<String, String> e : outputs.entrySet()) {
@@ -189,6 +189,13 @@ public final class TaylorScores {
     ImmutableMap.Builder<String, double[]> out = ImmutableMap.builder();
     sums.forEach((k, acc) -> out.put(k, Arrays.stream(acc).map(Math::abs).toArray()));
     return new TaylorScores(out.buildOrThrow());
+  }
+
+  /** Opens {@code work} from a file, so its frozen external weights never pass through the heap. */
+  private static OrtSession open(OrtEnvironment env, Model work) throws OrtException {
+    try (SessionFile file = SessionFile.write(work)) {
+      return env.createSession(file.path().toString(), new OrtSession.SessionOptions());
+    }
   }
 
   private static boolean holdsOneElement(Shape s) {

@@ -18,7 +18,8 @@ import java.util.OptionalLong;
  * loss from the logits and a labels input. Both forms of cross-entropy reduce over the elements
  * not ignored, like PyTorch's {@code CrossEntropyLoss(reduction="mean")}.
  */
-public sealed interface Loss permits Loss.SoftmaxCrossEntropy, Loss.MeanSquaredError {
+public sealed interface Loss
+    permits Loss.SoftmaxCrossEntropy, Loss.MeanSquaredError, Loss.Huber, Loss.MultipleNegativesRanking {
 
   /** The type of the labels input for logits typed {@code logits}. */
   Type labelType(Value logits);
@@ -33,6 +34,16 @@ public sealed interface Loss permits Loss.SoftmaxCrossEntropy, Loss.MeanSquaredE
 
   static MeanSquaredError meanSquaredError() {
     return new MeanSquaredError();
+  }
+
+  /** The Huber loss with threshold {@code delta}: quadratic near zero, linear beyond. */
+  static Huber huber(double delta) {
+    return new Huber(delta);
+  }
+
+  /** In-batch-negatives ranking of sentence embeddings with similarity scale {@code scale}. */
+  static MultipleNegativesRanking multipleNegativesRanking(double scale) {
+    return new MultipleNegativesRanking(scale);
   }
 
   /** How cross-entropy is written in the graph. */
@@ -166,6 +177,90 @@ public sealed interface Loss permits Loss.SoftmaxCrossEntropy, Loss.MeanSquaredE
     public Value append(GraphBuilder b, Value logits, Value labels) {
       Value d = b.op("Sub", logits, labels);
       return b.op("ReduceMean", List.of(b.op("Mul", d, d)), Attr.of("keepdims", 0L));
+    }
+  }
+
+  /**
+   * Mean over every element of the Huber loss of {@code d = logits - labels} (PyTorch's
+   * {@code HuberLoss(delta)}); labels are float, shaped like the logits.
+   *
+   * <pre>
+   *   |d| = Max(d, -d)
+   *   l   = |d| < delta ? 0.5 d^2 : delta * (|d| - 0.5 delta)
+   * </pre>
+   */
+  record Huber(double delta) implements Loss {
+    public Huber {
+      checkArgument(delta > 0, "the Huber delta must be positive, got %s", delta);
+    }
+
+    @Override
+    public Type labelType(Value logits) {
+      return Type.tensor(DataType.FLOAT, logitsShape(logits));
+    }
+
+    @Override
+    public Value append(GraphBuilder b, Value logits, Value labels) {
+      Value d = b.op("Sub", logits, labels);
+      Value abs = b.op("Max", d, b.op("Neg", d));
+      Value quadratic = b.op("Mul", b.op("Mul", d, d), b.scalar(0.5f));
+      Value linear = b.op("Mul", b.op("Sub", abs, b.scalar((float) (0.5 * delta))), b.scalar((float) delta));
+      Value small = b.op("Less", abs, b.scalar((float) delta));
+      return b.op("ReduceMean", List.of(b.op("Where", small, quadratic, linear)), Attr.of("keepdims", 0L));
+    }
+  }
+
+  /**
+   * The multiple-negatives ranking loss of sentence-transformers ({@code
+   * MultipleNegativesRankingLoss}, Henderson et al. 2017) over a batch of {@code n} pairs laid out
+   * as {@code 2n} embeddings, the anchors first, then their positives in the same order. Each
+   * anchor must pick its own positive among all the batch's positives by scaled cosine
+   * similarity. The labels are group ids {@code [n]}: a positive of another pair in the same
+   * group (the same class, when pairs are formed within a label as SetFit does) is no negative,
+   * so it is masked out; pairs of distinct groups give the plain loss.
+   *
+   * <pre>
+   *   e = embeddings [2n, d] / max(||.||, 1e-12);  a, p = Gather(Reshape(e, [2, n, d]), 0 | 1)
+   *   s = scale * a p^T [n, n];   s_ij -= 1e4 where group_i == group_j and i != j
+   *   loss = SoftmaxCrossEntropyLoss(s, [0, 1, ..., n-1])
+   * </pre>
+   */
+  record MultipleNegativesRanking(double scale) implements Loss {
+    public MultipleNegativesRanking {
+      checkArgument(scale > 0, "the similarity scale must be positive, got %s", scale);
+    }
+
+    @Override
+    public Type labelType(Value embeddings) {
+      logitsShape(embeddings);
+      return Type.tensor(DataType.INT64, Shape.of(Dim.of("pairs")));
+    }
+
+    @Override
+    public Value append(GraphBuilder b, Value embeddings, Value groups) {
+      Shape s = logitsShape(embeddings);
+      checkArgument(s.rank() == 2 && s.dim(1).isFixed(),
+          "The ranking loss reads embeddings [2n, d] with a fixed d, but '%s' is %s", embeddings.name(), s);
+      long d = s.dim(1).value();
+      Value sq = b.op("ReduceSum", List.of(b.op("Mul", embeddings, embeddings), b.int64s(1)), Attr.of("keepdims", 1L));
+      Value norm = b.op("Max", b.op("Sqrt", sq), b.scalar(1e-12f));
+      Value unit = b.op("Div", embeddings, norm);
+      Value pairs = b.op("Reshape", unit, b.int64s(2, -1, d));
+      Value anchors = b.op("Gather", List.of(pairs, b.scalar(0L)), Attr.of("axis", 0L));
+      Value positives = b.op("Gather", List.of(pairs, b.scalar(1L)), Attr.of("axis", 0L));
+      Value scores =
+          b.op("Mul", b.op("MatMul", anchors, b.op("Transpose", List.of(positives), Attr.ints("perm", 1, 0))),
+              b.scalar((float) scale));
+      // Same group, other pair: not a negative. No gradient flows through the mask.
+      Value same = b.op("Equal", b.op("Unsqueeze", groups, b.int64s(1)), b.op("Unsqueeze", groups, b.int64s(0)));
+      Value n = b.op("Gather", List.of(b.op("Shape", List.of(groups)), b.scalar(0L)), Attr.of("axis", 0L));
+      Value index = b.op("Range", b.scalar(0L), n, b.scalar(1L));
+      Value diagonal = b.op("Equal", b.op("Unsqueeze", index, b.int64s(1)), b.op("Unsqueeze", index, b.int64s(0)));
+      Value masked = b.op("And", same, b.op("Not", diagonal));
+      Value penalty =
+          b.op("Mul", b.op("Cast", List.of(masked), Attr.of("to", (long) DataType.FLOAT.code())), b.scalar(-1e4f));
+      Value logits = b.op("Add", scores, penalty);
+      return b.op("SoftmaxCrossEntropyLoss", List.of(logits, index), Attr.of("reduction", "mean"));
     }
   }
 

@@ -12,9 +12,7 @@ import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.convert.LayerNormFusion;
 import dev.graft.ir.infer.ShapeInference;
-import dev.graft.ir.io.ModelIO;
 import dev.graft.trainer.autodiff.Backprop;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.LinkedHashSet;
@@ -57,7 +55,7 @@ public final class TrainStepGraph {
     }
   }
 
-  private final byte[] forwardBytes;
+  private final Model forward;
   private final long opset;
   private final String logits;
   private final String labels;
@@ -68,7 +66,7 @@ public final class TrainStepGraph {
   private final ImmutableList<String> batchInputs;
 
   private TrainStepGraph(Builder b, Model forward) {
-    this.forwardBytes = ModelIO.toBytes(forward);
+    this.forward = forward.copy();
     this.opset = forward.defaultOpset().orElse(0);
     this.logits = b.logits;
     this.labels = b.labels;
@@ -323,7 +321,7 @@ public final class TrainStepGraph {
   }
 
   private Model forwardCopy() {
-    return ModelIO.fromBytes(forwardBytes, Path.of("."));
+    return forward.copy();
   }
 
   // ---- what the graphs are made of ----------------------------------------------------------

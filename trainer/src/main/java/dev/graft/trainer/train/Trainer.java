@@ -12,7 +12,7 @@ import com.google.common.collect.ImmutableMap;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.io.SessionFile;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import java.nio.file.Path;
@@ -124,8 +124,23 @@ public final class Trainer implements AutoCloseable {
     }
   }
 
+  /** Opens {@code m} from a file: frozen external weights go from their file to ORT, not the heap. */
   private OrtSession session(Model m) throws OrtException {
-    return env.createSession(ModelIO.toBytes(m), options);
+    try (SessionFile file = SessionFile.write(m)) {
+      if (file.large()) largeWeightOptions(options);
+      return env.createSession(file.path().toString(), options);
+    }
+  }
+
+  /**
+   * Over {@link SessionFile#LARGE_WEIGHTS} of frozen weights, ORT must not copy them: no MatMul
+   * prepacking (a packed copy of every weight) and no constant folding (which would store the
+   * {@code Transpose(W)} of each linear's backward pass as a second copy). The weights stay in
+   * the mapped model file; the transposes are computed per step.
+   */
+  public static void largeWeightOptions(OrtSession.SessionOptions o) throws OrtException {
+    o.addConfigEntry("session.disable_prepacking", "1");
+    o.addConfigEntry("optimization.disable_specified_optimizers", "ConstantFolding");
   }
 
   private void initState() throws OrtException {

@@ -165,6 +165,8 @@ class GradientCheckTest {
     t.add(c("Tanh", "Tanh", List.of(x("x", 2, 3))));
     t.add(c("Sigmoid", "Sigmoid", List.of(x("x", 2, 3))));
     t.add(c("Relu", "Relu", List.of(away("x", 3, 4))));
+    t.add(c("HardSigmoid", "HardSigmoid", List.of(x("x", 3, 4)), Attr.of("alpha", 0.3f), Attr.of("beta", 0.4f)).f32());
+    t.add(c("HardSwish", "HardSwish", List.of(x("x", 3, 4))).f32());
     t.add(c("Erf", "Erf", List.of(x("x", 2, 3))).f32());
     t.add(c("Gelu exact", "Gelu", List.of(x("x", 2, 3))).atOpset(20).f32());
     t.add(c("Gelu tanh", "Gelu", List.of(x("x", 2, 3)), Attr.of("approximate", "tanh")).atOpset(20).f32());
@@ -230,12 +232,32 @@ class GradientCheckTest {
     t.add(c("Gather embedding", "Gather", List.of(x("e", 5, 3), ints("i", s(2, 3), 0, 4, 1, 4, -1, 2))));
     t.add(c("Gather axis 1", "Gather", List.of(x("d", 2, 4, 3), ints("i", s(3), 3, 0, 3)), Attr.of("axis", 1L)));
     t.add(c("Gather scalar index", "Gather", List.of(x("d", 4, 3), ints("i", s(), 2))));
+    // Selection by index (the conditional-computation ops: TopK, GatherElements, scatters).
+    t.add(c("TopK values", "TopK", List.of(x("x", 3, 5), ints("k", s(1), 2))).withOutputs(2).loss(true, false));
+    t.add(
+        c("TopK smallest axis 0", "TopK", List.of(x("x", 4, 3), ints("k", s(1), 2)), Attr.of("axis", 0L), Attr.of("largest", 0L))
+            .withOutputs(2).loss(true, false));
+    t.add(c("GatherElements axis 1 repeats negative", "GatherElements", List.of(x("d", 3, 4), ints("i", s(3, 2), 0, 3, -1, 1, 2, 2)), Attr.of("axis", 1L)));
+    t.add(c("GatherElements axis 0", "GatherElements", List.of(x("d", 3, 2), ints("i", s(4, 2), 2, 0, 1, 1, 0, 2, 2, 2))));
+    t.add(
+        c("ScatterElements axis 1", "ScatterElements",
+            List.of(x("d", 3, 4), ints("i", s(3, 2), 1, 3, 0, 2, 3, 1), x("u", 3, 2)), Attr.of("axis", 1L)));
+    t.add(
+        c("ScatterElements add repeats", "ScatterElements",
+            List.of(x("d", 3, 2), ints("i", s(2, 2), 1, 1, 1, 0), x("u", 2, 2)), Attr.of("reduction", "add")));
+    t.add(c("ScatterND rows", "ScatterND", List.of(x("d", 4, 3), ints("i", s(2, 1), 2, 0), x("u", 2, 3))));
+    t.add(
+        c("ScatterND add repeats", "ScatterND",
+            List.of(x("d", 4, 3), ints("i", s(3, 1), 1, 1, 3), x("u", 3, 3)), Attr.of("reduction", "add")));
     // Reductions.
     t.add(c("ReduceSum axes input", "ReduceSum", List.of(x("x", 2, 3, 4), ints("a", s(1), -1)), Attr.of("keepdims", 0L)));
     t.add(c("ReduceSum all", "ReduceSum", List.of(x("x", 2, 3))));
     t.add(c("ReduceMean attr axes", "ReduceMean", List.of(x("x", 2, 3, 4)), Attr.ints("axes", 0, 2), Attr.of("keepdims", 0L)));
     t.add(c("ReduceMean input axes", "ReduceMean", List.of(x("x", 2, 3, 4), ints("a", s(1), 1))).atOpset(18));
     t.add(c("ReduceMean all", "ReduceMean", List.of(x("x", 2, 3)), Attr.of("keepdims", 0L)));
+    t.add(c("ReduceLogSumExp axes input", "ReduceLogSumExp", List.of(x("x", 2, 3, 4), ints("a", s(1), -1)), Attr.of("keepdims", 0L)).atOpset(18));
+    t.add(c("ReduceLogSumExp attr axes", "ReduceLogSumExp", List.of(x("x", 2, 3, 4)), Attr.ints("axes", 0, 2)));
+    t.add(c("ReduceLogSumExp all", "ReduceLogSumExp", List.of(x("x", 2, 3)), Attr.of("keepdims", 0L)));
     t.add(c("GlobalAveragePool", "GlobalAveragePool", List.of(x("x", 2, 3, 4, 5))).f32());
     // Softmax family and losses.
     t.add(c("Softmax", "Softmax", List.of(x("x", 2, 3, 4)), Attr.of("axis", 1L)));
@@ -270,6 +292,12 @@ class GradientCheckTest {
         c("BatchNorm inference", "BatchNormalization",
             List.of(x("x", 2, 3, 2, 2), x("g", 3), x("b", 3), x("m", 3), pos("v", 3)),
             Attr.of("epsilon", 1e-3f)));
+    // Decoder ops: causal masks, rotary tables, RMSNorm's reciprocal.
+    t.add(c("Trilu lower offset", "Trilu", List.of(x("x", 2, 3, 4), ints("k", s(), 1)), Attr.of("upper", 0L)));
+    t.add(c("Trilu upper", "Trilu", List.of(x("x", 4, 3))));
+    t.add(c("Sin", "Sin", List.of(x("x", 2, 3))));
+    t.add(c("Cos", "Cos", List.of(x("x", 2, 3))));
+    t.add(c("Reciprocal", "Reciprocal", List.of(away("x", 2, 3))));
     List<Case> all = new ArrayList<>();
     for (Case k : t) {
       all.add(k);
@@ -304,7 +332,7 @@ class GradientCheckTest {
     for (int i = 0; i < k.outputs(); i++) {
       outShapes[i] = probeOuts.get(i).getInfo().getShape();
       OnnxJavaType jt = probeOuts.get(i).getInfo().type;
-      outTypes[i] = jt == OnnxJavaType.DOUBLE ? D : jt == OnnxJavaType.BOOL ? DataType.BOOL : F;
+      outTypes[i] = jt == OnnxJavaType.DOUBLE ? D : jt == OnnxJavaType.BOOL ? DataType.BOOL : jt == OnnxJavaType.INT64 ? DataType.INT64 : F;
     }
     // 2. The loss graph, and its gradient graph.
     double[][] r = new double[k.outputs()][];

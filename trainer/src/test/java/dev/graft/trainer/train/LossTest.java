@@ -120,19 +120,124 @@ class LossTest {
         grad);
   }
 
+  @Test
+  void huberMatchesTheClosedFormOnBothSidesOfDelta() throws Exception {
+    Model model = biasModel("batch");
+    double delta = 0.7;
+    Random rnd = new Random(11);
+    float[] x = new float[4 * C], t = new float[4 * C];
+    for (int i = 0; i < x.length; i++) {
+      x[i] = (float) (1.5 * rnd.nextGaussian());
+      t[i] = (float) rnd.nextGaussian();
+    }
+    float[] bias = model.graph().initializer("bias").get().initializer().get().toFloatArray();
+    double want = 0;
+    double[] grad = new double[C];
+    int quadratic = 0;
+    for (int i = 0; i < x.length; i++) {
+      double d = x[i] + bias[i % C] - t[i];
+      boolean small = Math.abs(d) < delta;
+      if (small) quadratic++;
+      want += (small ? 0.5 * d * d : delta * (Math.abs(d) - 0.5 * delta)) / x.length;
+      grad[i % C] += (small ? d : delta * Math.signum(d)) / x.length;
+    }
+    assertThat(quadratic).as("elements in the quadratic zone").isBetween(1, x.length - 1);
+    check(
+        model,
+        Loss.huber(delta),
+        DenseTensor.ofFloats("x", new long[] {4, C}, x),
+        DenseTensor.ofFloats("labels", new long[] {4, C}, t),
+        want,
+        grad);
+  }
+
+  /**
+   * The multiple-negatives ranking loss against a closed form in double: anchors are rows 0..n-1,
+   * positives rows n..2n-1; pairs 1 and 3 share a group, so each is masked out of the other's
+   * negatives. The bias gradient is the closed form's central difference.
+   */
+  @Test
+  void multipleNegativesRankingMatchesTheClosedFormAndItsCentralDifferences() throws Exception {
+    Model model = biasModel("rows");
+    int n = 4;
+    double scale = 2; // soft enough that the masked-out column matters
+    long[] groups = {0, 1, 2, 1};
+    Random rnd = new Random(3);
+    float[] x = new float[2 * n * C];
+    for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+    double[] bias = new double[C];
+    float[] b0 = model.graph().initializer("bias").get().initializer().get().toFloatArray();
+    for (int c = 0; c < C; c++) bias[c] = b0[c];
+    double want = mnrl(x, bias, n, groups, scale);
+    double[] grad = new double[C];
+    double h = 1e-5;
+    for (int c = 0; c < C; c++) {
+      double[] up = bias.clone();
+      double[] down = bias.clone();
+      up[c] += h;
+      down[c] -= h;
+      grad[c] = (mnrl(x, up, n, groups, scale) - mnrl(x, down, n, groups, scale)) / (2 * h);
+    }
+    // The mask matters: without it the loss differs.
+    assertThat(Math.abs(mnrl(x, bias, n, new long[] {0, 1, 2, 3}, scale) - want)).isGreaterThan(1e-3);
+    check(
+        model,
+        Loss.multipleNegativesRanking(scale),
+        DenseTensor.ofFloats("x", new long[] {2 * n, C}, x),
+        DenseTensor.ofLongs("labels", new long[] {n}, groups),
+        want,
+        grad,
+        1e-4);
+  }
+
+  private static double mnrl(float[] x, double[] bias, int n, long[] groups, double scale) {
+    double[][] e = new double[2 * n][C];
+    for (int r = 0; r < 2 * n; r++) {
+      double norm = 0;
+      for (int c = 0; c < C; c++) {
+        e[r][c] = x[r * C + c] + bias[c];
+        norm += e[r][c] * e[r][c];
+      }
+      for (int c = 0; c < C; c++) e[r][c] /= Math.sqrt(norm);
+    }
+    double loss = 0;
+    for (int i = 0; i < n; i++) {
+      double[] s = new double[n];
+      double max = Double.NEGATIVE_INFINITY;
+      for (int j = 0; j < n; j++) {
+        for (int c = 0; c < C; c++) s[j] += e[i][c] * e[n + j][c];
+        s[j] *= scale;
+        if (j != i && groups[j] == groups[i]) s[j] -= 1e4;
+        max = Math.max(max, s[j]);
+      }
+      double z = 0;
+      for (int j = 0; j < n; j++) z += Math.exp(s[j] - max);
+      loss -= s[i] - max - Math.log(z);
+    }
+    return loss / n;
+  }
+
   private static void check(Model model, Loss loss, Tensor x, Tensor labels, double wantLoss, double[] wantGrad)
+      throws Exception {
+    check(model, loss, x, labels, wantLoss, wantGrad, 1e-5);
+  }
+
+  private static void check(
+      Model model, Loss loss, Tensor x, Tensor labels, double wantLoss, double[] wantGrad, double tolerance)
       throws Exception {
     TrainStepGraph graphs = TrainStepGraph.builder(model).loss(loss).trainables(List.of("bias")).build();
     Tensor bias = model.graph().initializer("bias").get().initializer().get();
     Map<String, Tensor> feeds = new HashMap<>(Map.of("x", x, "labels", labels, "bias", bias));
     Map<String, Tensor> eval = OrtRun.run(graphs.eval(), feeds);
-    assertThat((double) eval.get(StateNames.LOSS).toFloatArray()[0]).isCloseTo(wantLoss, within(1e-5));
+    assertThat((double) eval.get(StateNames.LOSS).toFloatArray()[0]).isCloseTo(wantLoss, within(tolerance));
     assertThat(eval.get(StateNames.LOSS).dims()).isEmpty();
 
     feeds.put(StateNames.gradSum("bias"), DenseTensor.ofFloats("", new long[] {C}, new float[C]));
     Map<String, Tensor> acc = OrtRun.run(graphs.accumulate(), feeds);
     float[] grad = acc.get(StateNames.updated(StateNames.gradSum("bias"))).toFloatArray();
-    for (int c = 0; c < C; c++) assertThat((double) grad[c]).as("dL/dbias[%s]", c).isCloseTo(wantGrad[c], within(1e-5));
+    for (int c = 0; c < C; c++) {
+      assertThat((double) grad[c]).as("dL/dbias[%s]", c).isCloseTo(wantGrad[c], within(tolerance));
+    }
     assertThat(acc.get(StateNames.LOSS).toFloatArray()[0]).isEqualTo(eval.get(StateNames.LOSS).toFloatArray()[0]);
   }
 

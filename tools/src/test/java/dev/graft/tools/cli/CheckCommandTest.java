@@ -1,0 +1,165 @@
+package dev.graft.tools.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.graft.export.AdapterExport;
+import dev.graft.export.ExportOptions;
+import dev.graft.export.MergedExport;
+import dev.graft.fixtures.PretrainedModels;
+import dev.graft.ir.Graph;
+import dev.graft.ir.Model;
+import dev.graft.ir.Value;
+import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.GraphPass;
+import dev.graft.rewrite.PassManager;
+import dev.graft.rewrite.Targets;
+import dev.graft.rewrite.TrainableRegistry;
+import dev.graft.rewrite.peft.BottleneckAdapter;
+import dev.graft.rewrite.peft.ClassificationHeadPass;
+import dev.graft.rewrite.peft.HoulsbyAdapterPass;
+import dev.graft.rewrite.peft.LoraPass;
+import dev.graft.tools.check.RuntimeCheck;
+import dev.graft.tools.check.TargetRuntime;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code graft check} on real exports of all-MiniLM-L6-v2: the quickstart's shape (LoRA r = 8 on
+ * query and value, merged, plus a head) and Houlsby adapters kept as nodes, each run in ONNX
+ * Runtime for Node.js and OpenCV and compared with the tuned model in ORT Java (the oracle).
+ */
+class CheckCommandTest {
+  @TempDir static Path shared;
+  private static Path loraTuned;
+  private static Path loraMerged;
+  private static Path baseWithHead;
+
+  private static final ClassificationHeadPass.Config HEAD =
+      ClassificationHeadPass.Config.of(2, ClassificationHeadPass.Pooling.MEAN).withSeed(5);
+
+  @BeforeAll
+  static void export() {
+    loraTuned = tuned("lora", new LoraPass(Targets.glob("layer.*.attention.{query,value}"), LoraPass.Config.defaults()));
+    loraMerged = shared.resolve("lora-merged.onnx");
+    MergedExport.write(ModelIO.load(loraTuned), loraMerged, ExportOptions.defaults());
+    Model base = ModelIO.load(PretrainedModels.miniLm());
+    new PassManager(List.of(new ClassificationHeadPass(HEAD))).run(base);
+    baseWithHead = shared.resolve("base-head.onnx");
+    ModelIO.save(base, baseWithHead);
+  }
+
+  @Test
+  void theMergedLoraExportRunsInOrtNodeAsInOrtJavaAndOpenCvSaysWhyNot() {
+    RuntimeCheck.Report r =
+        RuntimeCheck.check(
+            loraMerged, loraTuned, List.of("ort-node", "opencv"), new TargetRuntime.RunSettings(1, 3, 2), 1e-4, 7);
+
+    r.results().forEach(x -> System.out.println(x.summary()));
+    RuntimeCheck.Result node = r.results().get(0);
+    assertThat(node.loaded()).as(node.summary()).isTrue();
+    assertThat(node.engine()).isEqualTo("onnxruntime-node 1.30.0");
+    assertThat(node.verification().outputs()).extracting(o -> o.name())
+        .containsExactly("last_hidden_state", ClassificationHeadPass.LOGITS);
+    assertThat(node.verification().maxAbsDiff()).isLessThanOrEqualTo(1e-4);
+    assertThat(node.medianMs()).isPositive();
+
+    RuntimeCheck.Result cv = r.results().get(1);
+    if (cv.loaded()) {
+      assertThat(cv.verification().maxAbsDiff()).as(cv.summary()).isLessThanOrEqualTo(1e-3);
+    } else {
+      assertThat(cv.refusal().getMessage()).isNotBlank();
+      assertThat(cv.summary()).startsWith("opencv: does not ");
+    }
+  }
+
+  @Test
+  void aHoulsbyExportRunsInOrtNodeAsInOrtJava() {
+    Path tuned =
+        tuned("houlsby", new HoulsbyAdapterPass(Targets.glob("layer.*.ffn"), BottleneckAdapter.Config.defaults()));
+    Path merged = shared.resolve("houlsby-merged.onnx");
+    MergedExport.write(ModelIO.load(tuned), merged, ExportOptions.defaults());
+
+    CliRun run = CliRun.of("check", merged.toString(), "--reference", tuned.toString(), "--runtime", "ort-node,ort-java", "--runs", "3");
+
+    assertThat(run.exit()).as(run.out() + run.err()).isZero();
+    assertThat(run.out()).contains("ort-node (onnxruntime-node 1.30.0): max |diff| ").contains("ort-java (onnxruntime-java ");
+    double diff = Double.parseDouble(run.out().replaceAll("(?s).*ort-node \\(onnxruntime-node [^)]*\\): max \\|diff\\| (\\S+) .*", "$1"));
+    assertThat(diff).isLessThanOrEqualTo(1e-4);
+  }
+
+  @Test
+  void theComparisonIsRealAModelThatComputesSomethingElseFails() {
+    // The merged export against the base model (same head, no LoRA): ORT Node runs it, but the
+    // outputs differ, so check exits 1 and says by how much.
+    CliRun run = CliRun.of("check", loraMerged.toString(), "--reference", baseWithHead.toString(), "--runtime", "ort-node", "--runs", "1");
+
+    assertThat(run.exit()).isEqualTo(1);
+    assertThat(run.out()).contains("OVER the tolerance 1e-04");
+    assertThat(run.err()).contains("differ beyond the tolerance");
+  }
+
+  @Test
+  void aLoraAdapterExportRunsInOrtNodeFedAsOrtsAdapterApiFeedsIt(@TempDir Path dir) {
+    // ORT for Node.js (1.30.0) has no LoRA adapter API (no loadAdapter, no activeAdapters in
+    // RunOptions), so the adapter's parameters are fed as the inputs of the same names of
+    // base_with_lora_inputs.onnx, which is what RunOptions.addActiveLoraAdapter does in Java.
+    Model m = ModelIO.load(PretrainedModels.miniLm());
+    new PassManager(List.of(new LoraPass(Targets.glob("layer.*.attention.{query,value}"), LoraPass.Config.defaults()))).run(m);
+    randomise(m, 11);
+    Path tuned = dir.resolve("lora-only.onnx");
+    ModelIO.save(m, tuned);
+    Path adapter = dir.resolve("adapter");
+    AdapterExport.write(ModelIO.load(tuned), PretrainedModels.miniLm(), adapter);
+
+    CliRun run =
+        CliRun.of(
+            "check", adapter.resolve(AdapterExport.BASE_WITH_INPUTS).toString(),
+            "--adapter", adapter.resolve(AdapterExport.SAFETENSORS).toString(),
+            "--reference", tuned.toString(), "--runtime", "ort-node", "--runs", "1");
+
+    assertThat(run.exit()).as(run.out() + run.err()).isZero();
+    assertThat(run.out()).contains("ort-node (onnxruntime-node 1.30.0): max |diff| ");
+    // Without the adapter the same graph computes the base model: the feeds are what carry it.
+    CliRun bare =
+        CliRun.of("check", adapter.resolve(AdapterExport.BASE_WITH_INPUTS).toString(), "--reference", tuned.toString(),
+            "--runtime", "ort-node", "--runs", "1");
+    assertThat(bare.exit()).isEqualTo(1);
+    assertThat(bare.out()).contains("OVER the tolerance");
+  }
+
+  @Test
+  void anUnknownRuntimeIsAUsageError() {
+    CliRun run = CliRun.of("check", loraMerged.toString(), "--runtime", "tflite");
+    assertThat(run.exit()).isEqualTo(2);
+    assertThat(run.err()).contains("Unknown runtime 'tflite'; choose from ort-java, ort-node, opencv");
+  }
+
+  /** MiniLM + {@code pass} + a mean-pooling head, every trainable random as training would leave it. */
+  private static Path tuned(String name, GraphPass pass) {
+    Model m = ModelIO.load(PretrainedModels.miniLm());
+    new PassManager(List.of(pass, new ClassificationHeadPass(HEAD))).run(m);
+    randomise(m, name.hashCode());
+    Path out = shared.resolve(name + "-tuned.onnx");
+    ModelIO.save(m, out);
+    return out;
+  }
+
+  private static void randomise(Model m, long seed) {
+    SplittableRandom r = new SplittableRandom(seed);
+    Graph g = m.graph();
+    for (TrainableRegistry.Entry e : TrainableRegistry.read(m)) {
+      if (e.role().equals("A")) continue; // LoRA A keeps its Kaiming draw
+      Value v = g.initializer(e.initializer()).orElseThrow();
+      Tensor t = v.initializer().orElseThrow();
+      float[] d = new float[Math.toIntExact(t.numElements())];
+      for (int i = 0; i < d.length; i++) d[i] = (float) (r.nextGaussian() * 0.05);
+      g.setInitializer(v, DenseTensor.ofFloats(v.name(), t.dims(), d));
+    }
+  }
+}

@@ -1,0 +1,131 @@
+package dev.graft.trainer.task;
+
+import ai.onnxruntime.OrtException;
+import com.google.common.collect.ImmutableList;
+import dev.graft.ir.Model;
+import dev.graft.ir.Value;
+import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.peft.CodaDistillation;
+import dev.graft.rewrite.peft.CodaLayers;
+import dev.graft.trainer.data.Batch;
+import dev.graft.trainer.data.Batcher;
+import dev.graft.trainer.data.EncodedExample;
+import dev.graft.trainer.data.TextExample;
+import dev.graft.trainer.data.WordPieceTokenizer;
+import dev.graft.trainer.train.EvalResult;
+import dev.graft.trainer.train.Loss;
+import dev.graft.trainer.train.Trainer;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * CoDA's light distillation phase as a task ({@code graft train --task coda-distill}): on
+ * unlabelled text (the data's text column; labels are not read), the CoDA model's routers and
+ * adapters learn to reproduce the frozen dense model's last hidden states, the teacher running in
+ * the same train-step graph ({@link CodaDistillation}).
+ *
+ * <pre>
+ *   loss = mean over batch, tokens and width of ((h_coda - h_dense) · mask)²      ("distill_mse")
+ * </pre>
+ *
+ * No head is added; the saved model is the CoDA model without the teacher, ready for task
+ * fine-tuning ({@code graft train TUNED --recipe head.yaml}: its CoDA parameters stay trainable).
+ */
+public final class CodaDistillTask implements Task {
+  public static final String NAME = "coda-distill";
+  public static final String HIDDEN = "last_hidden_state";
+
+  private ImmutableList<EncodedExample> train;
+  private ImmutableList<Batch> test;
+  private Batcher batcher;
+  private ImmutableList<String> inputs;
+  private long width;
+
+  @Override
+  public String name() {
+    return NAME;
+  }
+
+  @Override
+  public String load(DataConfig c) {
+    TextData.Parts parts = TextData.read(c, null);
+    try (WordPieceTokenizer tok = WordPieceTokenizer.load(c.tokenizer(), c.maxLength())) {
+      train = TextData.encodeIndexed(tok, parts.train().stream().map(TextExample::text).toList());
+      batcher = new Batcher(c.batchSize(), c.maxLength(), tok.padId());
+      test = batcher.batches(TextData.encodeIndexed(tok, parts.test().stream().map(TextExample::text).toList()));
+    }
+    return String.format(
+        "data: %d train and %d held-out texts (unlabelled: only the text column is read) to distil the dense model's '%s' into the CoDA model",
+        train.size(), test.size(), HIDDEN);
+  }
+
+  @Override
+  public Optional<TaskHead> head(Model model) {
+    if (CodaLayers.read(model).isEmpty()) {
+      throw new IllegalArgumentException(
+          "--task coda-distill trains CoDA layers, but the model has none. Use a recipe with 'method: coda'"
+              + " (examples/recipes/coda-distill.yaml).");
+    }
+    return Optional.empty();
+  }
+
+  @Override
+  public Objective objective(Model model) {
+    Model copy = model.copy();
+    Value residual = CodaDistillation.addResidual(copy, HIDDEN, "attention_mask");
+    width = residual.shape().flatMap(s -> s.rank() == 3 && s.dim(2).isFixed() ? Optional.of(s.dim(2).value()) : Optional.empty())
+        .orElseThrow(() -> new IllegalArgumentException("CoDA distillation needs the hidden width of '" + HIDDEN + "' to be static"));
+    inputs = TextData.batchInputs(copy);
+    return Objective.of(copy, CodaDistillation.RESIDUAL, Loss.meanSquaredError());
+  }
+
+  @Override
+  public List<TaskBatch> trainBatches(long seed) {
+    List<TaskBatch> out = new ArrayList<>();
+    for (Batch b : batcher.shuffled(train, seed)) out.add(feed(b));
+    return out;
+  }
+
+  /** The tokens and a zero target shaped like the residual [b, n, width]. */
+  private TaskBatch feed(Batch b) {
+    if (inputs == null) throw new IllegalStateException("CodaDistillTask: call objective(model) before asking for batches");
+    Map<String, Tensor> f = new LinkedHashMap<>(TextData.tokens(b, inputs));
+    long[] dims = {b.size(), b.sequenceLength(), width};
+    f.put(Objective.DEFAULT_LABELS, DenseTensor.ofFloats(Objective.DEFAULT_LABELS, dims, new float[Math.toIntExact(dims[0] * dims[1] * dims[2])]));
+    return TaskBatch.of(f, b.size());
+  }
+
+  @Override
+  public int trainSize() {
+    return train.size();
+  }
+
+  @Override
+  public int testSize() {
+    return test.stream().mapToInt(Batch::size).sum();
+  }
+
+  @Override
+  public Evaluation evaluate(Trainer trainer) throws OrtException {
+    double sum = 0;
+    int n = 0;
+    for (Batch b : test) {
+      EvalResult r = trainer.evalStep(feed(b).feeds());
+      sum += r.loss() * b.size();
+      n += b.size();
+    }
+    double mse = sum / Math.max(1, n);
+    return Evaluation.of(mse, Map.of("distill_mse", mse));
+  }
+
+  @Override
+  public Model finish(Model trained) {
+    CodaDistillation.strip(trained);
+    describe(trained);
+    return trained;
+  }
+}
