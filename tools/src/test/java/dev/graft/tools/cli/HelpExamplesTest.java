@@ -28,7 +28,15 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class HelpExamplesTest {
   private static final List<String> ORDER =
-      List.of("", "inspect", "convert", "rewrite", "train", "export", "eval", "quickstart");
+      List.of("", "inspect", "methods", "convert", "rewrite", "train", "export", "eval", "quickstart");
+  /**
+   * Commands whose examples need what this test does not build; their help is only checked to
+   * have examples. Each reason names what a run of its examples would need.
+   */
+  private static final java.util.Map<String, String> DEFERRED = java.util.Map.of(
+      "check", "ONNX Runtime for Node.js (npm) and OpenCV runtimes, merged.onnx and adapter/ side by side",
+      "bench", "coda.onnx from a CoDA distillation run and adapter.onnx",
+      "generate", "a causal-LM run (runs/lm/tuned.onnx)");
   /** An example line: two spaces, "graft", the command; a run of 2+ spaces starts a comment. */
   private static final Pattern EXAMPLE = Pattern.compile("^\\s*(?:Then, e\\.g\\.: )?(graft(?: .*)?)$");
 
@@ -46,6 +54,12 @@ class HelpExamplesTest {
   }
 
   private void runAll(Path work) throws Exception {
+    // Every command is covered: run here, or deferred with its reason.
+    java.util.Set<String> commands = new picocli.CommandLine(new Graft()).getSubcommands().keySet();
+    java.util.Set<String> covered = new java.util.TreeSet<>(ORDER.subList(1, ORDER.size()));
+    covered.addAll(DEFERRED.keySet());
+    assertThat(covered).containsExactlyInAnyOrderElementsOf(commands);
+    for (String command : DEFERRED.keySet()) examples(command);
     setUp(work);
     List<String> ran = new ArrayList<>();
     for (String command : ORDER) {
