@@ -66,13 +66,14 @@ public final class Recipe {
   public static final String DESCRIPTION = "description";
   public static final String NAME = "name";
   public static final String EPOCHS = "epochs";
-  private static final ImmutableSet<String> TOP_LEVEL = ImmutableSet.of(DESCRIPTION, PASSES, STAGES);
+  private static final ImmutableSet<String> TOP_LEVEL = ImmutableSet.of(DESCRIPTION, PASSES, STAGES, Unfreeze.KEY);
   private static final ImmutableSet<String> STAGE_KEYS = ImmutableSet.of(NAME, EPOCHS, PASSES);
 
   private final String source;
   private final Optional<String> description;
   private final ImmutableList<String> methods;
   private final ImmutableList<Stage> stages;
+  private Optional<Unfreeze> unfreeze = Optional.empty();
 
   private Recipe(String source, Optional<String> description, ImmutableList<String> methods, ImmutableList<Stage> stages) {
     this.source = source;
@@ -131,14 +132,22 @@ public final class Recipe {
           where + ": give '" + PASSES + "' (one stage) or '" + STAGES + "' (several, with training between them),"
               + " not both. Move the passes into the first stage.");
     }
-    if (top.containsKey(STAGES)) return staged(top.get(STAGES), source, (String) description, registry);
+    Optional<Unfreeze> unfreeze =
+        top.containsKey(Unfreeze.KEY) ? Optional.of(Unfreeze.read(where, top.get(Unfreeze.KEY))) : Optional.empty();
+    if (top.containsKey(STAGES)) {
+      Recipe r = staged(top.get(STAGES), source, (String) description, registry);
+      r.unfreeze = unfreeze;
+      return r;
+    }
     Object list = top.get(PASSES);
     if (!(list instanceof List<?> entries) || entries.isEmpty()) {
       throw new IllegalArgumentException(
           where + ": '" + PASSES + "' must be a non-empty list of passes, each a map with a 'method' key, got "
               + describe(list) + ".");
     }
-    return of(entries, source, (String) description, registry);
+    Recipe r = of(entries, source, (String) description, registry);
+    r.unfreeze = unfreeze;
+    return r;
   }
 
   /**
@@ -296,6 +305,11 @@ public final class Recipe {
 
   public Optional<String> description() {
     return description;
+  }
+
+  /** Gradual unfreezing, when the recipe asks for it ({@code unfreeze:}). */
+  public Optional<Unfreeze> unfreeze() {
+    return unfreeze;
   }
 
   /** The method of each pass, in order (across stages). */

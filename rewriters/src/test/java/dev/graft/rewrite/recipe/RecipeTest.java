@@ -125,7 +125,7 @@ class RecipeTest {
     assertThatThrownBy(() -> Recipe.parse("passes: []", "e.yaml"))
         .hasMessageContaining("'passes' must be a non-empty list");
     assertThatThrownBy(() -> Recipe.parse("pases: [{method: lora}]", "e.yaml"))
-        .hasMessage("Recipe e.yaml: unknown key 'pases' at the top level; valid keys are description, passes, stages.");
+        .hasMessage("Recipe e.yaml: unknown key 'pases' at the top level; valid keys are description, passes, stages, unfreeze.");
     assertThatThrownBy(() -> Recipe.parse("passes: [lora]", "e.yaml"))
         .hasMessageContaining("passes[0] must be a map with a 'method' key, got 'lora'");
     assertThatThrownBy(() -> Recipe.parse("passes:\n  - method: lora\n    rank: 4\n    rank: 8\n", "e.yaml"))

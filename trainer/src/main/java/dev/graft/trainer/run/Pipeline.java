@@ -62,6 +62,7 @@ public final class Pipeline {
   }
 
   public RunResult run(Path baseModel, Recipe recipe, Task task) throws OrtException {
+    if (recipe.unfreeze().isPresent()) trainableSchedule = new GradualUnfreezing(recipe.unfreeze().get());
     return run(baseModel, recipe.stages(), task);
   }
 
