@@ -90,6 +90,9 @@ public final class Int8Quantization {
     long fp32 = 0;
     long int8 = 0;
     int matMuls = 0;
+    // One DynamicQuantizeLinear per activation, shared by the MatMuls reading it (query, key and
+    // value read the same hidden state), as ORT's quantiser writes it.
+    Map<Value, List<Value>> quantizedActivations = new IdentityHashMap<>();
     for (Value w : order) {
       Tensor t = w.initializer().orElseThrow();
       long n = t.dims()[1];
@@ -100,7 +103,7 @@ public final class Int8Quantization {
       fp32 += t.byteSize();
       int8 += t.numElements() + 4 * n + n;
       for (Node mm : byWeight.get(w)) {
-        rewrite(g, mm, wq, ws, wz);
+        rewrite(g, mm, wq, ws, wz, quantizedActivations);
         matMuls++;
       }
       if (!w.hasUses() && !w.isGraphOutput()) g.removeInitializer(w);
@@ -141,10 +144,17 @@ public final class Int8Quantization {
     g.rename(y, name);
   }
 
-  private static void rewrite(Graph g, Node mm, Value wq, Value ws, Value wz) {
+  private static void rewrite(Graph g, Node mm, Value wq, Value ws, Value wz, Map<Value, List<Value>> quantized) {
     String base = mm.name().isEmpty() ? "MatMul" : mm.name();
+    Value x = mm.input(0);
+    List<Value> xq = quantized.get(x);
+    if (xq == null) {
+      // Right after x is made (or first in the graph for a graph input), so every reader sees it.
+      Node anchor = x.producer().map(p -> g.nodes().get(g.nodes().indexOf(p) + 1)).orElse(g.nodes().get(0));
+      xq = GraphBuilder.on(g).before(anchor).prefix(base + "/int8").ops("DynamicQuantizeLinear", 3, List.of(x));
+      quantized.put(x, xq);
+    }
     GraphBuilder b = GraphBuilder.on(g).before(mm).prefix(base + "/int8");
-    List<Value> xq = b.ops("DynamicQuantizeLinear", 3, List.of(mm.input(0)));
     Value yi = b.op("MatMulInteger", List.of(xq.get(0), wq, xq.get(2), wz));
     Value yf = b.op("Cast", List.of(yi), Attr.of("to", (long) DataType.FLOAT.code()));
     Value scale = b.op("Mul", xq.get(1), ws);

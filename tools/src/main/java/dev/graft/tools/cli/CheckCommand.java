@@ -36,9 +36,7 @@ import picocli.CommandLine.Spec;
     footerHeading = "%nExamples:%n",
     footer = {
       "  graft check merged.onnx --reference run/tuned.onnx --runtime ort-node,opencv",
-      "  graft check merged.onnx --runtime ort-node --runs 50 --threads 1",
-      "  graft check adapter/base_with_lora_inputs.onnx --adapter adapter/adapter.safetensors \\",
-      "      --reference run/tuned.onnx --runtime ort-node"
+      "  graft check merged.onnx --runtime ort-node --runs 50 --threads 1"
     })
 final class CheckCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
@@ -58,14 +56,6 @@ final class CheckCommand implements Callable<Integer> {
       split = ",",
       description = "Runtimes to run MODEL in: ort-node, opencv, ort-java. Default: ${DEFAULT-VALUE}.")
   List<String> runtimes = List.of("ort-node", "opencv");
-
-  @Option(
-      names = "--adapter",
-      paramLabel = "FILE",
-      description = "An adapter.safetensors from 'graft export --adapter-only': its tensors are fed"
-          + " to MODEL's inputs of the same names (MODEL is then the base_with_lora_inputs.onnx"
-          + " written beside it), the way ORT's LoRA adapter API feeds an .onnx_adapter.")
-  Path adapter;
 
   @Option(names = "--warmup", paramLabel = "N", description = "Untimed runs first. Default: ${DEFAULT-VALUE}.")
   int warmup = 3;
@@ -100,8 +90,7 @@ final class CheckCommand implements Callable<Integer> {
     ModelPaths.requireReadableModel(model);
     if (reference != null) ModelPaths.requireReadableModel(reference);
     PrintWriter out = spec.commandLine().getOut();
-    java.util.Map<String, dev.graft.ir.tensor.Tensor> extra =
-        adapter == null ? java.util.Map.of() : dev.graft.ir.io.SafeTensors.read(adapter).tensors();
+    java.util.Map<String, dev.graft.ir.tensor.Tensor> extra = java.util.Map.of();
     RuntimeCheck.Report r =
         RuntimeCheck.check(
             model, reference, extra, runtimes, new TargetRuntime.RunSettings(warmup, runs, threads), tolerance, seed);

@@ -2,7 +2,6 @@ package dev.graft.tools.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.graft.export.AdapterExport;
 import dev.graft.export.ExportOptions;
 import dev.graft.export.MergedExport;
 import dev.graft.fixtures.PretrainedModels;
@@ -102,35 +101,6 @@ class CheckCommandTest {
     assertThat(run.exit()).isEqualTo(1);
     assertThat(run.out()).contains("OVER the tolerance 1e-04");
     assertThat(run.err()).contains("differ beyond the tolerance");
-  }
-
-  @Test
-  void aLoraAdapterExportRunsInOrtNodeFedAsOrtsAdapterApiFeedsIt(@TempDir Path dir) {
-    // ORT for Node.js (1.30.0) has no LoRA adapter API (no loadAdapter, no activeAdapters in
-    // RunOptions), so the adapter's parameters are fed as the inputs of the same names of
-    // base_with_lora_inputs.onnx, which is what RunOptions.addActiveLoraAdapter does in Java.
-    Model m = ModelIO.load(PretrainedModels.miniLm());
-    new PassManager(List.of(new LoraPass(Targets.glob("layer.*.attention.{query,value}"), LoraPass.Config.defaults()))).run(m);
-    randomise(m, 11);
-    Path tuned = dir.resolve("lora-only.onnx");
-    ModelIO.save(m, tuned);
-    Path adapter = dir.resolve("adapter");
-    AdapterExport.write(ModelIO.load(tuned), PretrainedModels.miniLm(), adapter);
-
-    CliRun run =
-        CliRun.of(
-            "check", adapter.resolve(AdapterExport.BASE_WITH_INPUTS).toString(),
-            "--adapter", adapter.resolve(AdapterExport.SAFETENSORS).toString(),
-            "--reference", tuned.toString(), "--runtime", "ort-node", "--runs", "1");
-
-    assertThat(run.exit()).as(run.out() + run.err()).isZero();
-    assertThat(run.out()).contains("ort-node (onnxruntime-node 1.30.0): max |diff| ");
-    // Without the adapter the same graph computes the base model: the feeds are what carry it.
-    CliRun bare =
-        CliRun.of("check", adapter.resolve(AdapterExport.BASE_WITH_INPUTS).toString(), "--reference", tuned.toString(),
-            "--runtime", "ort-node", "--runs", "1");
-    assertThat(bare.exit()).isEqualTo(1);
-    assertThat(bare.out()).contains("OVER the tolerance");
   }
 
   @Test
