@@ -130,6 +130,7 @@ public final class ImageHeadPass implements GraphPass {
     // The backbone's own head goes: its outputs, then every node only they needed.
     for (Value out : oldOutputs) g.removeOutput(out);
     prune(g);
+    forgetRemoved(model);
     TrainableRegistry.add(model, List.of(
         new Entry(weight.name(), ClassificationHeadPass.METHOD, ClassificationHeadPass.MODULE, "weight"),
         new Entry(bias.name(), ClassificationHeadPass.METHOD, ClassificationHeadPass.MODULE, "bias")));
@@ -201,6 +202,15 @@ public final class ImageHeadPass implements GraphPass {
     for (Value init : List.copyOf(g.initializers())) {
       if (!init.hasUses() && !init.isGraphOutput()) g.removeInitializer(init);
     }
+  }
+
+  /** Drops the trainable records of initializers the pruning removed (full fine-tuning's old head). */
+  private static void forgetRemoved(Model model) {
+    List<Entry> kept = new ArrayList<>();
+    for (Entry e : TrainableRegistry.read(model)) {
+      if (model.graph().initializer(e.initializer()).isPresent()) kept.add(e);
+    }
+    TrainableRegistry.write(model, kept);
   }
 
   private static void tag(Node n) {
