@@ -29,7 +29,8 @@ import java.util.stream.Collectors;
  * <h2>Held-out inputs</h2>
  *
  * {@link #heldOutInputs} makes them from the model's input types, with a fixed seed, batch
- * {@value #BATCH} and {@value #SEQUENCE} for every other symbolic dimension:
+ * {@value #BATCH}, 0 for a past-sequence dimension (a decoder's empty KV cache) and {@value #SEQUENCE}
+ * for every other symbolic dimension:
  *
  * <ul>
  *   <li>an integer input that a Gather reads as indices (directly or through a Cast) gets ids
@@ -228,7 +229,9 @@ public final class ExportVerifier {
     long[] out = new long[s.rank()];
     for (int i = 0; i < out.length; i++) {
       Dim d = s.dim(i);
-      out[i] = d.isFixed() ? d.value() : i == 0 ? BATCH : SEQUENCE;
+      // A decoder's KV cache ("past_sequence_length") starts empty; its mask then spans the sequence.
+      boolean past = !d.isFixed() && d.toString().contains("past") && !d.toString().contains("+");
+      out[i] = d.isFixed() ? d.value() : i == 0 ? BATCH : past ? 0 : SEQUENCE;
     }
     return out;
   }
