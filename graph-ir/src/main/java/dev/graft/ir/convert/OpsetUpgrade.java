@@ -149,7 +149,7 @@ public final class OpsetUpgrade {
               + from
               + " down to "
               + target
-              + ": Graft only upgrades. Ask for opset "
+              + ": OpsetUpgrade only upgrades; OpsetDowngrade converts down (graft convert --opset N picks the right one). Or ask for opset "
               + from
               + " or newer.");
     }
