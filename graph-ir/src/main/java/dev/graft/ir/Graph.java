@@ -42,6 +42,8 @@ public final class Graph {
   private int nodeCount;
   /** Nodes that hold (or held) subgraph attributes: where {@link #freshName} looks below. */
   private final Set<Node> subgraphHolders = Collections.newSetFromMap(new IdentityHashMap<>());
+  /** How many nodes of this graph carry each name (names should be unique; counts keep it exact). */
+  private final Map<String, Integer> nodeNames = new HashMap<>();
   private final List<Value> inputs = new ArrayList<>();
   private final List<Value> outputs = new ArrayList<>();
   private final LinkedHashMap<String, Value> initializers = new LinkedHashMap<>();
@@ -103,6 +105,17 @@ public final class Graph {
     int i = 0;
     for (Node n = first; n != null && i < nodeCount; n = n.next, i++) b.add(n);
     return b.build();
+  }
+
+  /** The node stored right after {@code n}, if any; O(1). */
+  public Optional<Node> nodeAfter(Node n) {
+    checkArgument(n.graph() == this, "node '%s' is not in graph '%s'", n.displayName(), name);
+    return Optional.ofNullable(n.next);
+  }
+
+  /** The first node in stored order, if any; O(1). */
+  public Optional<Node> firstNode() {
+    return Optional.ofNullable(first);
   }
 
   public int nodeCount() {
@@ -338,6 +351,7 @@ public final class Graph {
       if (out != null) define(out);
     }
     link(next, n);
+    countNodeName(n.rawName(), 1);
     n.setGraph(this);
     if (!n.subgraphs().isEmpty()) subgraphHolders.add(n);
     return n;
@@ -362,6 +376,38 @@ public final class Graph {
     n.prev = null;
     n.next = null;
     nodeCount--;
+  }
+
+  private void countNodeName(String nodeName, int delta) {
+    if (Strings.isNullOrEmpty(nodeName)) return;
+    nodeNames.merge(nodeName, delta, (a, b) -> a + b == 0 ? null : a + b);
+  }
+
+  /** Called by {@link Node#setName} when a node of this graph is renamed. */
+  void nodeRenamed(String oldName, String newName) {
+    countNodeName(oldName, -1);
+    countNodeName(newName, 1);
+  }
+
+  /**
+   * Whether a node of this model's graph tree (the top-level graph around this one and every
+   * subgraph in it) has the name {@code nodeName}; O(1) plus the subgraphs, so that builders can
+   * pick fresh node names without scanning the graph.
+   */
+  public boolean nodeNameUsed(String nodeName) {
+    Graph top = this;
+    while (top.outerGraph() != null) top = top.outerGraph();
+    return top.nodeNameUsedBelow(nodeName);
+  }
+
+  private boolean nodeNameUsedBelow(String nodeName) {
+    if (nodeNames.containsKey(nodeName)) return true;
+    for (Node holder : subgraphHolders) {
+      for (Graph g : holder.subgraphs()) {
+        if (g.nodeNameUsedBelow(nodeName)) return true;
+      }
+    }
+    return false;
   }
 
   /** Called by {@link Node#setAttr} when a node of this graph gains a subgraph attribute. */
@@ -398,6 +444,7 @@ public final class Graph {
     }
     n.detachInputs();
     unlink(n);
+    countNodeName(n.rawName(), -1);
     subgraphHolders.remove(n);
     n.setGraph(null);
     for (Value out : n.outputs()) {

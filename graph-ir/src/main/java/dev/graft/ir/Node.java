@@ -100,6 +100,7 @@ public final class Node {
   }
 
   public void setName(String name) {
+    if (graph != null) graph.nodeRenamed(this.name, name);
     this.name = name;
   }
 

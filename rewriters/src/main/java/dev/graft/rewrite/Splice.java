@@ -22,18 +22,15 @@ public final class Splice {
   /** A builder that inserts just after {@code n} (so new nodes may read its outputs). */
   public static GraphBuilder after(Node n) {
     Graph g = n.graph();
-    List<Node> nodes = g.nodes();
-    int i = nodes.indexOf(n);
     GraphBuilder b = GraphBuilder.on(g);
-    return i + 1 < nodes.size() ? b.before(nodes.get(i + 1)) : b.atEnd();
+    return g.nodeAfter(n).map(b::before).orElseGet(b::atEnd);
   }
 
   /** A builder that inserts after the producer of {@code v}, or at the head for inputs. */
   public static GraphBuilder afterProducerOf(Value v, Graph g) {
     if (v.producer().isPresent()) return after(v.producer().get());
-    List<Node> nodes = g.nodes();
     GraphBuilder b = GraphBuilder.on(g);
-    return nodes.isEmpty() ? b.atEnd() : b.before(nodes.get(0));
+    return g.firstNode().map(b::before).orElseGet(b::atEnd);
   }
 
   /**

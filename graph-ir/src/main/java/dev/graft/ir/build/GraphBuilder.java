@@ -51,11 +51,9 @@ public final class GraphBuilder {
   private static final String PRODUCER = "graft-fixtures";
 
   private final Graph graph;
-  private final Set<String> nodeNames = new HashSet<>();
   /** Non-default domains the builder made nodes in, so {@link #model} can import them. */
   private final Set<String> domains = new LinkedHashSet<>();
 
-  private int seenNodeCount = -1;
   private Node anchor;
   private String prefix = "";
   private Node lastNode;
@@ -228,8 +226,6 @@ public final class GraphBuilder {
     } else {
       graph.addNode(n);
     }
-    nodeNames.add(name);
-    seenNodeCount = graph.nodeCount();
     if (dom != null && !dom.equals("ai.onnx")) domains.add(dom);
     lastNode = n;
     return n;
@@ -292,7 +288,6 @@ public final class GraphBuilder {
   }
 
   private String freshNodeName(String base, int numOutputs) {
-    refreshNodeNames();
     String candidate = base;
     for (int k = 1; !isFree(candidate, numOutputs); k++) {
       candidate = base + "_" + k;
@@ -301,7 +296,7 @@ public final class GraphBuilder {
   }
 
   private boolean isFree(String nodeName, int numOutputs) {
-    if (nodeNames.contains(nodeName)) return false;
+    if (graph.nodeNameUsed(nodeName)) return false;
     for (int i = 0; i < numOutputs; i++) {
       if (!isFreeValueName(outputName(nodeName, i))) return false;
     }
@@ -315,17 +310,6 @@ public final class GraphBuilder {
    */
   private boolean isFreeValueName(String name) {
     return graph.lookup(name).isEmpty() && graph.freshName(name).equals(name);
-  }
-
-  /** Re-reads the node names when someone else changed the graph since the builder last looked. */
-  private void refreshNodeNames() {
-    if (graph.nodeCount() == seenNodeCount) return;
-    Graph top = graph;
-    while (top.outerGraph() != null) top = top.outerGraph();
-    for (Node n : top.allNodes()) {
-      if (!n.name().isEmpty()) nodeNames.add(n.name());
-    }
-    seenNodeCount = graph.nodeCount();
   }
 
   private static Shape shapeOf(Object... dims) {
