@@ -41,7 +41,7 @@ import java.util.Set;
  */
 public final class CodaDistillation {
   /** The objective's output: the masked difference of the hidden states. */
-  public static final String RESIDUAL = "graft.coda.distill_residual";
+  public static final String RESIDUAL = "coda_distill_residual";
 
   private CodaDistillation() {}
 
