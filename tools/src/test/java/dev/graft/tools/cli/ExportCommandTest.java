@@ -11,11 +11,8 @@ import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.PassManager;
-import dev.graft.rewrite.Targets;
+import dev.graft.rewrite.recipe.Recipe;
 import dev.graft.rewrite.TrainableRegistry;
-import dev.graft.rewrite.peft.ClassificationHeadPass;
-import dev.graft.rewrite.peft.LayerNormAffinePass;
-import dev.graft.rewrite.peft.LoraPass;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -34,11 +31,18 @@ class ExportCommandTest {
   static void tune() {
     miniLm = PretrainedModels.miniLm();
     Model m = ModelIO.load(miniLm);
+    // Through a recipe, as graft rewrite and graft train do, so the model records what was applied
+    // (the adapter-only export replays that record on the base).
     new PassManager(
-            List.of(
-                new LoraPass(Targets.glob("layer.*.attention.{query,value}"), LoraPass.Config.defaults()),
-                new LayerNormAffinePass(Targets.all()),
-                new ClassificationHeadPass(ClassificationHeadPass.Config.of(2, ClassificationHeadPass.Pooling.MEAN))))
+            Recipe.parse(
+                    """
+                    passes:
+                      - {method: lora, targets: ["layer.*.attention.query", "layer.*.attention.value"], rank: 8, alpha: 16}
+                      - {method: layernorm-affine, targets: "**"}
+                      - {method: classification-head, classes: 2, pooling: mean}
+                    """,
+                    "export-test.yaml")
+                .passes())
         .run(m);
     SplittableRandom r = new SplittableRandom(1);
     Graph g = m.graph();
