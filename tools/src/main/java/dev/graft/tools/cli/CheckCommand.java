@@ -35,8 +35,9 @@ import picocli.CommandLine.Spec;
     },
     footerHeading = "%nExamples:%n",
     footer = {
-      "  graft check merged.onnx --reference run/tuned.onnx --runtime ort-node,opencv",
-      "  graft check merged.onnx --runtime ort-node --runs 50 --threads 1"
+      "  graft check merged.onnx --reference run/tuned.onnx --runtime ort-node,ort-java",
+      "  graft check merged.onnx --runtime ort-node --runs 50 --threads 1",
+      "  (--runtime opencv adds OpenCV's DNN; it refuses the BERT-family exports today, naming the op)"
     })
 final class CheckCommand implements Callable<Integer> {
   @Spec CommandSpec spec;

@@ -49,7 +49,7 @@ import picocli.CommandLine.Spec;
     footerHeading = "%nExamples:%n",
     footer = {
       "  graft export run/tuned.onnx merged.onnx",
-      "  graft export run/tuned.onnx merged.onnx --fp16 --external-data --ir-version 8",
+      "  graft export run/tuned.onnx merged-fp16.onnx --fp16 --external-data --ir-version 8",
       "  graft export run/tuned.onnx merged13.onnx --opset 13 --ir-version 7",
       "  graft export run/tuned.onnx int8.onnx --quantize int8 --data run/test-split.jsonl --max-accuracy-drop 0.01",
       "  graft export run/tuned.onnx adapter/ --adapter-only --base all-minilm-l6-v2.onnx",

@@ -101,7 +101,18 @@ public final class TextGenerator implements AutoCloseable {
       for (int k = 0; k < options.maxNewTokens(); k++) {
         int start = cached() ? all.size() - step.length : 0;
         if (!cached()) step = toArray(all);
-        float[] logits = run(step, start, all.size(), past);
+        float[] logits;
+        try {
+          logits = run(step, start, all.size(), past);
+        } catch (OrtException e) {
+          if (k == 0) throw e;
+          // The prompt ran, a longer sequence does not: the model's position tables (rotary
+          // cos/sin, learned positions) or its cache end here. That is the model's context length.
+          throw new IllegalArgumentException(String.format(
+              "The model could not run at position %d (ONNX Runtime: %s). Its context probably ends there:"
+                  + " with this %d-byte prompt, generate at most %d new tokens (--max-new-tokens %d).",
+              all.size() - 1, e.getMessage(), promptIds.length, k, k), e);
+        }
         long next = pick(logits, options, random);
         fresh.add(next);
         all.add(next);

@@ -44,6 +44,21 @@ class TextGeneratorTest {
     assertThat(other).isTrue();
   }
 
+  @Test
+  void generatingPastTheModelsPositionTablesSaysHowManyTokensFit(@TempDir Path dir) throws Exception {
+    // Config.small() has rotary tables of 128 positions: a 15-byte prompt fits 114 new tokens (the last one is picked at position 127).
+    Path p = dir.resolve("cached.onnx");
+    ModelIO.save(TinyDecoders.standard(C.withPast(true)), p);
+    try (TextGenerator g = new TextGenerator(p, 1)) {
+      org.assertj.core.api.Assertions.assertThatThrownBy(
+              () -> g.generate("Fellow-Citizens", new TextGenerator.Options(200, 0, 1, 1)))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageStartingWith("The model could not run at position 128")
+          .hasMessageContaining("generate at most 114 new tokens (--max-new-tokens 114)");
+      assertThat(g.generate("Fellow-Citizens", new TextGenerator.Options(114, 0, 1, 1))).isNotNull();
+    }
+  }
+
   private static String generate(Path dir, String name, Model m, TextGenerator.Options o, boolean cached) throws Exception {
     Path p = dir.resolve(name + ".onnx");
     ModelIO.save(m, p);
