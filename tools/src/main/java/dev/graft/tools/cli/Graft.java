@@ -56,10 +56,26 @@ public final class Graft implements Runnable {
     spec.commandLine().usage(spec.commandLine().getOut());
   }
 
+  /**
+   * The stack of the thread that runs a command. ONNX Runtime builds and optimises sessions on the
+   * calling thread, and on a train-step graph its recursion can pass the JVM's default 1 MiB
+   * thread stack: a native overflow there kills the process with SIGSEGV and no message (seen with
+   * a long classpath). Graft runs every command on a thread with room to spare.
+   */
+  static final long COMMAND_STACK_BYTES = 256L << 20;
+
   public static void main(String... args) {
     PrintWriter out = new PrintWriter(System.out, true, StandardCharsets.UTF_8);
     PrintWriter err = new PrintWriter(System.err, true, StandardCharsets.UTF_8);
-    System.exit(run(out, err, args));
+    int[] status = {1};
+    Thread command = new Thread(null, () -> status[0] = run(out, err, args), "graft", COMMAND_STACK_BYTES);
+    command.start();
+    try {
+      command.join();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    System.exit(status[0]);
   }
 
   /** Runs the CLI in-process, writing to {@code out} and {@code err}; returns the exit status. */

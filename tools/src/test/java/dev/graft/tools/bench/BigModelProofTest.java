@@ -127,6 +127,9 @@ class BigModelProofTest {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add(heap);
+    // BigModelTrain opens its sessions on the main thread: room for ONNX Runtime's recursion (see
+    // Graft.COMMAND_STACK_BYTES, which the CLI uses).
+    cmd.add("-Xss256m");
     cmd.add("-cp");
     cmd.add(System.getProperty("java.class.path"));
     cmd.addAll(List.of(args));
