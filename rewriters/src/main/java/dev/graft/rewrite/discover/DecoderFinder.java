@@ -191,26 +191,7 @@ final class DecoderFinder {
     long in = n.attrLong("K", -1);
     long out = n.attrLong("N", -1);
     if (in <= 0 || out <= 0) return Optional.empty();
-    Value result = GraftTags.throughMerges(n.output());
-    Node biasAdd = null;
-    Value bias = n.input(5);
-    Optional<Use> reader = GraphFacts.onlyReader(result);
-    if (bias == null && reader.isPresent() && reader.get().node().is("Add") && result.uses().size() == 1) {
-      Node add = reader.get().node();
-      Value other = add.input(1 - reader.get().index());
-      Optional<Tensor> b = constant(other);
-      if (b.isPresent() && b.get().dataType() == DataType.FLOAT && b.get().numElements() == out
-          && b.get().dims().length <= 1) {
-        biasAdd = add;
-        bias = GraftTags.origin(other);
-        result = GraftTags.throughMerges(add.output());
-      }
-    }
-    ImmutableList<Node> nodes = biasAdd == null ? ImmutableList.of(n) : ImmutableList.of(n, biasAdd);
-    return Optional.of(
-        new LinearModule(
-            "", ModuleKind.LINEAR, OptionalInt.empty(), n, n.input(1), Optional.ofNullable(bias),
-            biasAdd, x, result, in, out, nodes));
+    return LinearFinder.withBiasAdd(n, x, n.input(5), in, out);
   }
 
   // ---- attention -------------------------------------------------------------------------------

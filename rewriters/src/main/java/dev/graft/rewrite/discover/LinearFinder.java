@@ -38,11 +38,19 @@ final class LinearFinder {
     if (x == null || isConstant(x) || w.isEmpty()) return Optional.empty();
     long in = w.get().dims()[0];
     long out = w.get().dims()[1];
+    return withBiasAdd(n, x, null, in, out);
+  }
+
+  /**
+   * The linear module of {@code n} (x [.., in] to [.., out], weight at input 1). Without a {@code
+   * bias} of its own, an Add that alone reads n's output and adds a float constant of {@code out}
+   * elements is taken as its bias. Shared by MatMul here and MatMulNBits in {@link DecoderFinder}.
+   */
+  static Optional<LinearModule> withBiasAdd(Node n, Value x, Value bias, long in, long out) {
     Value result = GraftTags.throughMerges(n.output());
     Node biasAdd = null;
-    Value bias = null;
     Optional<Use> reader = GraphFacts.onlyReader(result);
-    if (reader.isPresent() && reader.get().node().is("Add") && result.uses().size() == 1) {
+    if (bias == null && reader.isPresent() && reader.get().node().is("Add") && result.uses().size() == 1) {
       Node add = reader.get().node();
       Value other = add.input(1 - reader.get().index());
       Optional<Tensor> b = constant(other);
