@@ -205,41 +205,86 @@ public final class DeltaFolding {
         "%s: the branch reads %s data; folding evaluates it on a float identity only",
         where,
         x.dataType().orElse(null));
-    float[] eye = new float[Math.toIntExact(in * in)];
-    for (int i = 0; i < in; i++) eye[i * (int) in + i] = 1f;
     Node sink = merge.input(1).producer().orElseThrow();
-    Tensor delta;
+    Tensor merged;
     try {
-      delta =
-          evaluate(model, ordered, List.of(sink), Map.of(x, DenseTensor.ofFloats(x.name(), new long[] {in, in}, eye)))
-              .get(sink.output().name());
+      merged = mergedWeight(model, ordered, sink, x, in, wT, transB, alpha);
     } catch (RuntimeException e) {
-      throw new IllegalStateException(where + ": cannot evaluate the branch on the identity: " + e.getMessage(), e);
+      throw new IllegalStateException(
+          where + ": cannot compute W + branch(I) (W " + wT.shape() + "): " + e.getMessage(), e);
     }
-    setConstant(g, linear, 1, store.apply(addDelta(wT, delta, transB, alpha, where)));
+    setConstant(g, linear, 1, store.apply(merged));
 
     bypass(merge, merge.input(0));
     remove(g, merge, touched, removed);
     for (int i = ordered.size() - 1; i >= 0; i--) remove(g, ordered.get(i), touched, removed);
   }
 
-  /** {@code W + ΔW} ({@code W + ΔWᵀ / alpha} for a Gemm), computed by ORT. */
-  private static Tensor addDelta(Tensor w, Tensor delta, boolean transB, float alpha, String where) {
+  /**
+   * {@code W + branch(I)} ({@code W + branch(I)ᵀ / alpha} for a Gemm with transB), computed by
+   * ORT in one graph, W handed over as it is (a mapped external weight, without a copy). A
+   * {@code MatMul(x, C)} at the branch's start is C on the identity (LoRA: ΔW = A·B·s); any
+   * other reader of x gets the identity, made inside the graph, never in the heap:
+   *
+   * <pre>
+   *   I = EyeLike(ConstantOfShape([in, in]));  ΔW = branch(I);  merged = W + f(ΔW)
+   * </pre>
+   */
+  private static Tensor mergedWeight(
+      Model owner, List<Node> ordered, Node sink, Value x, long in, Tensor w, boolean transB, float alpha) {
     GraphBuilder gb = GraphBuilder.create("fold_linear");
+    Graph mini = gb.graph();
     Value wv = gb.input("W", w.dataType(), (Object[]) boxed(w.dims()));
-    Value dv = gb.input("dW", delta.dataType(), (Object[]) boxed(delta.dims()));
-    Value d = dv;
+    Map<Value, Value> map = new IdentityHashMap<>();
+    for (Node n : ordered) {
+      boolean first = n.is("MatMul") && n.input(0) == x && n.input(1) != null;
+      Optional<Tensor> c = first ? Constants.valueOf(n.input(1)) : Optional.empty();
+      if (c.isPresent() && c.get().dims().length == 2) {
+        // MatMul(I, C) = C exactly (each sum adds zeros to one product by 1): LoRA's x·A on the
+        // identity is A, without an [in, in] identity and its in²·r multiplications.
+        map.put(n.output(), constantIn(mini, map, n.input(1)));
+        continue;
+      }
+      List<Value> ins = new ArrayList<>();
+      for (Value v : n.inputs()) {
+        if (v == null) {
+          ins.add(null);
+          continue;
+        }
+        if (v == x && !map.containsKey(x)) {
+          map.put(x, gb.op("EyeLike", gb.op("ConstantOfShape", gb.int64s(in, in))));
+        }
+        ins.add(map.containsKey(v) ? map.get(v) : constantIn(mini, map, v));
+      }
+      Node copy =
+          new Node(n.domain(), n.opType(), ins, List.of(n.output().name()), List.copyOf(n.attributes().values()), n.name());
+      mini.addNode(copy);
+      map.put(n.output(), copy.output());
+    }
+    Value d = map.get(sink.output());
     if (transB) d = gb.op("Transpose", d);
     if (alpha != 1f) d = gb.op("Div", d, gb.scalar(alpha));
-    if (delta.dataType() != w.dataType()) d = gb.op("Cast", List.of(d), Attr.of("to", (long) w.dataType().code()));
+    if (sink.output().dataType().orElse(w.dataType()) != w.dataType()) {
+      d = gb.op("Cast", List.of(d), Attr.of("to", (long) w.dataType().code()));
+    }
     gb.output("merged", gb.op("Add", wv, d));
     gb.typed(gb.graph().outputs().get(0), w.dataType(), (Object[]) boxed(w.dims()));
-    try {
-      return OrtEval.run(gb.model(17), Map.of("W", w, "dW", delta)).get("merged");
-    } catch (RuntimeException e) {
-      throw new IllegalStateException(
-          where + ": cannot compute W + ΔW (W " + w.shape() + ", ΔW " + delta.shape() + "): " + e.getMessage(), e);
+    // The branch speaks the model's dialect.
+    Model m = gb.model(owner.defaultOpset().orElse(17));
+    owner.opsets().forEach(m::setOpset);
+    if (owner.irVersion() > 0) m.setIrVersion(owner.irVersion());
+    return OrtEval.runUnoptimized(m, Map.of("W", w), "a merged weight").get("merged");
+  }
+
+  /** The mini graph's initializer holding constant {@code v} (added once). */
+  private static Value constantIn(Graph mini, Map<Value, Value> map, Value v) {
+    Value mapped = map.get(v);
+    if (mapped == null) {
+      Tensor t = Constants.valueOf(v).orElseThrow();
+      mapped = mini.addInitializer(v.name(), t.withName(v.name()));
+      map.put(v, mapped);
     }
+    return mapped;
   }
 
   /** Each branch node must feed only the branch and the merge Add; otherwise folding would change other readers. */

@@ -158,6 +158,7 @@ final class ExportCommand implements Callable<Integer> {
       stdout.printf(
           "Wrote %s: %s (%s; %,d trained parameters)%n",
           out, String.join(", ", r.files()), String.join(", ", r.methods()), r.parameters());
+      stdout.println("Time: " + r.timing().summary());
     } else {
       ModelPaths.requireWritableTarget(out);
       if (opset != null || quantize != null) {
@@ -182,6 +183,7 @@ final class ExportCommand implements Callable<Integer> {
           r.irVersion(),
           fp16 ? ", " + r.fp16Initializers() + " weights as fp16" : "",
           externalData ? ", external data in " + out.getFileName() + ".data" : "");
+      stdout.println("Time: " + r.timing().summary());
     }
     stdout.flush();
     return 0;
