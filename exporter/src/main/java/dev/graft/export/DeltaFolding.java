@@ -331,34 +331,6 @@ public final class DeltaFolding {
     return linear;
   }
 
-  /** {@code W + s·(A·B)} (transposed when transB, over alpha for Gemm) computed by ORT. */
-  private static Tensor addScaledProduct(
-      Tensor w, Tensor a, Tensor b, Tensor s, boolean transB, float alpha, String where) {
-    GraphBuilder gb = GraphBuilder.create("fold_lora");
-    Value wv = gb.input("W", w.dataType(), (Object[]) boxed(w.dims()));
-    Value av = gb.input("A", a.dataType(), (Object[]) boxed(a.dims()));
-    Value bv = gb.input("B", b.dataType(), (Object[]) boxed(b.dims()));
-    Value sv = gb.input("s", s.dataType(), (Object[]) boxed(s.dims()));
-    Value delta = gb.op("Mul", gb.op("MatMul", av, bv), sv);
-    if (transB) delta = gb.op("Transpose", delta);
-    if (alpha != 1f) delta = gb.op("Div", delta, gb.scalar(alpha));
-    gb.output("merged", gb.op("Add", wv, delta));
-    gb.typed(gb.graph().outputs().get(0), w.dataType(), (Object[]) boxed(w.dims()));
-    Map<String, Tensor> feeds = new LinkedHashMap<>();
-    feeds.put("W", w);
-    feeds.put("A", a);
-    feeds.put("B", b);
-    feeds.put("s", s);
-    try {
-      return OrtEval.run(gb.model(17), feeds).get("merged");
-    } catch (RuntimeException e) {
-      throw new IllegalStateException(
-          where + ": cannot compute W + s·A·B (W " + w.shape() + ", A " + a.shape() + ", B " + b.shape()
-              + "): " + e.getMessage(),
-          e);
-    }
-  }
-
   // ---- rule 3: constant clusters ------------------------------------------------------------------
 
   private static List<String> foldConstantClusters(Model model, Set<Value> touched, int[] removed) {
