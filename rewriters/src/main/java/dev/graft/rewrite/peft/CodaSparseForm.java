@@ -57,8 +57,11 @@ public final class CodaSparseForm {
     checkArgument(!layers.isEmpty(), "The model has no CoDA layers (no '%s' metadata): rewrite it with the coda method first.", CodaLayers.KEY);
     checkArgument(!"sparse".equals(m.metadata().get(FORM_KEY)), "The model's CoDA layers are already in the sparse inference form.");
     Graph g = m.graph();
+    Set<Value> read = new HashSet<>();
+    for (Value v : g.initializers()) if (v.hasUses()) read.add(v);
     for (CodaLayers.Layer layer : layers) sparsify(g, layer);
     removeDeadNodes(g);
+    removeUnread(g, read);
     m.putMetadata(FORM_KEY, "sparse");
   }
 
@@ -202,6 +205,17 @@ public final class CodaSparseForm {
           again = true;
         }
       }
+    }
+  }
+
+  /**
+   * Removes the initializers in {@code read} (read before the rewrite) that nothing reads now:
+   * the constants of the removed dense combination. Graph inputs and outputs stay, and so do
+   * initializers that were unread before (not this rewrite's to judge).
+   */
+  private static void removeUnread(Graph g, Set<Value> read) {
+    for (Value v : List.copyOf(g.initializers())) {
+      if (read.contains(v) && !v.hasUses() && !v.isGraphOutput() && !v.isGraphInput()) g.removeInitializer(v);
     }
   }
 

@@ -33,6 +33,13 @@ class CodaPassTest extends PeftFixtures.MiniLmSetup {
     return m;
   }
 
+  private static java.util.List<String> unread(Model m) {
+    return m.graph().initializers().stream()
+        .filter(v -> !v.hasUses() && !v.isGraphOutput() && !v.isGraphInput())
+        .map(dev.graft.ir.Value::name)
+        .toList();
+  }
+
   private static Model reload(Model m) {
     return ModelIO.fromBytes(ModelIO.toBytes(m), null);
   }
@@ -49,6 +56,10 @@ class CodaPassTest extends PeftFixtures.MiniLmSetup {
       Model sparse = reload(soft);
       CodaSparseForm.apply(sparse);
       Verifier.verify(sparse);
+      // The initializer census: the dense combination's constants go with it; nothing is left
+      // that no node reads (the soft model has no such initializer either).
+      assertThat(unread(soft)).isEmpty();
+      assertThat(unread(sparse)).as("initializers the sparse export leaves unread").isEmpty();
 
       float[] h = PeftFixtures.lastHidden(hard, sentences);
       float[] s = PeftFixtures.lastHidden(sparse, sentences);
