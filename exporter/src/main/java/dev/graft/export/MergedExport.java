@@ -11,6 +11,7 @@ import dev.graft.ir.io.SaveOptions;
 import dev.graft.ir.tensor.Tensor;
 import java.nio.file.Path;
 import java.util.function.Consumer;
+import java.util.function.UnaryOperator;
 
 /**
  * The merged export: copy the tuned model, fold its deltas ({@link DeltaFolding}), optionally
@@ -65,7 +66,8 @@ public final class MergedExport {
   private static ExportReport write(
       Model tuned, Path out, ExportOptions options, Consumer<Model> beforeVerify, FoldSpill spill) {
     Model export = tuned.copy();
-    FoldReport fold = spill == null ? DeltaFolding.fold(export) : DeltaFolding.fold(export, spill);
+    DeltaFolding.Quantized quantized = options.keepUnmerged() ? DeltaFolding.Quantized.KEEP : DeltaFolding.Quantized.REFUSE;
+    FoldReport fold = DeltaFolding.fold(export, spill == null ? UnaryOperator.identity() : spill, quantized);
     Model reference = CodaExport.sparsify(tuned, export);
     int fp16 = options.fp16() ? Fp16Storage.apply(export) : 0;
     if (options.irVersion() != null) {
