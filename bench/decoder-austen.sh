@@ -4,11 +4,11 @@
 # parameters) adapted to another corpus, Jane Austen (Debian's r-cran-janeaustenr): trained on
 # Pride and Prejudice, scored on a novel it never sees, Persuasion (held out whole).
 #   bash bench/decoder-austen.sh [OUT_DIR]        (needs tools/target/graft.jar, or GRAFT_CP)
-# Env: EPOCHS (3), LORA_LR (5e-3), FULL_LRS ("3e-4 1e-3 3e-3"), THREADS (2), BATCH (16).
+# Env: EPOCHS (3), LORA_LR (5e-3), FULL_LRS ("3e-4 1e-3"), THREADS (2), BATCH (16).
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 out="${1:-runs/decoder-austen}"
-epochs="${EPOCHS:-3}"; lora_lr="${LORA_LR:-5e-3}"; full_lrs="${FULL_LRS:-3e-4 1e-3 3e-3}"
+epochs="${EPOCHS:-3}"; lora_lr="${LORA_LR:-5e-3}"; full_lrs="${FULL_LRS:-3e-4 1e-3}"
 threads="${THREADS:-2}"; batch="${BATCH:-16}"
 base="${GRAFT_DECODER:-$HOME/.cache/graft/models/decoder-sotu-1790-1860.onnx}"
 [[ -f "$base" ]] || { echo "no pretrained decoder at $base (set GRAFT_DECODER)" >&2; exit 1; }
