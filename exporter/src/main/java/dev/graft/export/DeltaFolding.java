@@ -61,23 +61,48 @@ import java.util.function.UnaryOperator;
  * entries of kept modules stay.
  *
  * <p>A method whose fold is mergeable must fold completely: a branch in a shape the rule does not
- * recognise is an error, never silently kept.
+ * recognise is an error, never silently kept. The one exception is asked for: a linear branch
+ * over a 4-bit {@code com.microsoft MatMulNBits} (ORT GenAI's int4 models). Its weight is packed
+ * uint8 with per-block scales, so {@code W + ΔW} would have to be re-quantised, adding the 4-bit
+ * rounding error to the tuned model's. {@link Quantized#REFUSE} (the default) checks every
+ * branch before changing anything and refuses in one line naming the way out; {@link
+ * Quantized#KEEP} leaves those branches as nodes beside the 4-bit weights (listed in {@link
+ * FoldReport#kept}) and folds the rest:
+ *
+ * <pre>
+ *   Add(MatMulNBits(x, Wq, scales), Mul(MatMul(MatMul(x, A), B), s))   kept as it is (KEEP)
+ * </pre>
  */
 public final class DeltaFolding {
   private DeltaFolding() {}
+
+  /** What to do with linear branches over 4-bit {@code MatMulNBits} weights (see the class comment). */
+  public enum Quantized {
+    /** Refuse the whole fold, before any change, naming --keep-unmerged and --adapter-only. */
+    REFUSE,
+    /** Keep those branches as nodes; fold everything else. */
+    KEEP
+  }
 
   /** Folds {@code model} in place. */
   public static FoldReport fold(Model model) {
     return fold(model, UnaryOperator.identity());
   }
 
+  /** As {@link #fold(Model, UnaryOperator)}, refusing branches over 4-bit weights. */
+  public static FoldReport fold(Model model, UnaryOperator<Tensor> store) {
+    return fold(model, store, Quantized.REFUSE);
+  }
+
   /**
    * Folds {@code model} in place; each merged weight of the linear-branch rule passes through
    * {@code store} as soon as it is computed, which may write it out and return a tensor that reads
    * it back (an export streams this way: it holds one merged weight at a time, never the model).
+   * Linear branches over 4-bit weights are refused or kept as {@code quantized} says.
    */
-  public static FoldReport fold(Model model, UnaryOperator<Tensor> store) {
+  public static FoldReport fold(Model model, UnaryOperator<Tensor> store, Quantized quantized) {
     Graph g = model.graph();
+    Set<String> keptOverQuantized = overQuantized(g, quantized);
     Set<Value> touched = Collections.newSetFromMap(new IdentityHashMap<>());
     List<String> folded = new ArrayList<>();
     int[] removed = {0};
@@ -104,6 +129,7 @@ public final class DeltaFolding {
       if (merge.graph() == null) continue; // removed by an earlier fold
       if (!GraftTags.isMerge(merge)) continue;
       String method = GraftTags.method(merge).orElse("");
+      if (keptOverQuantized.contains(method + " " + GraftTags.module(merge).orElse(""))) continue;
       if (Methods.foldOf(method) instanceof Fold.LinearBranch) {
         foldLinearBranch(model, merge, touched, removed, store);
         folded.add(method + " " + GraftTags.module(merge).orElse(""));
@@ -132,6 +158,11 @@ public final class DeltaFolding {
     for (Node n : g.nodes()) {
       if (!GraftTags.isGraft(n)) continue;
       String method = GraftTags.method(n).orElse("");
+      String key = method + " " + GraftTags.module(n).orElse("");
+      if (keptOverQuantized.contains(key)) {
+        keptNodes.merge(key + ", unmerged over 4-bit MatMulNBits", 1, Integer::sum);
+        continue;
+      }
       checkState(
           !Methods.foldOf(method).mergeable(),
           "Node '%s' (%s) of the %s module '%s' is still in the graph after folding; a merged"
@@ -149,6 +180,31 @@ public final class DeltaFolding {
             .map(e -> e.getKey() + " (" + e.getValue() + " node" + (e.getValue() == 1 ? "" : "s") + ")")
             .collect(ImmutableList.toImmutableList());
     return new FoldReport(ImmutableList.copyOf(folded), kept, dropouts, removed[0], initializersRemoved);
+  }
+
+  /**
+   * The {@code "method module"} keys of linear branches whose linear is a {@code MatMulNBits}:
+   * with {@link Quantized#REFUSE} the first one is refused (nothing has changed yet).
+   */
+  private static Set<String> overQuantized(Graph g, Quantized quantized) {
+    Set<String> keys = new LinkedHashSet<>();
+    for (Node merge : g.nodes()) {
+      if (!GraftTags.isMerge(merge) || !merge.is("Add")) continue;
+      String method = GraftTags.method(merge).orElse("");
+      if (!(Methods.foldOf(method) instanceof Fold.LinearBranch)) continue;
+      Node linear = GraftTags.origin(merge.input(0)).producer().orElse(null);
+      if (linear == null || !linear.opType().equals("MatMulNBits") || !"com.microsoft".equals(linear.domain())) continue;
+      String module = GraftTags.module(merge).orElse("");
+      if (quantized == Quantized.REFUSE) {
+        throw new IllegalArgumentException(
+            method + " module '" + module + "' sits on 4-bit weights (MatMulNBits '" + linear.displayName()
+                + "'), which a merge cannot change without re-quantising them. Export with --keep-unmerged"
+                + " (the " + method + " stays as nodes beside the 4-bit weights) or --adapter-only --base BASE"
+                + " (an .onnx_adapter for ONNX Runtime GenAI's multi-LoRA).");
+      }
+      keys.add(method + " " + module);
+    }
+    return keys;
   }
 
   // ---- rule 2: linear branches -------------------------------------------------------------------

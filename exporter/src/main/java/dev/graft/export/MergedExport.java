@@ -90,7 +90,10 @@ public final class MergedExport {
       StagedSave staged) {
     long t0 = System.nanoTime();
     Model export = tuned.copy();
-    FoldReport fold = store == null ? DeltaFolding.fold(export) : DeltaFolding.fold(export, store);
+    DeltaFolding.Quantized quantized =
+        options.keepUnmerged() ? DeltaFolding.Quantized.KEEP : DeltaFolding.Quantized.REFUSE;
+    FoldReport fold =
+        DeltaFolding.fold(export, store == null ? UnaryOperator.identity() : store, quantized);
     Model reference = CodaExport.sparsify(tuned, export);
     int fp16 = options.fp16() ? Fp16Storage.apply(export) : 0;
     if (options.irVersion() != null) {
