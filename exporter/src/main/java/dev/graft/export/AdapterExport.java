@@ -168,8 +168,9 @@ public final class AdapterExport {
         Model withInputs = baseWithInputs(baseModel, tmp);
         ModelIO.save(withInputs, tmp.resolve(BASE_WITH_INPUTS));
         ortV = MultiLora.verify(tuned, tmp.resolve(BASE_WITH_INPUTS), tmp.resolve(ORT_ADAPTER), feeds);
-        // The LoRA part in Hugging Face PEFT's files, for PeftModel.from_pretrained.
-        PeftAdapterFiles.write(tuned, tmp.resolve(PEFT_DIR));
+        // The LoRA part in Hugging Face PEFT's files, for PeftModel.from_pretrained (not for a
+        // PiSSA or OLoRA init, whose base weights are residuals: see PeftAdapterFiles.weightInit).
+        if (PeftAdapterFiles.weightInit(tuned).isEmpty()) PeftAdapterFiles.write(tuned, tmp.resolve(PEFT_DIR));
       }
       Files.createDirectories(outDir);
       List<String> files = new ArrayList<>();
