@@ -205,8 +205,9 @@ public final class AdapterExport {
         long m0 = System.nanoTime();
         ortV = MultiLora.verify(expected, tmp.resolve(BASE_WITH_INPUTS), tmp.resolve(ORT_ADAPTER), feeds, OrtEval.externalBytes(tuned));
         verifying += System.nanoTime() - m0;
-        // The LoRA part in Hugging Face PEFT's files, for PeftModel.from_pretrained.
-        PeftAdapterFiles.write(tuned, tmp.resolve(PEFT_DIR));
+        // The LoRA part in Hugging Face PEFT's files, for PeftModel.from_pretrained (not for a
+        // PiSSA or OLoRA init, whose base weights are residuals: see PeftAdapterFiles.weightInit).
+        if (PeftAdapterFiles.weightInit(tuned).isEmpty()) PeftAdapterFiles.write(tuned, tmp.resolve(PEFT_DIR));
       }
       Files.createDirectories(outDir);
       List<String> files = new ArrayList<>();
