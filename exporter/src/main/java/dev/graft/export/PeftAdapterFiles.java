@@ -39,6 +39,7 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
@@ -82,8 +83,29 @@ public final class PeftAdapterFiles {
     return path.replace('/', '.');
   }
 
+  /**
+   * The LoRA initialisation that moved part of the frozen weights into A and B ({@code pissa},
+   * {@code olora}), when a LoRA pass of {@code tuned} used one. PEFT files apply to the original
+   * base, whose weights are not the residuals; PEFT converts such an adapter to a rank-2r one
+   * (A with the initial A, B with minus the initial B), which Graft does not write yet.
+   */
+  public static Optional<String> weightInit(Model tuned) {
+    return AppliedMethods.read(tuned).stream()
+        .filter(a -> a.method().equals(LoraPass.METHOD))
+        .map(a -> String.valueOf(a.options().getOrDefault("init", "")).toLowerCase(java.util.Locale.ROOT))
+        .filter(i -> i.equals("pissa") || i.equals("olora"))
+        .findFirst();
+  }
+
   /** Writes the LoRA adapter of {@code tuned} in PEFT's layout to {@code outDir}. */
   public static PeftReport write(Model tuned, Path outDir) {
+    Optional<String> init = weightInit(tuned);
+    checkArgument(
+        init.isEmpty(),
+        "LoRA init %s moved the principal part of each weight into A and B, so PEFT files over the original"
+            + " base would need PEFT's conversion to a rank-2r adapter, which Graft does not write yet. Use Graft's"
+            + " adapter files (they replay the init on the base) or the merged export.",
+        init.orElse(""));
     PeftLayout layout = Methods.get(LoraPass.METHOD).peft().orElseThrow();
     List<AppliedMethods.Applied> lora =
         AppliedMethods.read(tuned).stream().filter(a -> a.method().equals(LoraPass.METHOD)).toList();
