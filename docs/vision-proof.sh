@@ -38,3 +38,11 @@ graft train "$vit" --recipe examples/recipes/layernorm-affine.yaml $common $vimg
 graft train "$vit" --recipe examples/recipes/vision/vit-two-stage.yaml $common $vimg --lr 5e-3 --out "$runs/vit-two-stage"
 graft train "$vit" --recipe examples/recipes/vision/vit-houlsby.yaml $common $vimg --lr 2e-3 --out "$runs/vit-houlsby"
 graft train "$vit" --recipe examples/recipes/vision/vit-u-tuning.yaml $common $vimg --lr 2e-3 --out "$runs/vit-u-tuning"
+graft train "$vit" --recipe examples/recipes/vpt.yaml $common $vimg --lr 3e-2 --out "$runs/vit-vpt"
+graft train "$vit" --recipe examples/recipes/vision/vit-vpt-deep.yaml $common $vimg --lr 3e-2 --out "$runs/vit-vpt-deep"
+
+# Two-stage against LayerNorm-affine alone at the same total epochs: each stage runs the run's
+# epochs, so --epochs 1 gives 1 + 1 (against LN-affine for 2, above) and --epochs 2 gives 2 + 2.
+vcommon="--train mnist --seed 42 --threads 2 --batch-size 32"
+graft train "$vit" --recipe examples/recipes/vision/vit-two-stage.yaml $vcommon $vimg --epochs 1 --lr 5e-3 --out "$runs/vit-two-stage-1+1"
+graft train "$vit" --recipe examples/recipes/layernorm-affine.yaml $vcommon $vimg --epochs 4 --lr 5e-3 --out "$runs/vit-ln-affine-4"

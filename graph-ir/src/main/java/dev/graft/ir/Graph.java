@@ -82,7 +82,10 @@ public final class Graph {
     this.extras = extras == null ? new byte[0] : extras.clone();
   }
 
-  /** The node whose attribute holds this graph, or null for a top-level graph. */
+  /**
+   * The node whose attribute holds this graph, or null for a top-level graph (an exception to
+   * the package's Optional convention, kept for its callers; see package-info).
+   */
   public Node parentNode() {
     return parentNode;
   }
@@ -91,7 +94,7 @@ public final class Graph {
     this.parentNode = n;
   }
 
-  /** The graph around this one, or null. */
+  /** The graph around this one, or null for a top-level graph (as {@link #parentNode()}). */
   public Graph outerGraph() {
     return parentNode == null ? null : parentNode.graph();
   }
@@ -284,6 +287,24 @@ public final class Graph {
     checkArgument(initializers.get(v.name()) == v, "'%s' is not an initializer of '%s'", v.name(), name);
     v.setInitializerInternal(tensor);
     if (v.type() == null) v.setType(Type.tensor(tensor.dataType(), tensor.shape()));
+  }
+
+  /**
+   * Drops the default of a graph input that is also an initializer (an "overridable
+   * initializer"): it stays an input, with its type and uses, and must now be fed.
+   */
+  public void dropInputDefault(Value v) {
+    checkArgument(
+        inputs.contains(v) && initializers.get(v.name()) == v,
+        "'%s' is not an input with an initializer default in graph '%s'",
+        v.name(),
+        name);
+    if (v.type() == null) {
+      Tensor t = v.initializer().orElseThrow();
+      v.setType(Type.tensor(t.dataType(), t.shape()));
+    }
+    initializers.remove(v.name());
+    v.setInitializerInternal(null);
   }
 
   /** Removes an initializer nothing uses (and its graph input, if it was listed as one). */

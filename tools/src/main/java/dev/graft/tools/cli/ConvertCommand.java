@@ -1,13 +1,21 @@
 package dev.graft.tools.cli;
 
+import dev.graft.export.FeedForm;
 import dev.graft.ir.Model;
 import dev.graft.ir.convert.OpsetDowngrade;
 import dev.graft.ir.convert.OpsetUpgrade;
 import dev.graft.ir.convert.UpgradeReport;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.io.SaveOptions;
+import dev.graft.tools.check.StaticShapes;
+import dev.graft.tools.check.TargetRuntime;
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -82,6 +90,24 @@ final class ConvertCommand implements Callable<Integer> {
           + " operator changed is rewritten back and an op with no older form is refused by name.")
   Long opset;
 
+  @Option(
+      names = "--feed-form",
+      description = "Drop the default of every graph input that has one (an initializer listed among"
+          + " the inputs, like the LoRA inputs of base_with_lora_inputs.onnx): it must then be fed."
+          + " ONNX Runtime for Node.js needs this form to serve an adapter by feeding its tensors,"
+          + " since it drops feeds for inputs that have a default (docs/deployment.md). E.g."
+          + " graft convert adapter/base_with_lora_inputs.onnx base_feed.onnx --feed-form")
+  boolean feedForm;
+
+  @Option(
+      names = "--static-shape",
+      paramLabel = "NAME=SIZE,...",
+      description = "Fix every symbolic dim of the inputs (e.g. batch_size=1,sequence_length=128) and"
+          + " fold the shape computations that then become constant (Shape, Gather, Slice, ... chains)"
+          + " with ONNX Runtime's constant folding: the static graph OpenCV's DNN importer needs"
+          + " (docs/deployment.md).")
+  String staticShape;
+
   @Override
   public Integer call() {
     SaveOptions options = saveOptions();
@@ -95,10 +121,53 @@ final class ConvertCommand implements Callable<Integer> {
           opset < from ? OpsetDowngrade.downgrade(model, opset) : OpsetUpgrade.upgrade(model, opset);
       stdout.println(report);
     }
+    if (feedForm) {
+      List<String> changed = FeedForm.apply(model, null);
+      if (changed.isEmpty()) {
+        throw new UserError(in + " has no graph input with a default value; --feed-form has nothing to do.");
+      }
+      stdout.println("Feed form: " + changed.size() + " input(s) lost their default and must be fed: " + changed);
+    }
+    if (staticShape != null) model = staticShapes(model, StaticShapes.parse(staticShape), stdout);
     ModelIO.save(model, out, options);
     stdout.println("Wrote " + out + " (" + describe(options) + ")");
     stdout.flush();
     return 0;
+  }
+
+  /** The model with its input dims fixed and its shape computations folded by ORT. */
+  private static Model staticShapes(Model model, Map<String, Long> sizes, PrintWriter stdout) {
+    StaticShapes.fixDims(model, sizes);
+    long before = model.graph().nodes().size();
+    Path dir = null;
+    try {
+      dir = Files.createTempDirectory("graft-static-shape");
+      Path fixed = dir.resolve("fixed.onnx");
+      Path folded = dir.resolve("folded.onnx");
+      ModelIO.save(model, fixed, SaveOptions.inline());
+      try {
+        StaticShapes.fold(fixed, folded);
+      } catch (TargetRuntime.Refusal e) {
+        throw new UserError(e.getMessage());
+      }
+      Model out = ModelIO.load(folded);
+      long shapes = out.graph().nodes().stream().filter(n -> n.opType().equals("Shape")).count();
+      stdout.printf(
+          "Static shapes: inputs fixed to %s; ONNX Runtime folded %d nodes to %d (%d Shape left)%n",
+          sizes, before, out.graph().nodes().size(), shapes);
+      return out;
+    } catch (IOException e) {
+      throw new UncheckedIOException("Cannot write a temporary copy for folding: " + e.getMessage(), e);
+    } finally {
+      if (dir != null) {
+        try (var files = Files.list(dir)) {
+          for (Path f : files.toList()) Files.deleteIfExists(f);
+          Files.deleteIfExists(dir);
+        } catch (IOException ignored) {
+          // a temporary folder left behind is harmless
+        }
+      }
+    }
   }
 
   private SaveOptions saveOptions() {

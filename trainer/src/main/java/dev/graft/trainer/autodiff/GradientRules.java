@@ -26,7 +26,8 @@ import java.util.Optional;
 import java.util.Set;
 
 /**
- * The gradient rules, one per default-domain operator, in one immutable table. No reflection: an
+ * The gradient rules, one per default-domain operator (and {@code com.microsoft.Gelu}, which the
+ * training copy's {@code GeluFusion} emits), in one immutable table. No reflection: an
  * operator has a rule exactly when it is listed here. {@link #with} makes an extended copy.
  */
 public final class GradientRules {
@@ -95,6 +96,7 @@ public final class GradientRules {
               .put("Sin", TrigRules::sin)
               .put("Cos", TrigRules::cos)
               .put("Reciprocal", TrigRules::reciprocal)
+              .put("com.microsoft.Gelu", UnaryRules::contribGelu)
               .buildOrThrow());
 
   private final ImmutableMap<String, GradientRule> byOp;
@@ -108,9 +110,12 @@ public final class GradientRules {
     return STANDARD;
   }
 
-  /** The rule for a node's operator; only default-domain operators have rules. */
+  /**
+   * The rule for a node's operator: default-domain operators by op type, others (the contrib ops
+   * the trainer's own fusions emit) as {@code domain.opType}.
+   */
   public Optional<GradientRule> rule(Node n) {
-    return n.domain().isEmpty() ? Optional.ofNullable(byOp.get(n.opType())) : Optional.empty();
+    return Optional.ofNullable(byOp.get(n.domain().isEmpty() ? n.opType() : n.domain() + "." + n.opType()));
   }
 
   /** The operators that have a rule, sorted. */

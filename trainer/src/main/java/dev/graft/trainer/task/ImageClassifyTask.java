@@ -9,6 +9,8 @@ import dev.graft.ir.Model;
 import dev.graft.ir.Shape;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
+import dev.graft.ir.infer.ShapeInference;
+import dev.graft.ir.infer.ShapeInferenceException;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
@@ -194,8 +196,36 @@ public final class ImageClassifyTask implements Task {
     // Some exporters (Paddle2ONNX) write the batch as a fixed -1; a symbolic batch keeps it free
     // (a static -1 would reach the loss's batch mean and flip the gradient's sign).
     Dim batch = s.dim(0).isFixed() && s.dim(0).value() <= 0 ? Dim.of("batch") : s.dim(0);
+    if (batch.isFixed()) checkFixedBatch(image.name(), batch.value());
     image.setType(Type.tensor(DataType.FLOAT, Shape.of(batch, Dim.of(e.channels()), Dim.of(e.height()), Dim.of(e.width()))));
     ImageHeadPass.freeNegativeDims(model.graph());
+    try {
+      ShapeInference.infer(model.copy());
+    } catch (ShapeInferenceException tooSmall) {
+      // A CNN's pooling or a ViT's patch grid can outrun a small image.
+      throw new IllegalArgumentException(
+          "The prepared " + e.channels() + " x " + e.height() + " x " + e.width() + " images do not fit the model: "
+              + tooSmall.getMessage() + " Give a larger --image size=HxW (the size the model was trained at, if known).");
+    }
+  }
+
+  /**
+   * A model exported with a fixed batch size N trains only on batches of exactly N: the loss's
+   * labels and every batch take that shape. Refused here, in words, rather than by ORT's shape
+   * check at the first step.
+   */
+  private void checkFixedBatch(String input, long n) {
+    if (n != batchSize) {
+      throw new IllegalArgumentException(
+          "The model's input '" + input + "' has a fixed batch of " + n + ", so it cannot take batches of " + batchSize
+              + "; use --batch-size " + n + ", or export the model with a dynamic batch axis.");
+    }
+    if (n > 1 && (train.size() % n != 0 || test.size() % n != 0)) {
+      throw new IllegalArgumentException(
+          "The model's input '" + input + "' has a fixed batch of " + n + ", but " + train.size() + " training and "
+              + test.size() + " held-out images leave a smaller last batch; export the model with a dynamic batch"
+              + " axis, or use a batch-1 export with --batch-size 1.");
+    }
   }
 
   private static int fixed(Shape s, int axis) {

@@ -294,6 +294,9 @@ public final class TrainStepGraph {
     for (Param param : params) paramInputs.add(toInput(g, param.name()));
 
     ShapeInference.infer(m);
+    // The exporters' five-op Erf GELU runs as one com.microsoft Gelu in the training copy, with a
+    // gradient rule that recomputes from its input (GeluFusion needs the types inference gives).
+    GeluFusion.fuse(m);
     Value labelsValue = g.addInput(labels, loss.labelType(logitsValue));
     GraphBuilder b = GraphBuilder.on(g).prefix("/graft/loss");
     Value lossValue = b.output(StateNames.LOSS, loss.append(b, logitsValue, labelsValue));

@@ -47,6 +47,8 @@ class GradientCheckTest {
   private static final OrtEnvironment ENV = OrtEnvironment.getEnvironment();
   private static final DataType D = DataType.DOUBLE;
   private static final DataType F = DataType.FLOAT;
+  /** Op names with this prefix are com.microsoft contrib ops (which the trainer's fusions emit). */
+  private static final String CONTRIB = "com.microsoft.";
 
   enum Kind {
     ANY, // uniform in (-1, 1)
@@ -169,6 +171,9 @@ class GradientCheckTest {
     t.add(c("HardSwish", "HardSwish", List.of(x("x", 3, 4))).f32());
     t.add(c("Erf", "Erf", List.of(x("x", 2, 3))).f32());
     t.add(c("Gelu exact", "Gelu", List.of(x("x", 2, 3))).atOpset(20).f32());
+    // com.microsoft Gelu, which GeluFusion makes of the exporters' Erf pattern (float32 kernel).
+    t.add(c("contrib Gelu", CONTRIB + "Gelu", List.of(x("x", 2, 3))).f32());
+    t.add(c("contrib Gelu away from 0", CONTRIB + "Gelu", List.of(away("x", 3, 4))).f32());
     t.add(c("Gelu tanh", "Gelu", List.of(x("x", 2, 3)), Attr.of("approximate", "tanh")).atOpset(20).f32());
     // Selection.
     t.add(
@@ -449,7 +454,9 @@ class GradientCheckTest {
       }
       ins.add(v);
     }
-    Node n = new Node("", k.op(), ins, outputNames(k), k.attrs(), "the_" + k.op());
+    boolean contrib = k.op().startsWith(CONTRIB);
+    String op = contrib ? k.op().substring(CONTRIB.length()) : k.op();
+    Node n = new Node(contrib ? "com.microsoft" : "", op, ins, outputNames(k), k.attrs(), "the_" + op);
     g.addNode(n);
     if (loss == null) {
       for (Value o : n.outputs()) g.addOutput(o);
@@ -491,6 +498,7 @@ class GradientCheckTest {
     Model m = new Model(g);
     m.setIrVersion(9L);
     m.setOpset("", k.opset());
+    if (k.op().startsWith(CONTRIB)) m.setOpset("com.microsoft", 1);
     return m;
   }
 

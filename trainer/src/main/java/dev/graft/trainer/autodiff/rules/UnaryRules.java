@@ -63,6 +63,31 @@ public final class UnaryRules {
   }
 
   /**
+   * com.microsoft Gelu (contrib, every ORT build), the exact GELU that {@code GeluFusion} makes of
+   * the exporters' Erf pattern in the training copy: the same derivative as Gelu-20's exact form.
+   */
+  public static List<Optional<Value>> contribGelu(GradBuilder b, Node n, List<Value> g) {
+    return result(b, n, exactGeluBackward(b, n.input(0), g.get(0)));
+  }
+
+  /**
+   * dx = g * (Phi(x) + x phi(x)) in nine elementwise ops over x's size, none of them kept from
+   * the forward pass:
+   *
+   * <pre>
+   *   t = x / sqrt 2;  q = t * t = x^2 / 2;  p = exp(ln sqrt(2 / pi) - q) = 2 phi(x)
+   *   dx = (g * 0.5) * Sum(erf(t), x * p, 1)        since 2 Phi(x) = 1 + erf(t)
+   * </pre>
+   */
+  private static Value exactGeluBackward(GradBuilder b, Value x, Value g) {
+    Value t = b.mul(x, b.scalar(1 / Math.sqrt(2), x));
+    Value e = b.op("Erf", t);
+    Value p = b.op("Exp", b.sub(b.scalar(0.5 * Math.log(2 / Math.PI), x), b.mul(t, t)));
+    Value twice = b.op("Sum", e, b.mul(x, p), b.scalar(1.0, x));
+    return b.mul(b.mul(g, b.scalar(0.5, x)), twice);
+  }
+
+  /**
    * Gelu (opset 20). Exact: y = x * Phi(x), dx = g * (Phi(x) + x * phi(x)). Tanh approximation:
    * y = x/2 * (1 + tanh(u)), u = k (x + c x^3), dx = g * (1/2 (1 + t) + x/2 (1 - t^2) k (1 + 3c
    * x^2)).
@@ -84,12 +109,7 @@ public final class UnaryRules {
       Value right = b.mul(b.mul(half, x), b.mul(b.sub(one, b.mul(t, t)), du));
       d = b.add(left, right);
     } else if (approx.equals("none")) {
-      Value cdf = b.mul(half, b.add(one, b.op("Erf", b.mul(x, b.scalar(1 / Math.sqrt(2), x)))));
-      Value pdf =
-          b.mul(
-              b.op("Exp", b.mul(b.scalar(-0.5, x), b.mul(x, x))),
-              b.scalar(1 / Math.sqrt(2 * Math.PI), x));
-      d = b.add(cdf, b.mul(x, pdf));
+      return result(b, n, exactGeluBackward(b, x, g.get(0)));
     } else {
       throw b.fail("unknown approximate='" + approx + "'; expected 'none' or 'tanh'.");
     }
