@@ -3,11 +3,17 @@ package dev.graft.export;
 import static com.google.common.base.Preconditions.checkArgument;
 
 import com.google.common.base.Strings;
+import com.google.common.collect.ImmutableMap;
 import com.google.flatbuffers.FlatBufferBuilder;
+import com.google.flatbuffers.Table;
 import dev.graft.ir.DataType;
 import dev.graft.ir.io.AtomicFiles;
+import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -66,6 +72,10 @@ import java.util.TreeMap;
  *
  * The feeding happens only in {@code Run}; ORT's {@code RunWithBinding} ignores active adapters
  * (the Java API has no binding, so this does not arise here).
+ *
+ * <p>{@link #read} reads a file back (the tables through FlatBuffers' {@link Table} accessors, as
+ * generated code would), for runtimes without the adapter API, which feed the parameters as
+ * inputs themselves, and to check an adapter against a model before running it.
  */
 public final class OnnxAdapterFile {
 
@@ -145,6 +155,113 @@ public final class OnnxAdapterFile {
     int adapter = b.endTable();
     b.finish(adapter, FILE_IDENTIFIER);
     return b.sizedByteArray();
+  }
+
+  /**
+   * The parameters of an adapter file, keyed by the graph input each one feeds, in file order.
+   * A file that is not a format-version-1 ORT adapter, or whose tables run past its end, is refused
+   * with one line saying so.
+   */
+  public static ImmutableMap<String, Tensor> read(Path file) {
+    checkArgument(file != null, "OnnxAdapterFile.read needs a file, got null");
+    checkArgument(Files.isRegularFile(file), "Adapter file %s does not exist; pass the adapter%s that graft export --adapter-only wrote", file, EXTENSION);
+    byte[] bytes;
+    try {
+      bytes = Files.readAllBytes(file);
+    } catch (IOException e) {
+      throw new UncheckedIOException("Cannot read " + file + ": " + e.getMessage(), e);
+    }
+    ByteBuffer bb = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+    checkArgument(
+        bytes.length >= 8 && FILE_IDENTIFIER.equals(new String(bytes, 4, 4, java.nio.charset.StandardCharsets.ISO_8859_1)),
+        "%s is not an ONNX Runtime adapter: it lacks the file identifier \"%s\" at byte 4",
+        file,
+        FILE_IDENTIFIER);
+    try {
+      AdapterTable adapter = new AdapterTable(bb.getInt(0), bb);
+      checkArgument(
+          adapter.formatVersion() == FORMAT_VERSION,
+          "%s has adapter format version %s; ONNX Runtime (and Graft) read version %s",
+          file,
+          adapter.formatVersion(),
+          FORMAT_VERSION);
+      ImmutableMap.Builder<String, Tensor> out = ImmutableMap.builder();
+      for (int i = 0; i < adapter.parameterCount(); i++) {
+        ParameterTable p = adapter.parameter(i);
+        String name = p.name();
+        checkArgument(name != null && !name.isEmpty(), "%s: parameter %s has no name", file, i);
+        DataType type = DataType.fromCodeOrNull(p.dataType());
+        checkArgument(
+            type != null && type != DataType.UNDEFINED && type != DataType.STRING,
+            "%s: parameter '%s' has element type code %s, which is no fixed-width ONNX type",
+            file,
+            name,
+            p.dataType());
+        DenseTensor t = DenseTensor.ofRaw(name, type, p.dims(), p.rawData());
+        out.put(name, t);
+      }
+      return out.buildOrThrow();
+    } catch (IndexOutOfBoundsException | java.nio.BufferUnderflowException e) {
+      throw new IllegalArgumentException(file + " is truncated or not an ONNX Runtime adapter: its tables point past the end of the file", e);
+    }
+  }
+
+  /** The schema's {@code Adapter} table (vtable byte offset of field i: 4 + 2i). */
+  private static final class AdapterTable extends Table {
+    AdapterTable(int pos, ByteBuffer bb) {
+      __reset(pos, bb);
+    }
+
+    int formatVersion() {
+      int o = __offset(4 + 2 * ADAPTER_FORMAT_VERSION);
+      return o == 0 ? 0 : bb.getInt(bb_pos + o);
+    }
+
+    int parameterCount() {
+      int o = __offset(4 + 2 * ADAPTER_PARAMETERS);
+      return o == 0 ? 0 : __vector_len(o);
+    }
+
+    ParameterTable parameter(int i) {
+      int o = __offset(4 + 2 * ADAPTER_PARAMETERS);
+      return new ParameterTable(__indirect(__vector(o) + 4 * i), bb);
+    }
+  }
+
+  /** The schema's {@code Parameter} table. */
+  private static final class ParameterTable extends Table {
+    ParameterTable(int pos, ByteBuffer bb) {
+      __reset(pos, bb);
+    }
+
+    String name() {
+      int o = __offset(4 + 2 * PARAMETER_NAME);
+      return o == 0 ? null : __string(bb_pos + o);
+    }
+
+    long[] dims() {
+      int o = __offset(4 + 2 * PARAMETER_DIMS);
+      long[] d = new long[o == 0 ? 0 : __vector_len(o)];
+      for (int k = 0; k < d.length; k++) d[k] = bb.getLong(__vector(o) + Long.BYTES * k);
+      return d;
+    }
+
+    int dataType() {
+      int o = __offset(4 + 2 * PARAMETER_DATA_TYPE);
+      return o == 0 ? 0 : bb.getInt(bb_pos + o);
+    }
+
+    /** A little-endian copy of the raw bytes. */
+    ByteBuffer rawData() {
+      int o = __offset(4 + 2 * PARAMETER_RAW_DATA);
+      int n = o == 0 ? 0 : __vector_len(o);
+      if (n > 0 && (long) __vector(o) + n > bb.limit()) {
+        throw new IndexOutOfBoundsException("raw_data runs past the end of the file");
+      }
+      ByteBuffer copy = ByteBuffer.allocate(n).order(ByteOrder.LITTLE_ENDIAN);
+      if (n > 0) copy.put(bb.duplicate().position(__vector(o)).limit(__vector(o) + n)).flip();
+      return copy;
+    }
   }
 
   private static void check(String name, Tensor t) {

@@ -287,6 +287,47 @@ class OnnxAdapterFileTest {
     assertThat(OnnxAdapterFile.toBytes(params, 42, 7)).isEqualTo(bytes);
   }
 
+  @Test
+  void readGivesBackEveryParameterAsWritten() throws Exception {
+    // The reader (for runtimes without the adapter API) against the schema-checked writer above,
+    // on the same layout cases: odd sizes, empty, int64, float.
+    Map<String, Tensor> params = new LinkedHashMap<>();
+    params.put("z.lora_B", DenseTensor.ofFloats("t", new long[] {1, 3}, 1f, 2f, 3f));
+    params.put("a.lora_A", raw3Bytes());
+    params.put("empty", DenseTensor.ofFloats("e", new long[] {0, 4}));
+    params.put("single", DenseTensor.ofLongs("s", new long[] {1}, 5L));
+    Path p = dir.resolve("r" + OnnxAdapterFile.EXTENSION);
+    OnnxAdapterFile.write(p, params, 3, 4);
+
+    Map<String, Tensor> back = OnnxAdapterFile.read(p);
+
+    assertThat(back.keySet()).containsExactly("a.lora_A", "empty", "single", "z.lora_B");
+    for (Map.Entry<String, Tensor> e : params.entrySet()) {
+      Tensor t = back.get(e.getKey());
+      assertThat(t.dataType()).as(e.getKey()).isEqualTo(e.getValue().dataType());
+      assertThat(t.dims()).as(e.getKey()).isEqualTo(e.getValue().dims());
+      assertThat(t.rawData()).as(e.getKey()).isEqualTo(e.getValue().rawData());
+    }
+  }
+
+  @Test
+  void readRefusesWhatIsNoAdapterOrIsCut() throws Exception {
+    byte[] bytes = OnnxAdapterFile.toBytes(FIRST.parameters(), 1, 1);
+    Path cut = dir.resolve("cut" + OnnxAdapterFile.EXTENSION);
+    Files.write(cut, java.util.Arrays.copyOf(bytes, bytes.length / 2));
+    Path other = dir.resolve("other" + OnnxAdapterFile.EXTENSION);
+    byte[] renamed = bytes.clone();
+    renamed[4] = 'X';
+    Files.write(other, renamed);
+
+    assertThatThrownBy(() -> OnnxAdapterFile.read(other))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("is not an ONNX Runtime adapter: it lacks the file identifier \"TORT\"");
+    assertThatThrownBy(() -> OnnxAdapterFile.read(cut))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("is truncated or not an ONNX Runtime adapter");
+  }
+
   private static Tensor raw3Bytes() {
     return DenseTensor.ofRaw(
         "u", DataType.UINT8, new long[] {3}, ByteBuffer.wrap(new byte[] {1, 2, 3}));

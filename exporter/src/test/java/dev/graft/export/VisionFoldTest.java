@@ -20,7 +20,12 @@ import dev.graft.rewrite.PassManager;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry;
+import dev.graft.fixtures.VisionTransformer;
 import dev.graft.rewrite.peft.BatchNormAffinePass;
+import dev.graft.rewrite.peft.BottleneckAdapter;
+import dev.graft.rewrite.peft.HoulsbyAdapterPass;
+import dev.graft.rewrite.peft.LayerNormAffinePass;
+import dev.graft.rewrite.peft.UTuningPass;
 import dev.graft.rewrite.peft.ConvLoraPass;
 import dev.graft.rewrite.peft.LoraPass;
 import java.io.IOException;
@@ -33,9 +38,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Conv-LoRA and BatchNorm-affine on the real PaddleOCR MobileNetV3 (weights in Constant nodes):
- * identity at initialisation on ONNX Runtime, and after "training" (random deltas) the merged
- * export reproduces the tuned graph with the base model's op census.
+ * Conv-LoRA and BatchNorm-affine on the real PaddleOCR MobileNetV3 (weights in Constant nodes),
+ * and the identity-initialised methods on a ViT in PyTorch's export form: identity at
+ * initialisation on ONNX Runtime, and after "training" (random deltas) the merged export
+ * reproduces the tuned graph with the base model's op census.
  */
 class VisionFoldTest {
   private static byte[] cnn;
@@ -100,6 +106,59 @@ class VisionFoldTest {
     assertThat(e.verification().maxAbsDiff()).isLessThanOrEqualTo(1e-4);
     assertThat(OpCensus.of(merged.graph())).isEqualTo(OpCensus.of(base.graph()));
     assertThat(merged.graph().initializers()).isEmpty();
+  }
+
+  /** The ViT fixture (PyTorch's opset-17 export form, 2 blocks), fused or decomposed LayerNorm. */
+  static Model vit(boolean decomposed) {
+    return VisionTransformer.build(VisionTransformer.Config.tiny().withLayers(2).withDecomposedLayerNorm(decomposed), 3);
+  }
+
+  @Test
+  void onTheVitEveryIdentityInitialisedPassLeavesTheOutputsUnchanged() {
+    Model base = vit(false);
+    List<GraphPass> passes =
+        List.of(
+            new LoraPass(Targets.glob("layer.*.attention.{query,key,value,output}"), LoraPass.Config.defaults()),
+            new LoraPass(Targets.glob("layer.*.ffn.{up,down}"), LoraPass.Config.defaults().withRank(4)),
+            new ConvLoraPass(Targets.glob("embeddings.patch"), LoraPass.Config.defaults().withRank(2)),
+            new LayerNormAffinePass(Targets.all()),
+            new HoulsbyAdapterPass(Targets.glob("layer.*.{attention,ffn}"), BottleneckAdapter.Config.defaults().withSize(8)),
+            new UTuningPass(
+                Targets.glob("layer.*.ffn"),
+                UTuningPass.Config.bottleneck(UTuningPass.Op.FFN, BottleneckAdapter.Form.PARALLEL, BottleneckAdapter.Config.defaults().withSize(8))));
+    Model all = vit(false);
+    for (GraphPass pass : passes) {
+      Model one = vit(false);
+      assertThat(apply(one, pass).changed()).as(pass.name()).isTrue();
+      assertThat(maxDiff(base, one)).as(pass.name()).isLessThanOrEqualTo(1e-5);
+      apply(all, pass);
+    }
+    assertThat(maxDiff(base, all)).isLessThanOrEqualTo(1e-5);
+    // The check can fail: random deltas move the outputs.
+    randomise(all, 6);
+    assertThat(maxDiff(base, all)).isGreaterThan(1e-3);
+  }
+
+  @Test
+  void onTheVitLoraConvLoraAndLayerNormAffineFoldToTheBaseCensus() {
+    for (boolean decomposed : new boolean[] {false, true}) {
+      Model base = vit(decomposed);
+      Model tuned = vit(decomposed);
+      apply(tuned, new LoraPass(Targets.glob("layer.*.{attention.{query,key,value,output},ffn.{up,down}}"), LoraPass.Config.defaults()));
+      apply(tuned, new ConvLoraPass(Targets.glob("embeddings.patch"), LoraPass.Config.defaults().withRank(2)));
+      PassResult ln = apply(tuned, new LayerNormAffinePass(Targets.all()));
+      // 2 norms per block and the final one.
+      assertThat(ln.changes().size()).as("decomposed %s", decomposed).isEqualTo(5);
+      assertThat(maxDiff(base, tuned)).isLessThanOrEqualTo(1e-5);
+      randomise(tuned, 5);
+      assertThat(maxDiff(base, tuned)).isGreaterThan(1e-3);
+      Path out = dir.resolve("vit-" + decomposed + ".onnx");
+      ExportReport e = MergedExport.write(tuned, out, ExportOptions.defaults());
+      assertThat(e.verification().maxAbsDiff()).as("decomposed %s", decomposed).isLessThanOrEqualTo(1e-4);
+      Model merged = ModelIO.load(out);
+      assertThat(OpCensus.of(merged.graph())).isEqualTo(OpCensus.of(base.graph()));
+      assertThat(TrainableRegistry.read(merged)).isEmpty();
+    }
   }
 
   static PassResult apply(Model m, GraphPass pass) {

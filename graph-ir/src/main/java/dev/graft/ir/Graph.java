@@ -286,6 +286,24 @@ public final class Graph {
     if (v.type() == null) v.setType(Type.tensor(tensor.dataType(), tensor.shape()));
   }
 
+  /**
+   * Drops the default of a graph input that is also an initializer (an "overridable
+   * initializer"): it stays an input, with its type and uses, and must now be fed.
+   */
+  public void dropInputDefault(Value v) {
+    checkArgument(
+        inputs.contains(v) && initializers.get(v.name()) == v,
+        "'%s' is not an input with an initializer default in graph '%s'",
+        v.name(),
+        name);
+    if (v.type() == null) {
+      Tensor t = v.initializer().orElseThrow();
+      v.setType(Type.tensor(t.dataType(), t.shape()));
+    }
+    initializers.remove(v.name());
+    v.setInitializerInternal(null);
+  }
+
   /** Removes an initializer nothing uses (and its graph input, if it was listed as one). */
   public void removeInitializer(Value v) {
     checkArgument(initializers.get(v.name()) == v, "'%s' is not an initializer of '%s'", v.name(), name);

@@ -3,6 +3,8 @@ package dev.graft.rewrite;
 import static com.google.common.base.Preconditions.checkArgument;
 
 import com.google.common.collect.ImmutableList;
+import dev.graft.ir.Node;
+import dev.graft.ir.pattern.MatchResult;
 import dev.graft.rewrite.discover.Module;
 import java.util.List;
 import java.util.OptionalInt;
@@ -46,10 +48,22 @@ public record Targets(String spec, Pattern pattern, int fromLayer, int toLayer) 
   }
 
   public boolean matches(Module m) {
-    if (!pattern.matcher(m.name()).matches()) return false;
-    if (fromLayer == Integer.MIN_VALUE && toLayer == Integer.MAX_VALUE) return true;
+    return check(m).matched();
+  }
+
+  /** {@code m}, or why these targets leave it out: its name, or its layer. */
+  public MatchResult<Module> check(Module m) {
+    Node at = m.nodes().isEmpty() ? null : m.nodes().get(0);
+    if (!pattern.matcher(m.name()).matches()) {
+      return MatchResult.fail("name does not match '" + spec + "'", at);
+    }
+    if (fromLayer == Integer.MIN_VALUE && toLayer == Integer.MAX_VALUE) return MatchResult.match(m);
     OptionalInt l = m.layer();
-    return l.isPresent() && l.getAsInt() >= fromLayer && l.getAsInt() <= toLayer;
+    if (l.isEmpty()) return MatchResult.fail("in no layer, and the targets take layers " + fromLayer + ".." + toLayer, at);
+    if (l.getAsInt() < fromLayer || l.getAsInt() > toLayer) {
+      return MatchResult.fail("in layer " + l.getAsInt() + ", outside layers " + fromLayer + ".." + toLayer, at);
+    }
+    return MatchResult.match(m);
   }
 
   /**
@@ -71,7 +85,8 @@ public record Targets(String spec, Pattern pattern, int fromLayer, int toLayer) 
                   ? "The model has no " + kind + " modules."
                   : "The " + kind + " modules are: " + names + ". Use one of these names or a glob such as '"
                       + example(candidates.get(0).name())
-                      + "'."));
+                      + "'.")
+              + " graft rewrite --dry-run --explain says why each candidate was refused.");
     }
     return hits;
   }

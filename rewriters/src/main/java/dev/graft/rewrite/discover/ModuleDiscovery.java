@@ -5,6 +5,7 @@ import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
+import dev.graft.ir.pattern.MatchResult;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -64,6 +65,26 @@ public final class ModuleDiscovery {
   /** The modules of {@code g}'s own nodes (not of subgraphs), in topological order. */
   public static ImmutableList<Module> discover(Graph g) {
     return new ModuleDiscovery(g).run();
+  }
+
+  /**
+   * A graph node that looked like a module of {@code kind} and that discovery refused, with why.
+   */
+  public record Refused(Node at, ModuleKind kind, String reason) {}
+
+  /**
+   * The near misses of the module finders in {@code g}'s own nodes: MatMul, Gemm and Conv nodes
+   * that are not linear layers (their weight is not a constant...), decomposed LayerNorms that fail
+   * a check. For {@code graft rewrite --explain}.
+   */
+  public static ImmutableList<Refused> refusedNodes(Graph g) {
+    ImmutableList.Builder<Refused> out = ImmutableList.builder();
+    for (Node n : g.nodes()) {
+      if (LinearFinder.match(n) instanceof MatchResult.NoMatch<LinearModule> no && no.nearMiss()) {
+        out.add(new Refused(n, n.is("Conv") ? ModuleKind.CONV : ModuleKind.LINEAR, no.reason()));
+      }
+    }
+    return out.build();
   }
 
   /** The layer number a node name states ({@code /encoder/layer.3/...} gives 3), if any. */

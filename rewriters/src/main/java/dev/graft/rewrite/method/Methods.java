@@ -49,7 +49,8 @@ public final class Methods {
           VeraPass.DEFINITION,
           LohaPass.DEFINITION,
           LokrPass.DEFINITION,
-          dev.graft.rewrite.peft.ImageHeadPass.DEFINITION);
+          dev.graft.rewrite.peft.ImageHeadPass.DEFINITION,
+          dev.graft.rewrite.peft.VisualPromptTuningPass.DEFINITION);
 
   private static final ImmutableMap<String, PeftMethod> BY_NAME =
       STANDARD.stream().collect(ImmutableMap.toImmutableMap(PeftMethod::name, m -> m));

@@ -97,6 +97,21 @@ public final class CodaPass implements GraphPass {
   }
 
   /**
+   * How the export weighs a routed token's frozen-layer output. {@link #ONE}: by 1, the hard
+   * top-k alone (the soft top-k's iterations are not in the export at all; λ, a training device,
+   * is dropped, so the export differs from the soft-trained model by (1 - λ) at the selected
+   * tokens: measure it with graft eval). {@link #LAMBDA}: by the soft top-k's λ, the trained
+   * model's exact weight (its iterations then run on all n scores in the export).
+   */
+  public enum ExportWeights {
+    ONE,
+    LAMBDA
+  }
+
+  /** The metadata key recording the model's {@link ExportWeights} (absent: {@link ExportWeights#ONE}). */
+  public static final String EXPORT_WEIGHTS_KEY = "graft.coda.export-weights";
+
+  /**
    * CoDA's hyperparameters.
    *
    * @param fraction k as a fraction of the (padded) sequence length, in (0, 1]
@@ -106,9 +121,10 @@ public final class CodaPass implements GraphPass {
    * @param iterations the soft top-k's normalisation iterations
    * @param maskInput the graph input with the attention mask (1 = token, 0 = padding); "" or an
    *     absent input: every position is a token
+   * @param exportWeights how the export weighs the routed tokens' frozen-layer output
    */
   public record Config(
-      double fraction, int minTokens, int size, double temperature, int iterations, Form form, String maskInput, long seed) {
+      double fraction, int minTokens, int size, double temperature, int iterations, Form form, String maskInput, long seed, ExportWeights exportWeights) {
     public Config {
       checkArgument(fraction > 0 && fraction <= 1, "CoDA's fraction must be in (0, 1] (k = fraction · n), got %s", fraction);
       checkArgument(minTokens >= 1, "CoDA's min-tokens must be at least 1, got %s", minTokens);
@@ -119,19 +135,23 @@ public final class CodaPass implements GraphPass {
 
     /** k = n/3 (at least 4), r = 32, ε = 0.2, 20 iterations, the soft (training) form. */
     public static Config defaults() {
-      return new Config(1.0 / 3, 4, 32, 0.2, 20, Form.SOFT, "attention_mask", 0);
+      return new Config(1.0 / 3, 4, 32, 0.2, 20, Form.SOFT, "attention_mask", 0, ExportWeights.ONE);
     }
 
     public Config withFraction(double f) {
-      return new Config(f, minTokens, size, temperature, iterations, form, maskInput, seed);
+      return new Config(f, minTokens, size, temperature, iterations, form, maskInput, seed, exportWeights);
     }
 
     public Config withForm(Form f) {
-      return new Config(fraction, minTokens, size, temperature, iterations, f, maskInput, seed);
+      return new Config(fraction, minTokens, size, temperature, iterations, f, maskInput, seed, exportWeights);
     }
 
     public Config withMinTokens(int m) {
-      return new Config(fraction, m, size, temperature, iterations, form, maskInput, seed);
+      return new Config(fraction, m, size, temperature, iterations, form, maskInput, seed, exportWeights);
+    }
+
+    public Config withExportWeights(ExportWeights w) {
+      return new Config(fraction, minTokens, size, temperature, iterations, form, maskInput, seed, w);
     }
 
     /** Router d + adapter 2·d·r + r + d. */
@@ -158,7 +178,7 @@ public final class CodaPass implements GraphPass {
     return PassFactory.targeted(
         "CoDA conditional adapters: a light adapter on every token, the frozen layer on the k tokens a router picks",
         "layer.*",
-        List.of("fraction", "min-tokens", "size", "temperature", "iterations", "form", "mask-input", "seed"),
+        List.of("fraction", "min-tokens", "size", "temperature", "iterations", "form", "mask-input", "seed", "export-weights"),
         o -> {
           Config d = Config.defaults();
           return new CodaPass(
@@ -171,7 +191,8 @@ public final class CodaPass implements GraphPass {
                   o.integer("iterations", d.iterations()),
                   o.choice("form", Form.class, d.form()),
                   o.string("mask-input", d.maskInput()),
-                  o.longInteger("seed", d.seed())));
+                  o.longInteger("seed", d.seed()),
+                  o.choice("export-weights", ExportWeights.class, d.exportWeights())));
         });
   }
 
@@ -233,6 +254,7 @@ public final class CodaPass implements GraphPass {
     if (!entries.isEmpty()) {
       TrainableRegistry.add(model, entries);
       CodaLayers.add(model, layers);
+      model.putMetadata(EXPORT_WEIGHTS_KEY, config.exportWeights().name().toLowerCase(java.util.Locale.ROOT));
       if (config.form() == Form.SPARSE) CodaSparseForm.apply(model);
     }
     return new PassResult(METHOD, changes.build(), params, dry, notes.build());

@@ -46,6 +46,14 @@ public final class CodaSparseForm {
 
   private CodaSparseForm() {}
 
+  /**
+   * Whether the export of {@code m} weighs routed tokens by 1 (the hard top-k alone; the default,
+   * also for models written before the option) rather than by the soft top-k's λ.
+   */
+  static boolean weightsOne(Model m) {
+    return !"lambda".equals(m.metadata().get(CodaPass.EXPORT_WEIGHTS_KEY));
+  }
+
   /** Whether {@code m} has CoDA layers that are still dense. */
   public static boolean applies(Model m) {
     return !CodaLayers.read(m).isEmpty() && !"sparse".equals(m.metadata().get(FORM_KEY));
@@ -57,8 +65,12 @@ public final class CodaSparseForm {
     checkArgument(!layers.isEmpty(), "The model has no CoDA layers (no '%s' metadata): rewrite it with the coda method first.", CodaLayers.KEY);
     checkArgument(!"sparse".equals(m.metadata().get(FORM_KEY)), "The model's CoDA layers are already in the sparse inference form.");
     Graph g = m.graph();
-    for (CodaLayers.Layer layer : layers) sparsify(g, layer);
+    boolean one = weightsOne(m);
+    Set<Value> read = new HashSet<>();
+    for (Value v : g.initializers()) if (v.hasUses()) read.add(v);
+    for (CodaLayers.Layer layer : layers) sparsify(g, layer, one);
     removeDeadNodes(g);
+    removeUnread(g, read);
     m.putMetadata(FORM_KEY, "sparse");
   }
 
@@ -72,6 +84,7 @@ public final class CodaSparseForm {
     checkArgument(!layers.isEmpty(), "The model has no CoDA layers (no '%s' metadata): rewrite it with the coda method first.", CodaLayers.KEY);
     checkArgument(!"sparse".equals(m.metadata().get(FORM_KEY)), "The model's CoDA layers are in the sparse form already, which is hard.");
     Graph g = m.graph();
+    boolean one = weightsOne(m);
     for (CodaLayers.Layer layer : layers) {
       Value scores = value(g, layer, layer.scores());
       Value valid = layer.valid().isEmpty() ? null : value(g, layer, layer.valid());
@@ -81,12 +94,16 @@ public final class CodaSparseForm {
       if (readers.stream().anyMatch(u -> u.node().is("Mul"))) continue;
       Node last = lambda.producer().orElseThrow();
       GraphBuilder b = dev.graft.rewrite.Splice.after(last).prefix("/graft/" + CodaPass.METHOD + "/" + layer.module() + "/hard");
-      Value w = b.op("Mul", lambda, CodaPass.hardMask(b, scores, valid, k, lambda));
+      Value mask = CodaPass.hardMask(b, scores, valid, k, lambda);
+      // Weights 1: the indicator of the top-k, padding (picked when a row has fewer tokens than k) at 0.
+      Value w = !one ? b.op("Mul", lambda, mask)
+          : valid == null ? mask
+          : b.op("Mul", mask, b.op("Cast", List.of(valid), Attr.of("to", (long) dev.graft.ir.DataType.FLOAT.code())));
       for (Use u : readers) u.node().setInput(u.index(), w);
     }
   }
 
-  private static void sparsify(Graph g, CodaLayers.Layer layer) {
+  private static void sparsify(Graph g, CodaLayers.Layer layer, boolean one) {
     Value x = value(g, layer, layer.input());
     Value y = value(g, layer, layer.heavy());
     Value dense = value(g, layer, layer.output());
@@ -134,8 +151,14 @@ public final class CodaSparseForm {
       }
     }
     Value ySel = copies.get(y);
-    Value wSel = b.op("Reshape", b.op("GatherElements", List.of(lambda, idx), Attr.of("axis", 1L)), b.int64s(0, 0, 1));
-    Value update = b.op("Mul", b.op("Sub", ySel, xSel), wSel);
+    // The weight of each routed token: λ, or with weights 1 the token's validity (padding, which
+    // TopK picks only when a row has fewer tokens than k, gets 0); none without a mask.
+    Value w = !one ? lambda : valid == null ? null : b.op("Cast", List.of(valid), Attr.of("to", (long) dev.graft.ir.DataType.FLOAT.code()));
+    Value update = b.op("Sub", ySel, xSel);
+    if (w != null) {
+      Value wSel = b.op("Reshape", b.op("GatherElements", List.of(w, idx), Attr.of("axis", 1L)), b.int64s(0, 0, 1));
+      update = b.op("Mul", update, wSel);
+    }
     Value zeros = b.op("ConstantOfShape", List.of(b.op("Shape", x)), Attr.of("value", DenseTensor.ofFloats(null, new long[] {1}, 0f)));
     Value scattered = b.op("ScatterElements", List.of(zeros, idx3, update), Attr.of("axis", 1L));
     Value sparse = b.op("Add", b.op("Add", x, light), scattered);
@@ -202,6 +225,17 @@ public final class CodaSparseForm {
           again = true;
         }
       }
+    }
+  }
+
+  /**
+   * Removes the initializers in {@code read} (read before the rewrite) that nothing reads now:
+   * the constants of the removed dense combination. Graph inputs and outputs stay, and so do
+   * initializers that were unread before (not this rewrite's to judge).
+   */
+  private static void removeUnread(Graph g, Set<Value> read) {
+    for (Value v : List.copyOf(g.initializers())) {
+      if (read.contains(v) && !v.hasUses() && !v.isGraphOutput() && !v.isGraphInput()) g.removeInitializer(v);
     }
   }
 

@@ -161,21 +161,37 @@ public final class PromptTuningPass implements GraphPass {
   /** Prepends the prompt to {@code stream}, extends every mask, slices the outputs; returns the trainable. */
   static List<Entry> attach(
       Model model, String method, String module, List<Module> modules, Value stream, long hidden, Config config) {
+    return attach(model, method, module, modules, stream, hidden, config, 0);
+  }
+
+  /**
+   * Inserts the prompt into {@code stream} after its first {@code leading} positions (0:
+   * prepends it; 1: after a ViT's class token, as visual prompt tuning places it), extends every
+   * mask, and cuts the prompt positions out of the hidden-state outputs unless they are kept;
+   * returns the trainable.
+   *
+   * <pre>
+   *   leading = 0:  Concat(Expand(prompt), h, axis 1)
+   *   leading = k:  Concat(Slice(h, 0..k), Expand(prompt), Slice(h, k..), axis 1)
+   *   outputs:      Slice(out, P..)  or  Concat(Slice(out, 0..k), Slice(out, k+P..), axis 1)
+   * </pre>
+   */
+  static List<Entry> attach(
+      Model model, String method, String module, List<Module> modules, Value stream, long hidden, Config config, int leading) {
     checkArgument(Splice.opset(model) >= 11, "%s needs opset 11 or newer; the model has opset %s. Convert it first (graft convert --opset 17).", method, Splice.opset(model));
+    checkArgument(leading >= 0, "%s: the positions kept ahead of the prompt must not be negative, got %s", method, leading);
+    checkArgument(
+        leading == 0 || modules.stream().noneMatch(m -> m instanceof AttentionModule a && a.maskAdd() != null),
+        "%s: the model's attention takes a mask, and a prompt after the first %s positions would shift it; insert the"
+            + " prompt at the front (method prompt) for a masked text encoder.",
+        method, leading);
     Graph g = model.graph();
     int p = config.length();
-    SplittableRandom random = new SplittableRandom(config.seed() ^ (module + method).hashCode() * 0x9E3779B97F4A7C15L);
-    float[] init = new float[Math.toIntExact(p * hidden)];
-    for (int i = 0; i < init.length; i++) init[i] = (float) (random.nextGaussian() * config.initStd());
-    Value prompt = Splice.initializer(g, module + "." + method, DenseTensor.ofFloats(null, new long[] {1, p, hidden}, init));
+    Value prompt = Splice.initializer(g, module + "." + method, DenseTensor.ofFloats(null, new long[] {1, p, hidden}, initialValues(config, module + method, p, hidden)));
 
     List<Use> readers = stream.uses();
     GraphBuilder b = Splice.afterProducerOf(stream, g).prefix("/graft/" + method + "/" + module);
-    Value batch = tag(b, method, module, "shape", b.op("Shape", stream));
-    batch = tag(b, method, module, "shape", b.op("Slice", batch, b.int64s(0), b.int64s(1), b.int64s(0)));
-    batch = tag(b, method, module, "batch_shape", b.op("Concat", List.of(batch, b.int64s(1, 1)), Attr.of("axis", 0L)));
-    Value expanded = tag(b, method, module, "prompt_batch", b.op("Expand", prompt, batch));
-    Value joined = tag(b, method, module, "prepend", b.op("Concat", List.of(expanded, stream), Attr.of("axis", 1L)));
+    Value joined = insert(b, method, module, stream, prompt, leading, leading);
     for (Use u : readers) u.node().setInput(u.index(), joined);
 
     Map<Value, Value> masks = new IdentityHashMap<>();
@@ -194,15 +210,73 @@ public final class PromptTuningPass implements GraphPass {
         out.setType(unknownSequence);
         continue;
       }
-      Node slice =
-          Splice.after(out.producer().orElseThrow())
-              .prefix("/graft/" + method + "/" + module)
-              .node("", "Slice", 1, List.of(out, b.int64s(p), b.int64s(Long.MAX_VALUE), b.int64s(1)));
+      GraphBuilder after = Splice.after(out.producer().orElseThrow()).prefix("/graft/" + method + "/" + module);
+      if (leading > 0) {
+        cutOut(g, after, method, module, out, leading, p, s);
+        out.setType(unknownSequence);
+        continue;
+      }
+      Node slice = after.node("", "Slice", 1, List.of(out, b.int64s(p), b.int64s(Long.MAX_VALUE), b.int64s(1)));
       GraftTags.tag(slice, method, module, "slice");
       Splice.wrap(out, slice);
       out.setType(unknownSequence); // the renamed inner value
     }
     return List.of(new Entry(prompt.name(), method, module, "prompt"));
+  }
+  /**
+   * The prompt inserted into {@code h} after its first {@code leading} positions, in place of the
+   * {@code replaced} positions that follow them (0: a pure insertion). Used for the first layer
+   * (replaced = 0) and, by deep visual prompt tuning, for later layers (replaced = P: the previous
+   * layer's prompt outputs give way to this layer's prompt).
+   *
+   * <pre>
+   *   Concat(Slice(h, 0..leading), Expand(prompt, [batch, 1, 1]), Slice(h, leading+replaced..), axis 1)
+   * </pre>
+   */
+  static Value insert(GraphBuilder b, String method, String module, Value h, Value prompt, int leading, int replacedFrom) {
+    Value batch = tag(b, method, module, "shape", b.op("Shape", h));
+    batch = tag(b, method, module, "shape", b.op("Slice", batch, b.int64s(0), b.int64s(1), b.int64s(0)));
+    batch = tag(b, method, module, "batch_shape", b.op("Concat", List.of(batch, b.int64s(1, 1)), Attr.of("axis", 0L)));
+    Value expanded = tag(b, method, module, "prompt_batch", b.op("Expand", prompt, batch));
+    if (leading == 0 && replacedFrom == 0) {
+      return tag(b, method, module, "prepend", b.op("Concat", List.of(expanded, h), Attr.of("axis", 1L)));
+    }
+    List<Value> parts = new ArrayList<>();
+    if (leading > 0) parts.add(tag(b, method, module, "leading", b.op("Slice", h, b.int64s(0), b.int64s(leading), b.int64s(1))));
+    parts.add(expanded);
+    parts.add(tag(b, method, module, "rest", b.op("Slice", h, b.int64s(replacedFrom), b.int64s(Long.MAX_VALUE), b.int64s(1))));
+    return tag(b, method, module, "insert", b.op("Concat", parts, Attr.of("axis", 1L)));
+  }
+
+  /** P x hidden values drawn from N(0, initStd²), seeded by the config and the site. */
+  static float[] initialValues(Config config, String site, int p, long hidden) {
+    SplittableRandom random = new SplittableRandom(config.seed() ^ site.hashCode() * 0x9E3779B97F4A7C15L);
+    float[] init = new float[Math.toIntExact(p * hidden)];
+    for (int i = 0; i < init.length; i++) init[i] = (float) (random.nextGaussian() * config.initStd());
+    return init;
+  }
+
+  /**
+   * Cuts positions leading..leading+P out of the output {@code out}: its readers, and the graph
+   * output of its name, get {@code Concat(Slice(out, 0..leading), Slice(out, leading+P..))}.
+   */
+  private static void cutOut(Graph g, GraphBuilder b, String method, String module, Value out, int leading, int p, Shape shape) {
+    Value head = tag(b, method, module, "slice", b.op("Slice", out, b.int64s(0), b.int64s(leading), b.int64s(1)));
+    Value tail = tag(b, method, module, "slice", b.op("Slice", out, b.int64s(leading + p), b.int64s(Long.MAX_VALUE), b.int64s(1)));
+    Value cut = tag(b, method, module, "cut", b.op("Concat", List.of(head, tail), Attr.of("axis", 1L)));
+    Node headNode = head.producer().orElseThrow();
+    Node tailNode = tail.producer().orElseThrow();
+    for (Use u : out.uses()) {
+      if (u.node() != headNode && u.node() != tailNode) u.node().setInput(u.index(), cut);
+    }
+    if (out.isGraphOutput()) {
+      int i = g.outputs().indexOf(out);
+      String name = out.name();
+      g.rename(out, g.freshName(name + "_inner"));
+      g.rename(cut, name);
+      g.setOutput(i, cut);
+    }
+    cut.setType(Type.tensor(DataType.FLOAT, shape));
   }
 
   private static Value tag(GraphBuilder b, String method, String module, String role, Value made) {

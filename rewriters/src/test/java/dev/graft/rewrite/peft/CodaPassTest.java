@@ -17,9 +17,9 @@ import org.junit.jupiter.api.Test;
 
 class CodaPassTest extends PeftFixtures.MiniLmSetup {
   /** A CoDA'd MiniLM whose adapters and routers are random, as after training. */
-  private static Model coda(double fraction) {
+  private static Model coda(double fraction, CodaPass.ExportWeights weights) {
     Model m = copy(miniLm);
-    CodaPass.Config c = CodaPass.Config.defaults().withFraction(fraction).withMinTokens(1);
+    CodaPass.Config c = CodaPass.Config.defaults().withFraction(fraction).withMinTokens(1).withExportWeights(weights);
     PassResult r = new CodaPass(Targets.all(), c).run(m);
     assertThat(r.changes()).hasSize(6);
     assertThat(r.parametersAdded()).isEqualTo(6L * c.parameters(384));
@@ -33,6 +33,13 @@ class CodaPassTest extends PeftFixtures.MiniLmSetup {
     return m;
   }
 
+  private static java.util.List<String> unread(Model m) {
+    return m.graph().initializers().stream()
+        .filter(v -> !v.hasUses() && !v.isGraphOutput() && !v.isGraphInput())
+        .map(dev.graft.ir.Value::name)
+        .toList();
+  }
+
   private static Model reload(Model m) {
     return ModelIO.fromBytes(ModelIO.toBytes(m), null);
   }
@@ -40,25 +47,34 @@ class CodaPassTest extends PeftFixtures.MiniLmSetup {
   @Test
   void sparseExportReproducesTheHardDenseFormAndRunsTheLayerOnKTokens() {
     // n = 8; row 0 has 4 real tokens. k = 2 selects among them; k = 6 must also pick padding,
-    // which has weight 0 and so changes nothing.
+    // which has weight 0 and so changes nothing. Both export weightings: 1 (the default, hard
+    // top-k alone) and the soft top-k's λ.
+    for (CodaPass.ExportWeights weights : CodaPass.ExportWeights.values())
     for (double fraction : new double[] {0.25, 0.75}) {
-      Model soft = coda(fraction);
+      Model soft = coda(fraction, weights);
       Model hard = reload(soft);
       CodaSparseForm.toHard(hard);
       Verifier.verify(hard);
       Model sparse = reload(soft);
       CodaSparseForm.apply(sparse);
       Verifier.verify(sparse);
+      // The initializer census: the dense combination's constants go with it; nothing is left
+      // that no node reads (the soft model has no such initializer either).
+      assertThat(unread(soft)).isEmpty();
+      assertThat(unread(sparse)).as("initializers the sparse export leaves unread").isEmpty();
 
       float[] h = PeftFixtures.lastHidden(hard, sentences);
       float[] s = PeftFixtures.lastHidden(sparse, sentences);
       float[] f = PeftFixtures.lastHidden(soft, sentences);
-      assertThat(Ort.maxAbsDiff(h, s)).as("fraction %s: sparse vs hard dense", fraction).isLessThanOrEqualTo(1e-4);
+      assertThat(Ort.maxAbsDiff(h, s)).as("%s, fraction %s: sparse vs hard dense", weights, fraction).isLessThanOrEqualTo(1e-4);
       assertThat(Ort.maxAbsDiff(h, f)).as("the hard form is not the soft one").isGreaterThan(1e-3);
       assertThat(Ort.maxAbsDiff(h, original)).as("CoDA changed the model").isGreaterThan(1e-3);
 
       Map<String, Integer> census = OpCensus.of(sparse.graph());
       assertThat(census.get("TopK")).isEqualTo(6);
+      // With weights 1 the soft top-k's iterations (ReduceLogSumExp each) are not in the export.
+      if (weights == CodaPass.ExportWeights.ONE) assertThat(census).doesNotContainKey("ReduceLogSumExp");
+      else assertThat(census.get("ReduceLogSumExp")).isEqualTo(6 * 20);
       assertThat(census.get("ScatterElements")).isEqualTo(6);
       // The feed-forward of layer 0 runs on k rows, not n.
       Node up =

@@ -65,7 +65,12 @@ class ExampleRecipesTest {
     assertThat(r.description()).as("a description line").isPresent();
     // The CNN methods' recipes apply to the real CNN (PaddleOCR's MobileNetV3), the others to MiniLM.
     boolean cnn = java.util.Set.of("conv-lora", "batchnorm-affine", "image-head").containsAll(r.methods());
-    Model m = ModelIO.load(cnn ? dev.graft.fixtures.PretrainedCnn.mobileNetV3() : PretrainedModels.miniLm());
+    // Visual prompt tuning applies to the ViT fixture.
+    boolean vit = java.util.Set.of("vpt").containsAll(r.methods());
+    Model m =
+        vit
+            ? dev.graft.fixtures.VisionTransformer.build(dev.graft.fixtures.VisionTransformer.Config.tiny(), 1)
+            : ModelIO.load(cnn ? dev.graft.fixtures.PretrainedCnn.mobileNetV3() : PretrainedModels.miniLm());
     List<PassResult> results = applyAll(r, m);
     Verifier.verify(m);
     assertThat(results).allMatch(PassResult::changed);

@@ -8,6 +8,12 @@ import com.google.gson.Gson;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
+import dev.graft.export.FeedForm;
+import dev.graft.export.OnnxAdapterFile;
+import dev.graft.ir.Model;
+import dev.graft.ir.Value;
+import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.io.SaveOptions;
 import dev.graft.ir.tensor.Tensor;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -16,7 +22,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
@@ -32,6 +40,16 @@ import java.util.concurrent.TimeUnit;
  * <pre>
  *   Java: feeds ─► in*.bin + request.json ─► node ort-node-runner.js ─► out*.bin + response.json ─► Java
  * </pre>
+ *
+ * <p>Adapters: onnxruntime-node 1.30.0 has no LoRA adapter API (no {@code loadAdapter} in
+ * {@code onnxruntime-common}'s typings, no active adapters in its {@code RunOptions}, no adapter
+ * symbol in {@code onnxruntime_binding.node}, although the bundled {@code libonnxruntime.so} has
+ * ORT's adapter code). So the script does what that API does inside ORT's {@code Run}: it reads
+ * the {@code .onnx_adapter} FlatBuffer itself and feeds every parameter to the graph input of its
+ * name, one session serving each adapter in turn. The session holds a temporary {@link FeedForm}
+ * copy of the model, where those inputs have no initializer default: the Node binding drops, without
+ * a word, feeds for inputs that have one (it passes ORT only the names in {@code
+ * session.inputNames}, which leave them out), and the run would compute the base model.
  */
 public final class OrtNodeRuntime implements TargetRuntime {
   /** The onnxruntime-node release installed: newer than the Java build (1.29.0). */
@@ -47,10 +65,33 @@ public final class OrtNodeRuntime implements TargetRuntime {
 
   @Override
   public Run run(Path model, Map<String, Tensor> feeds, RunSettings settings) throws Refusal {
+    return exchange(model, feeds, List.of(), settings).get(0);
+  }
+
+  @Override
+  public ImmutableList<Run> runAdapters(Path model, Map<String, Tensor> feeds, List<Path> adapters, RunSettings settings)
+      throws Refusal {
+    return exchange(model, feeds, adapters, settings);
+  }
+
+  /** One node process, one session: the plain run (no adapters), or one run per adapter. */
+  private ImmutableList<Run> exchange(Path model, Map<String, Tensor> feeds, List<Path> adapters, RunSettings settings)
+      throws Refusal {
     Path module = install();
     Path dir = null;
     try {
       dir = Files.createTempDirectory("graft-ort-node");
+      if (!adapters.isEmpty()) {
+        Set<String> names = new LinkedHashSet<>();
+        for (Path a : adapters) names.addAll(OnnxAdapterFile.read(a).keySet());
+        Model m = ModelIO.load(model);
+        Set<String> defaulted = new LinkedHashSet<>();
+        m.graph().inputs().stream().filter(Value::isInitializer).forEach(v -> defaulted.add(v.name()));
+        defaulted.retainAll(names);
+        FeedForm.apply(m, defaulted);
+        model = dir.resolve("feed-form.onnx");
+        ModelIO.save(m, model, SaveOptions.external());
+      }
       Path script = dir.resolve("ort-node-runner.js");
       Files.writeString(
           script,
@@ -73,6 +114,11 @@ public final class OrtNodeRuntime implements TargetRuntime {
         inputs.add(in);
       }
       request.add("inputs", inputs);
+      if (!adapters.isEmpty()) {
+        JsonArray a = new JsonArray();
+        adapters.forEach(p -> a.add(p.toAbsolutePath().toString()));
+        request.add("adapters", a);
+      }
       Files.writeString(dir.resolve("request.json"), request.toString());
       String log = exec(List.of(node(), script.toString(), module.toString(), dir.toString()), RUN_TIMEOUT_MINUTES, "run");
       Path responseFile = dir.resolve("response.json");
@@ -84,24 +130,35 @@ public final class OrtNodeRuntime implements TargetRuntime {
         String message = response.get("error").getAsString();
         throw new Refusal(response.get("stage").getAsString(), RefusalHints.opIn(message), message);
       }
-      ImmutableMap.Builder<String, Tensor> outputs = ImmutableMap.builder();
-      for (JsonElement el : response.getAsJsonArray("outputs")) {
-        JsonObject o = el.getAsJsonObject();
-        String name = o.get("name").getAsString();
-        JsonArray d = o.getAsJsonArray("dims");
-        long[] dims = new long[d.size()];
-        for (int k = 0; k < dims.length; k++) dims[k] = d.get(k).getAsLong();
-        outputs.put(
-            name, TensorFiles.read(name, TensorFiles.dataType(o.get("type").getAsString()), dims, dir.resolve(o.get("file").getAsString())));
+      String engine = response.get("runtime").getAsString();
+      if (adapters.isEmpty()) return ImmutableList.of(run(engine, response, dir));
+      ImmutableList.Builder<Run> runs = ImmutableList.builder();
+      for (JsonElement el : response.getAsJsonArray("adapters")) {
+        runs.add(run(engine + ", adapter fed as inputs", el.getAsJsonObject(), dir));
       }
-      ImmutableList.Builder<Double> ms = ImmutableList.builder();
-      for (JsonElement el : response.getAsJsonArray("latenciesMs")) ms.add(el.getAsDouble());
-      return new Run(response.get("runtime").getAsString(), outputs.build(), ms.build());
+      return runs.build();
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot exchange tensors with Node.js in " + dir, e);
     } finally {
       if (dir != null) deleteQuietly(dir);
     }
+  }
+
+  /** One run's outputs (read from their files in {@code dir}) and latencies in the response. */
+  private static Run run(String engine, JsonObject response, Path dir) {
+    ImmutableMap.Builder<String, Tensor> outputs = ImmutableMap.builder();
+    for (JsonElement el : response.getAsJsonArray("outputs")) {
+      JsonObject o = el.getAsJsonObject();
+      String name = o.get("name").getAsString();
+      JsonArray d = o.getAsJsonArray("dims");
+      long[] dims = new long[d.size()];
+      for (int k = 0; k < dims.length; k++) dims[k] = d.get(k).getAsLong();
+      outputs.put(
+          name, TensorFiles.read(name, TensorFiles.dataType(o.get("type").getAsString()), dims, dir.resolve(o.get("file").getAsString())));
+    }
+    ImmutableList.Builder<Double> ms = ImmutableList.builder();
+    for (JsonElement el : response.getAsJsonArray("latenciesMs")) ms.add(el.getAsDouble());
+    return new Run(engine, outputs.build(), ms.build());
   }
 
   /**

@@ -5,14 +5,19 @@ import static com.google.common.base.Preconditions.checkArgument;
 import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import dev.graft.export.ExportVerifier;
+import dev.graft.export.OnnxAdapterFile;
 import dev.graft.ir.Model;
+import dev.graft.ir.Value;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.Tensor;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * {@code graft check}: runs a model in other runtimes and compares every output with the
@@ -23,6 +28,11 @@ import java.util.Optional;
  *   held-out feeds ─► ORT Java (REFERENCE or MODEL) ─► expected ┐
  *                 ─► runtime 1 (MODEL) ─► outputs, latencies ──┼─► per runtime: loads?, max |diff|, median ms
  *                 ─► runtime 2 (MODEL) ─► refused: stage, op ──┘                  or why not, and the fix
+ *
+ *   with adapters:  base_with_lora_inputs.onnx + a.onnx_adapter, b.onnx_adapter, one session per runtime
+ *                   ORT Java: OrtLoraAdapter + RunOptions.addActiveLoraAdapter
+ *                   ORT Node: the FlatBuffer read in JS, its tensors fed as the inputs they name
+ *                   each compared with its tuned model (--reference, one per adapter)
  * </pre>
  *
  * The feeds are {@link ExportVerifier#heldOutInputs} of the model (ids within the vocabulary,
@@ -79,10 +89,19 @@ public final class RuntimeCheck {
     }
   }
 
-  /** The whole check: the reference's own run, then one result per runtime asked for. */
-  public record Report(Result reference, ImmutableList<Result> results, ImmutableMap<String, long[]> feedShapes) {
+  /**
+   * The whole check: the reference runs (one, or one per adapter), then one result per runtime
+   * asked for (per runtime and adapter, with adapters).
+   */
+  public record Report(
+      ImmutableList<Result> references, ImmutableList<Result> results, ImmutableMap<String, long[]> feedShapes) {
     public boolean allPassed() {
       return results.stream().allMatch(Result::passed);
+    }
+
+    /** The first reference run. */
+    public Result reference() {
+      return references.get(0);
     }
   }
 
@@ -94,18 +113,20 @@ public final class RuntimeCheck {
    */
   public static Report check(
       Path model, Path reference, List<String> runtimes, TargetRuntime.RunSettings settings, double tolerance, long seed) {
-    return check(model, reference, Map.of(), runtimes, settings, tolerance, seed);
+    return check(model, reference == null ? List.of() : List.of(reference), List.of(), runtimes, settings, tolerance, seed);
   }
 
   /**
-   * As {@link #check(Path, Path, List, TargetRuntime.RunSettings, double, long)}, feeding {@code
-   * extraFeeds} to MODEL only (not to the reference): an adapter's parameters for the graph inputs
-   * of the same names, as ORT's LoRA adapter API would feed them (the {@code --adapter} option).
+   * Checks {@code model} with each of {@code adapters} (ONNX Runtime {@code .onnx_adapter} files)
+   * active in turn, in one session per runtime, against {@code references.get(k)} for adapter k
+   * (the tuned model it was exported from), or, when {@code references} is empty, against MODEL
+   * with the adapter activated by ORT Java's adapter API. Without adapters, {@code references}
+   * holds at most one model.
    */
   public static Report check(
       Path model,
-      Path reference,
-      Map<String, Tensor> extraFeeds,
+      List<Path> references,
+      List<Path> adapters,
       List<String> runtimes,
       TargetRuntime.RunSettings settings,
       double tolerance,
@@ -113,52 +134,115 @@ public final class RuntimeCheck {
     for (String r : runtimes) {
       checkArgument(RUNTIMES.containsKey(r), "Unknown runtime '%s'; graft check knows %s", r, RUNTIMES.keySet());
     }
+    checkArgument(
+        adapters.isEmpty() ? references.size() <= 1 : references.isEmpty() || references.size() == adapters.size(),
+        "Got %s reference model(s) for %s adapter(s): pass one --reference per --adapter (the tuned model each"
+            + " adapter was exported from, in the same order), or none to compare with ORT Java's adapter API",
+        references.size(),
+        adapters.size());
     Model m = ModelIO.load(model);
-    Map<String, Tensor> feeds = ExportVerifier.heldOutInputs(m, seed);
-    Map<String, Tensor> modelFeeds = new java.util.LinkedHashMap<>(feeds);
-    for (Map.Entry<String, Tensor> e : extraFeeds.entrySet()) {
-      checkArgument(
-          m.graph().inputs().stream().anyMatch(v -> v.name().equals(e.getKey())),
-          "The adapter's tensor '%s' is no input of %s; pass the base_with_lora_inputs.onnx the adapter was exported with",
-          e.getKey(),
-          model);
-      modelFeeds.put(e.getKey(), e.getValue());
-    }
+    Set<String> supplied = new LinkedHashSet<>();
+    for (Path a : adapters) supplied.addAll(checkAdapter(m, model, a));
+    Map<String, Tensor> feeds = new LinkedHashMap<>(ExportVerifier.heldOutInputs(m, seed));
+    feeds.keySet().removeAll(supplied); // plain (non-default) adapter inputs: the adapter feeds them
     OrtJavaRuntime java = new OrtJavaRuntime();
-    TargetRuntime.Run expected;
-    Path referencePath = reference == null ? model : reference;
-    try {
-      expected = java.run(referencePath, feeds, settings);
-    } catch (TargetRuntime.Refusal e) {
-      throw new IllegalArgumentException(
-          "ONNX Runtime (Java) cannot " + e.stage() + " the reference " + referencePath + ": " + firstLine(e.getMessage()));
+    List<TargetRuntime.Run> expected = new ArrayList<>();
+    List<Result> refs = new ArrayList<>();
+    int cases = Math.max(1, adapters.size());
+    for (int k = 0; k < cases; k++) {
+      Path referencePath = references.isEmpty() ? model : references.get(k);
+      TargetRuntime.Run run;
+      try {
+        run = references.isEmpty() && !adapters.isEmpty()
+            ? java.runAdapters(model, feeds, List.of(adapters.get(k)), settings).get(0)
+            : java.run(referencePath, feeds, settings);
+      } catch (TargetRuntime.Refusal e) {
+        throw new IllegalArgumentException(
+            "ONNX Runtime (Java) cannot " + e.stage() + " the reference " + referencePath + ": " + firstLine(e.getMessage()));
+      }
+      expected.add(run);
+      String label =
+          "ort-java (reference"
+              + (references.isEmpty() ? "" : ", " + referencePath.getFileName())
+              + (references.isEmpty() && !adapters.isEmpty() ? ", MODEL + " + adapters.get(k).getFileName() : "")
+              + ")";
+      refs.add(new Result(label, run.engine(), ExportVerifier.compare(run.outputs(), run.outputs(), tolerance), median(run.latenciesMs()), null));
     }
-    Result ref =
-        new Result(
-            "ort-java (reference" + (reference == null ? "" : ", " + reference.getFileName()) + ")",
-            expected.engine(),
-            ExportVerifier.compare(expected.outputs(), expected.outputs(), tolerance),
-            median(expected.latenciesMs()),
-            null);
     List<Result> results = new ArrayList<>();
     for (String name : runtimes) {
       TargetRuntime rt = RUNTIMES.get(name).get();
+      List<String> labels = adapters.isEmpty()
+          ? List.of(name)
+          : adapters.stream().map(a -> name + " + " + a.getFileName()).toList();
       try {
-        TargetRuntime.Run run = rt.run(model, modelFeeds, settings);
-        ExportVerifier.Verification v;
-        try {
-          v = ExportVerifier.compare(expected.outputs(), run.outputs(), tolerance);
-        } catch (IllegalArgumentException e) {
-          throw new TargetRuntime.Refusal("run", null, "it ran, but its outputs do not match the reference's: " + e.getMessage());
+        List<TargetRuntime.Run> runs =
+            adapters.isEmpty() ? List.of(rt.run(model, feeds, settings)) : rt.runAdapters(model, feeds, adapters, settings);
+        for (int k = 0; k < runs.size(); k++) {
+          TargetRuntime.Run run = runs.get(k);
+          try {
+            ExportVerifier.Verification v = ExportVerifier.compare(expected.get(k).outputs(), run.outputs(), tolerance);
+            results.add(new Result(labels.get(k), run.engine(), v, median(run.latenciesMs()), null));
+          } catch (IllegalArgumentException e) {
+            results.add(refused(labels.get(k), new TargetRuntime.Refusal(
+                "run", null, "it ran, but its outputs do not match the reference's: " + e.getMessage())));
+          }
         }
-        results.add(new Result(name, run.engine(), v, median(run.latenciesMs()), null));
       } catch (TargetRuntime.Refusal e) {
-        results.add(new Result(name, name, null, Double.NaN, e));
+        for (String label : labels) results.add(refused(label, e));
       }
     }
     ImmutableMap.Builder<String, long[]> shapes = ImmutableMap.builder();
     feeds.forEach((k, v) -> shapes.put(k, v.dims()));
-    return new Report(ref, ImmutableList.copyOf(results), shapes.build());
+    return new Report(ImmutableList.copyOf(refs), ImmutableList.copyOf(results), shapes.build());
+  }
+
+  private static Result refused(String label, TargetRuntime.Refusal e) {
+    return new Result(label, label, null, Double.NaN, e);
+  }
+
+  /**
+   * The names {@code adapter}'s parameters feed, after checking that each is an input of {@code
+   * model} of its element type and shape (as ORT's adapter API requires).
+   */
+  private static Set<String> checkAdapter(Model m, Path model, Path adapter) {
+    Map<String, Tensor> params = OnnxAdapterFile.read(adapter);
+    Map<String, Value> inputs = new LinkedHashMap<>();
+    for (Value v : m.graph().inputs()) inputs.put(v.name(), v);
+    for (Map.Entry<String, Tensor> e : params.entrySet()) {
+      Value in = inputs.get(e.getKey());
+      checkArgument(
+          in != null,
+          "Adapter %s feeds '%s', which is no input of %s. Pass the base_with_lora_inputs.onnx written beside the"
+              + " adapter by graft export --adapter-only (from the same base model and recipe).",
+          adapter,
+          e.getKey(),
+          model);
+      Tensor t = e.getValue();
+      checkArgument(
+          in.dataType().map(d -> d == t.dataType()).orElse(true),
+          "Adapter %s holds '%s' as %s, but %s's input of that name is %s",
+          adapter,
+          e.getKey(),
+          t.dataType(),
+          model,
+          in.dataType().orElse(null));
+      in.shape().ifPresent(shape -> {
+        boolean fits = shape.rank() == t.dims().length;
+        for (int i = 0; fits && i < shape.rank(); i++) {
+          fits = !shape.dim(i).isFixed() || shape.dim(i).value() == t.dims()[i];
+        }
+        checkArgument(
+            fits,
+            "Adapter %s holds '%s' with shape %s, but %s's input of that name has shape %s: the adapter was"
+                + " exported with another rank or recipe than this model",
+            adapter,
+            e.getKey(),
+            t.shape(),
+            model,
+            shape);
+      });
+    }
+    return params.keySet();
   }
 
   public static double median(List<Double> ms) {

@@ -4,6 +4,7 @@ import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import dev.graft.ir.tensor.Tensor;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -19,6 +20,19 @@ public interface TargetRuntime {
 
   /** Runs {@code model} {@code warmup} times untimed, then {@code runs} times timed. */
   Run run(Path model, Map<String, Tensor> feeds, RunSettings settings) throws Refusal;
+
+  /**
+   * Runs {@code model} (a {@code base_with_lora_inputs.onnx}) with each ONNX Runtime adapter file
+   * ({@code .onnx_adapter}) active in turn, all in one session: one {@link Run} per adapter, in
+   * order. Runtimes that cannot serve adapters refuse.
+   */
+  default ImmutableList<Run> runAdapters(Path model, Map<String, Tensor> feeds, List<Path> adapters, RunSettings settings)
+      throws Refusal {
+    throw new Refusal(
+        "load",
+        null,
+        name() + " cannot serve ONNX Runtime adapter files; check the merged export (graft export TUNED OUT) there instead");
+  }
 
   /** What a timed run produced: the engine and its version, the outputs by name, each latency. */
   record Run(String engine, ImmutableMap<String, Tensor> outputs, ImmutableList<Double> latenciesMs) {}

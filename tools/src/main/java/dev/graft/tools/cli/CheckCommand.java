@@ -4,6 +4,7 @@ import dev.graft.export.ExportVerifier;
 import dev.graft.tools.check.RuntimeCheck;
 import dev.graft.tools.check.TargetRuntime;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -31,12 +32,18 @@ import picocli.CommandLine.Spec;
       "Runtimes: ort-node (ONNX Runtime for Node.js, onnxruntime-node from npm, installed once"
           + " with npm install --ignore-scripts into ~/.cache/graft/npm; needs node and npm),"
           + " opencv (OpenCV's DNN module, from Maven Central), ort-java (Graft's own, for timing).",
+      "Adapters: with --adapter, MODEL is the base_with_lora_inputs.onnx of 'graft export"
+          + " --adapter-only' and each adapter.onnx_adapter is served in turn by one session per"
+          + " runtime: ORT Java through ORT's LoRA adapter API, ORT Node.js (which lacks that API)"
+          + " by feeding the adapter's tensors as the inputs they name.",
       "Exit status 1 when a runtime refuses the model or differs by more than --tolerance."
     },
     footerHeading = "%nExamples:%n",
     footer = {
       "  graft check merged.onnx --reference run/tuned.onnx --runtime ort-node,ort-java",
       "  graft check merged.onnx --runtime ort-node --runs 50 --threads 1",
+      "  graft check adapter/base_with_lora_inputs.onnx --adapter adapter/adapter.onnx_adapter \\",
+      "      --reference run/tuned.onnx --runtime ort-node,ort-java --runs 5",
       "  (--runtime opencv adds OpenCV's DNN; it refuses the BERT-family exports today, naming the op)"
     })
 final class CheckCommand implements Callable<Integer> {
@@ -48,8 +55,23 @@ final class CheckCommand implements Callable<Integer> {
   @Option(
       names = "--reference",
       paramLabel = "TUNED",
-      description = "The model whose outputs MODEL must reproduce (default: MODEL itself in ORT Java).")
-  Path reference;
+      split = ",",
+      description =
+          "The model whose outputs MODEL must reproduce (default: MODEL itself in ORT Java). With"
+              + " --adapter: one per adapter, in the same order (default: MODEL with the adapter"
+              + " active in ORT Java).")
+  List<Path> references = List.of();
+
+  @Option(
+      names = "--adapter",
+      paramLabel = "FILE",
+      split = ",",
+      description =
+          "ONNX Runtime adapter files (adapter.onnx_adapter from 'graft export --adapter-only'),"
+              + " served one after the other by one session of MODEL, which is then the"
+              + " base_with_lora_inputs.onnx written beside them. Several: a,b with --reference"
+              + " tunedA,tunedB.")
+  List<Path> adapters = List.of();
 
   @Option(
       names = "--runtime",
@@ -88,20 +110,33 @@ final class CheckCommand implements Callable<Integer> {
       throw new ParameterException(
           spec.commandLine(), "--warmup must be >= 0, --runs and --threads >= 1, --tolerance >= 0.");
     }
+    if (adapters.isEmpty() ? references.size() > 1 : !references.isEmpty() && references.size() != adapters.size()) {
+      throw new ParameterException(
+          spec.commandLine(),
+          "Got " + references.size() + " --reference model(s) for " + adapters.size() + " --adapter file(s): pass"
+              + (adapters.isEmpty() ? " at most one --reference." : " one --reference per --adapter, in the same order, or none."));
+    }
     ModelPaths.requireReadableModel(model);
-    if (reference != null) ModelPaths.requireReadableModel(reference);
+    for (Path reference : references) ModelPaths.requireReadableModel(reference);
+    for (Path adapter : adapters) {
+      if (!Files.isRegularFile(adapter)) {
+        throw new UserError(
+            "Adapter file " + adapter + " does not exist; pass the adapter.onnx_adapter that graft export --adapter-only wrote.");
+      }
+    }
     PrintWriter out = spec.commandLine().getOut();
-    java.util.Map<String, dev.graft.ir.tensor.Tensor> extra = java.util.Map.of();
     RuntimeCheck.Report r =
         RuntimeCheck.check(
-            model, reference, extra, runtimes, new TargetRuntime.RunSettings(warmup, runs, threads), tolerance, seed);
+            model, references, adapters, runtimes, new TargetRuntime.RunSettings(warmup, runs, threads), tolerance, seed);
     out.println(
         "Inputs: "
             + r.feedShapes().entrySet().stream()
                 .map(e -> e.getKey() + " " + Arrays.toString(e.getValue()))
                 .collect(Collectors.joining(", "))
             + String.format("; %d warm-up, %d timed runs, %d thread%s", warmup, runs, threads, threads == 1 ? "" : "s"));
-    out.printf("  %s: median %.2f ms%n", r.reference().runtime() + " (" + r.reference().engine() + ")", r.reference().medianMs());
+    for (RuntimeCheck.Result ref : r.references()) {
+      out.printf("  %s: median %.2f ms%n", ref.runtime() + " (" + ref.engine() + ")", ref.medianMs());
+    }
     for (RuntimeCheck.Result res : r.results()) out.println("  " + res.summary());
     out.flush();
     if (!r.allPassed()) {

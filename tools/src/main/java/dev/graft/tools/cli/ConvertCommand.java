@@ -1,5 +1,6 @@
 package dev.graft.tools.cli;
 
+import dev.graft.export.FeedForm;
 import dev.graft.ir.Model;
 import dev.graft.ir.convert.OpsetDowngrade;
 import dev.graft.ir.convert.OpsetUpgrade;
@@ -8,6 +9,7 @@ import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.io.SaveOptions;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -82,6 +84,15 @@ final class ConvertCommand implements Callable<Integer> {
           + " operator changed is rewritten back and an op with no older form is refused by name.")
   Long opset;
 
+  @Option(
+      names = "--feed-form",
+      description = "Drop the default of every graph input that has one (an initializer listed among"
+          + " the inputs, like the LoRA inputs of base_with_lora_inputs.onnx): it must then be fed."
+          + " ONNX Runtime for Node.js needs this form to serve an adapter by feeding its tensors,"
+          + " since it drops feeds for inputs that have a default (docs/deployment.md). E.g."
+          + " graft convert adapter/base_with_lora_inputs.onnx base_feed.onnx --feed-form")
+  boolean feedForm;
+
   @Override
   public Integer call() {
     SaveOptions options = saveOptions();
@@ -94,6 +105,13 @@ final class ConvertCommand implements Callable<Integer> {
       UpgradeReport report =
           opset < from ? OpsetDowngrade.downgrade(model, opset) : OpsetUpgrade.upgrade(model, opset);
       stdout.println(report);
+    }
+    if (feedForm) {
+      List<String> changed = FeedForm.apply(model, null);
+      if (changed.isEmpty()) {
+        throw new UserError(in + " has no graph input with a default value; --feed-form has nothing to do.");
+      }
+      stdout.println("Feed form: " + changed.size() + " input(s) lost their default and must be fed: " + changed);
     }
     ModelIO.save(model, out, options);
     stdout.println("Wrote " + out + " (" + describe(options) + ")");

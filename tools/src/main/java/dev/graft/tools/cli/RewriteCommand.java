@@ -3,9 +3,12 @@ package dev.graft.tools.cli;
 import dev.graft.ir.Model;
 import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
+import dev.graft.rewrite.GraphPass;
+import dev.graft.rewrite.ModulePass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.recipe.PassFactory;
+import dev.graft.rewrite.method.AppliedPass;
 import dev.graft.rewrite.method.Methods;
 import dev.graft.rewrite.recipe.Recipe;
 import java.io.IOException;
@@ -49,6 +52,8 @@ import picocli.CommandLine.Spec;
       "  graft rewrite in.onnx out.onnx --layernorm-affine --head 2:mean",
       "  graft rewrite in.onnx --recipe examples/recipes/houlsby.yaml --dry-run",
       "      list what would change; writes nothing",
+      "  graft rewrite in.onnx --lora --targets 'layer.*.attention.query' --layers 3-5 --dry-run --explain",
+      "      what the targets match and why each other candidate was refused",
       "",
       "A recipe's methods: one example per method in examples/recipes, named after it."
     })
@@ -107,6 +112,13 @@ final class RewriteCommand implements Callable<Integer> {
   @Option(names = "--dry-run", description = "List what would change; write nothing.")
   boolean dryRun;
 
+  @Option(
+      names = "--explain",
+      description = "With --dry-run: for each pass, the modules its targets match and why every other candidate"
+          + " was refused (wrong kind, name or layer outside the targets, already adapted, a MatMul whose weight"
+          + " is not a constant...).")
+  boolean explain;
+
   @Option(names = "--in-place",
       description = "Allow OUT to be IN: replace the input model with the rewritten one (written to a temporary"
           + " file first, then moved over it).")
@@ -143,8 +155,19 @@ final class RewriteCommand implements Callable<Integer> {
                 + " --in-place to replace the input on purpose.");
       }
     }
+    if (explain && !dryRun) throw usage("--explain goes with --dry-run: add --dry-run.");
     Model model = WorkingModels.load(in);
     PrintWriter stdout = spec.commandLine().getOut();
+    if (explain) {
+      for (GraphPass p : r.manager().passes()) {
+        if (AppliedPass.unwrap(p) instanceof ModulePass<?> mp) {
+          mp.explain(model).print(stdout);
+        } else {
+          stdout.println(p.name() + ": takes no targets (it adapts the model as a whole)");
+        }
+      }
+      stdout.flush();
+    }
     if (dryRun) {
       for (PassResult p : r.manager().dryRun(model)) {
         stdout.println(p.summary());

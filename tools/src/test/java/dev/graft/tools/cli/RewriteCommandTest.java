@@ -108,6 +108,41 @@ class RewriteCommandTest {
   }
 
   @Test
+  void explainNamesEachRefusedCandidateAndWhy() {
+    CliRun run = CliRun.of("rewrite", miniLm, "--lora", "--targets", "layer.*.attention.qkv", "--dry-run", "--explain");
+    assertThat(run.exit()).isEqualTo(1);
+    assertThat(run.err()).contains("matches no linear module").contains("--explain");
+    List<String> lines = run.out().lines().toList();
+    assertThat(lines.get(0)).isEqualTo("lora, targets 'layer.*.attention.qkv': 0 matched");
+    // Every linear module of MiniLM (6 layers x 6, and the pooler when there is one) is refused by name, at its MatMul.
+    assertThat(lines)
+        .contains("  refused layer.0.attention.query: name does not match 'layer.*.attention.qkv'"
+            + " (at MatMul '/encoder/layer.0/attention/self/query/MatMul')")
+        .contains("  refused layer.5.ffn.down: name does not match 'layer.*.attention.qkv'"
+            + " (at MatMul '/encoder/layer.5/output/dense/MatMul')");
+    assertThat(lines.stream().filter(l -> l.contains(": name does not match"))).hasSizeGreaterThanOrEqualTo(36);
+    // The attention products are MatMuls discovery did not take as linears, and say why.
+    assertThat(lines)
+        .anyMatch(l -> l.matches("  refused MatMul '/encoder/layer\\.0/attention/self/MatMul(_1)?': its weight \\(input 1\\)"
+            + " is not a constant: it multiplies two activations"));
+    // Modules of other kinds are counted, not listed one by one.
+    assertThat(lines).anyMatch(l -> l.startsWith("  other kinds, not adapted by lora:") && l.contains("6 attention")
+        && l.contains("13 norm"));
+
+    // On request for a target that matches: the matches, and the layer refusals.
+    CliRun some = CliRun.of("rewrite", miniLm, "--lora", "--targets", "layer.*.attention.query", "--layers", "4-5",
+        "--dry-run", "--explain");
+    assertThat(some.exit()).as(some.err()).isZero();
+    assertThat(some.out())
+        .contains("lora, targets 'layer.*.attention.query in layers 4..5': 2 matched")
+        .contains("  matched layer.4.attention.query")
+        .contains("  refused layer.0.attention.query: in layer 0, outside layers 4..5")
+        .contains("lora (dry run): would make 2 changes");
+    // --explain is a dry-run option.
+    assertThat(CliRun.of("rewrite", miniLm, "o.onnx", "--lora", "--explain").exit()).isEqualTo(2);
+  }
+
+  @Test
   void badRecipesAndBadFlagCombinations(@TempDir Path dir) throws Exception {
     Path recipe = dir.resolve("typo.yaml");
     Files.writeString(recipe, "passes:\n  - method: lora\n    rnak: 8\n");

@@ -154,7 +154,7 @@ public final class CausalLmData {
     }
     if (total < blockSize + 1) {
       throw new DataFileException(file, 0, total + " tokens (bytes), fewer than one block of " + (blockSize + 1)
-          + " (block size " + blockSize + " + 1 for the shifted labels). Use a smaller --block-size or more text.");
+          + " (--max-length " + blockSize + " + 1 for the shifted labels). Use a smaller --max-length or more text.");
     }
     ImmutableList.Builder<Block> out = ImmutableList.builder();
     for (int start = 0; start + blockSize + 1 <= total; start += blockSize) {

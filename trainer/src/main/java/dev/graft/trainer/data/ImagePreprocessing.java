@@ -127,7 +127,7 @@ public record ImagePreprocessing(
         throw new IllegalArgumentException(
             source + ": images differ in size (image 0 is " + first.height() + " x " + first.width()
                 + ", image " + index + " is " + raw.height() + " x " + raw.width() + ") and no resize is"
-                + " set; set a resize (--image-size HxW) so every image gets one size.");
+                + " set; set a resize (--image size=HxW) so every image gets one size.");
       } else if (e.channels() != first.channels()) {
         throw new IllegalArgumentException(
             source + ": image 0 has " + first.channels() + " channels but image " + index + " has "

@@ -1,6 +1,9 @@
 package dev.graft.trainer.task;
 
 import ai.onnxruntime.OrtException;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
 import com.google.common.collect.ImmutableList;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
@@ -11,13 +14,23 @@ import dev.graft.rewrite.peft.CodaLayers;
 import dev.graft.trainer.data.Batch;
 import dev.graft.trainer.data.BatchOrder;
 import dev.graft.trainer.data.Batcher;
+import dev.graft.trainer.data.DataFileException;
+import dev.graft.trainer.data.Split;
+import dev.graft.trainer.data.TextDatasets;
 import dev.graft.trainer.data.EncodedExample;
 import dev.graft.trainer.data.TextExample;
 import dev.graft.trainer.data.WordPieceTokenizer;
 import dev.graft.trainer.train.EvalResult;
 import dev.graft.trainer.train.Loss;
 import dev.graft.trainer.train.Trainer;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Locale;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -54,16 +67,64 @@ public final class CodaDistillTask implements Task {
 
   @Override
   public String load(DataConfig c) {
-    TextData.Parts parts = TextData.read(c, null);
+    List<String> trainTexts = new ArrayList<>();
+    for (Path p : c.train()) trainTexts.addAll(texts(p, c));
+    List<String> testTexts = new ArrayList<>();
+    for (Path p : c.test()) testTexts.addAll(texts(p, c));
+    if (testTexts.isEmpty()) {
+      Split<String> split = Split.random(trainTexts, c.testFraction(), c.seed());
+      if (split.train().isEmpty() || split.validation().isEmpty()) {
+        throw new IllegalArgumentException(
+            "Cannot hold out " + c.testFraction() + " of " + trainTexts.size() + " texts: one side would be empty."
+                + " Give more text, another --test-fraction, or a --test file.");
+      }
+      trainTexts = split.train();
+      testTexts = split.validation();
+    }
     try (WordPieceTokenizer tok = WordPieceTokenizer.load(c.tokenizer(), c.maxLength())) {
-      train = TextData.encodeIndexed(tok, parts.train().stream().map(TextExample::text).toList());
+      train = TextData.encodeIndexed(tok, trainTexts);
       batcher = new Batcher(c.batchSize(), c.maxLength(), tok.padId());
       order = c.batchOrder(batcher);
-      test = batcher.batches(TextData.encodeIndexed(tok, parts.test().stream().map(TextExample::text).toList()));
+      test = batcher.batches(TextData.encodeIndexed(tok, testTexts));
     }
     return String.format(
         "data: %d train and %d held-out texts (unlabelled: only the text column is read) to distil the dense model's '%s' into the CoDA model",
         train.size(), test.size(), HIDDEN);
+  }
+
+  /**
+   * The texts of {@code file}: a JSONL file needs only the text column (no labels, the point of
+   * this task); other formats are read as labelled data and their labels ignored.
+   */
+  private static List<String> texts(Path file, DataConfig c) {
+    String name = String.valueOf(file.getFileName()).toLowerCase(Locale.ROOT);
+    if (!(name.endsWith(".jsonl") || name.endsWith(".ndjson")) || !Files.isRegularFile(file)) {
+      return TextDatasets.read(file, c.textColumn(), c.labelColumn()).stream().map(TextExample::text).toList();
+    }
+    List<String> out = new ArrayList<>();
+    try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+      int lineNo = 0;
+      for (String line = in.readLine(); line != null; line = in.readLine()) {
+        lineNo++;
+        if (line.isBlank()) continue;
+        JsonElement e;
+        try {
+          e = JsonParser.parseString(line);
+        } catch (JsonParseException ex) {
+          throw new DataFileException(file, lineNo, "not valid JSON. Each line must be one object such as {\"text\": \"...\"}.", ex);
+        }
+        JsonElement t = e.isJsonObject() ? e.getAsJsonObject().get(c.textColumn()) : null;
+        if (t == null || !t.isJsonPrimitive()) {
+          throw new DataFileException(
+              file, lineNo, "no string '" + c.textColumn() + "'. Each line needs the text column (--text-column); labels are not needed.");
+        }
+        if (!t.getAsString().isBlank()) out.add(t.getAsString());
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("Cannot read " + file + ": " + e.getMessage(), e);
+    }
+    if (out.isEmpty()) throw new DataFileException(file, 0, "no texts. Add one JSON object with a '" + c.textColumn() + "' per line.");
+    return out;
   }
 
   @Override

@@ -46,6 +46,6 @@ class CausalLmDataTest {
     Path shortText = Files.writeString(dir.resolve("s.txt"), "tiny");
     assertThatThrownBy(() -> CausalLmData.read(shortText, 64))
         .isInstanceOf(DataFileException.class)
-        .hasMessage("s.txt: 5 tokens (bytes), fewer than one block of 65 (block size 64 + 1 for the shifted labels). Use a smaller --block-size or more text.");
+        .hasMessage("s.txt: 5 tokens (bytes), fewer than one block of 65 (--max-length 64 + 1 for the shifted labels). Use a smaller --max-length or more text.");
   }
 }

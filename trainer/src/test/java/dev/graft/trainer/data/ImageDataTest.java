@@ -127,7 +127,7 @@ class ImageDataTest {
     assertThatThrownBy(() -> ImagePreprocessing.none().applyAll(r.examples(), "root"))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessage("root: images differ in size (image 0 is 4 x 4, image 1 is 3 x 6) and no resize is set;"
-            + " set a resize (--image-size HxW) so every image gets one size.");
+            + " set a resize (--image size=HxW) so every image gets one size.");
     ImmutableList<ImageExample> fixed = ImagePreprocessing.none().withResize(5, 5).applyAll(r.examples(), "root");
     assertThat(fixed).allSatisfy(e -> assertThat(e.pixels()).hasSize(25));
   }

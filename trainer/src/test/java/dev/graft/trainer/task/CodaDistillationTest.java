@@ -20,6 +20,18 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.graft.fixtures.Datasets;
+import dev.graft.rewrite.recipe.Recipe;
+import dev.graft.trainer.run.Pipeline;
+import dev.graft.trainer.run.RunConfig;
+import dev.graft.trainer.run.RunListener;
+import dev.graft.trainer.run.RunResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
 
 /**
  * The distillation graph: its teacher computes what the unmodified model computes (ORT on the
@@ -82,5 +94,50 @@ class CodaDistillationTest {
     Verifier.verify(distill);
     assertThat(distill.graph().nodeCount()).isEqualTo(nodes);
     assertThat(distill.graph().outputs().stream().map(Value::name)).doesNotContain(CodaDistillation.RESIDUAL);
+  }
+
+  /**
+   * The light phase learns: a short distillation (lr 1e-2, the rate docs/coda.md gives) lowers the
+   * held-out MSE well below the untouched CoDA model's, measured the same way by the same
+   * pipeline at a learning rate of 1e-12 (nothing moves), and every router and adapter parameter moves (each gets
+   * gradient). Unlabelled JSONL: texts only, no label column.
+   */
+  @Test
+  void distillationLowersTheHeldOutErrorAndMovesEveryRouterAndAdapter(@TempDir Path dir) throws Exception {
+    JsonArray sentences = JsonParser.parseString(Files.readString(Datasets.sentiment("yelp"))).getAsJsonArray();
+    StringBuilder train = new StringBuilder();
+    StringBuilder test = new StringBuilder();
+    for (int i = 0; i < 120; i++) {
+      JsonObject o = new JsonObject();
+      o.addProperty("text", sentences.get(i).getAsJsonObject().get("text").getAsString());
+      (i < 96 ? train : test).append(o).append('\n');
+    }
+    Path trainFile = Files.writeString(dir.resolve("train.jsonl"), train);
+    Path testFile = Files.writeString(dir.resolve("test.jsonl"), test);
+    Recipe recipe = Recipe.parse(
+        "passes: [{method: coda, targets: 'layer.*', fraction: 0.3333, min-tokens: 4, size: 32, temperature: 0.2, iterations: 20}]", "coda.yaml");
+    RunResult[] runs = new RunResult[2];
+    double[] rates = {1e-12, 1e-2};
+    for (int i = 0; i < 2; i++) {
+      RunConfig config = RunConfig.builder(List.of(trainFile), PretrainedModels.miniLmTokenizer(), dir.resolve("run" + i))
+          .test(List.of(testFile)).maxLength(32).batchSize(8).epochs(1).learningRate(rates[i]).seed(3).threads(2).build();
+      runs[i] = new Pipeline(config, RunListener.SILENT).run(PretrainedModels.miniLm(), recipe, new CodaDistillTask());
+    }
+    double before = runs[0].last().test().get("distill_mse");
+    double after = runs[1].last().test().get("distill_mse");
+    assertThat(before).as("CoDA at init differs from the dense model").isGreaterThan(1e-3);
+    assertThat(after).as("held-out MSE after 12 steps vs untrained %s", before).isLessThan(0.75 * before);
+
+    Model untrained = ModelIO.load(runs[0].tunedModel());
+    Model trained = ModelIO.load(runs[1].tunedModel());
+    List<String> names = TrainableRegistry.read(trained).stream().map(e -> e.initializer()).toList();
+    assertThat(names).hasSize(30);
+    for (String name : names) {
+      float[] a = untrained.graph().valueOrThrow(name).initializer().orElseThrow().toFloatArray();
+      float[] b = trained.graph().valueOrThrow(name).initializer().orElseThrow().toFloatArray();
+      double moved = 0;
+      for (int i = 0; i < a.length; i++) moved = Math.max(moved, Math.abs(a[i] - b[i]));
+      assertThat(moved).as("%s moved (it gets gradient)", name).isGreaterThan(1e-4);
+    }
   }
 }
