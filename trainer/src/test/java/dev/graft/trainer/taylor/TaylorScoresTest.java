@@ -232,15 +232,25 @@ class TaylorScoresTest {
    */
   @Test
   void convModuleScoresAreOverAxisOneAndMatchCentralDifferences() throws Exception {
+    checkConvScores(true);
+  }
+
+  /** A Conv without bias (MobileNetV3's pointwise convs, before their BatchNorm). */
+  @Test
+  void convScoresWithoutBias() throws Exception {
+    checkConvScores(false);
+  }
+
+  private void checkConvScores(boolean withBias) throws Exception {
     int n = 2, ci = 2, co = 4, side = 5, outSide = 3, per = ci * 3 * 3;
     SplittableRandom r = new SplittableRandom(11);
     GraphBuilder b = GraphBuilder.create("conv");
     Value x = b.input("x", DataType.FLOAT, n, ci, side, side);
     Value t = b.input("t", DataType.FLOAT, n, co, outSide, outSide);
     Value w = b.initializer("W", DenseTensor.ofFloats("W", new long[] {co, ci, 3, 3}, randoms(r, co * per)));
-    Value bias = b.initializer("B", DenseTensor.ofFloats("B", new long[] {co}, randoms(r, co)));
+    Value bias = !withBias ? null : b.initializer("B", DenseTensor.ofFloats("B", new long[] {co}, randoms(r, co)));
     Value h =
-        b.op("Conv", List.of(x, w, bias), Attr.ints("kernel_shape", 3, 3), Attr.ints("pads", 1, 1, 1, 1),
+        b.op("Conv", withBias ? List.of(x, w, bias) : List.of(x, w), Attr.ints("kernel_shape", 3, 3), Attr.ints("pads", 1, 1, 1, 1),
             Attr.ints("strides", 2, 2));
     Value d = b.op("Sub", h, t);
     Value loss = b.op("Mul", b.op("ReduceSum", List.of(b.op("Mul", d, d)), Attr.of("keepdims", 0L)), b.scalar(0.5f));
@@ -267,8 +277,10 @@ class TaylorScoresTest {
     double eps = 1e-2;
     for (int c = 0; c < co; c++) {
       int ch = c;
-      double lp = loss(withEdit(m, "B", v -> scaleRow(v, ch, 1, 1 + eps)), "W", v -> scaleRow(v, ch, per, 1 + eps), data);
-      double lm = loss(withEdit(m, "B", v -> scaleRow(v, ch, 1, 1 - eps)), "W", v -> scaleRow(v, ch, per, 1 - eps), data);
+      Model mp = withBias ? withEdit(m, "B", v -> scaleRow(v, ch, 1, 1 + eps)) : m;
+      Model mm = withBias ? withEdit(m, "B", v -> scaleRow(v, ch, 1, 1 - eps)) : m;
+      double lp = loss(mp, "W", v -> scaleRow(v, ch, per, 1 + eps), data);
+      double lm = loss(mm, "W", v -> scaleRow(v, ch, per, 1 - eps), data);
       double fd = (lp - lm) / (2 * eps);
       assertThat(scores[c]).as("channel %s", c).isCloseTo(Math.abs(fd), within(5e-3 + 5e-3 * Math.abs(fd)));
     }
