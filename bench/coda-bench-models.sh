@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The models `graft bench` compares in docs/coda.md: each recipe of bench/coda rewritten onto the
 # base and exported (CoDA: the sparse form). Speed does not depend on the trained values (TopK
-# picks k tokens whatever the scores), so untrained rewrites serve; coda-n3-iter1 differs from
-# coda-n3 only in the soft top-k's iterations (1 instead of 20): the pair measures their cost.
+# picks k tokens whatever the scores), so untrained rewrites serve; coda-n3-lambda differs from
+# coda-n3 only in export-weights (lambda: the soft top-k's λ, its 20 iterations on all n scores
+# in the export; coda-n3: 1, hard TopK only): the pair measures the iterations' cost.
 #
 #   bash bench/coda-bench-models.sh MODEL       MODEL: minilm or bge; writes runs/coda-bench/MODEL/*.onnx
 set -euo pipefail
@@ -17,7 +18,7 @@ case $m in
 esac
 out=$ROOT/runs/coda-bench/$m
 mkdir -p "$out"
-for r in head parallel-adapter coda-n2 coda-n3 coda-n4 coda-n3-iter1; do
+for r in head parallel-adapter coda-n2 coda-n3 coda-n4 coda-n3-lambda; do
   [ -f "$out/$r.onnx" ] && continue
   $GRAFT rewrite "$MODEL" "$out/$r-rewritten.onnx" --recipe "$ROOT/bench/coda/$r.yaml" > "$out/$r.log" 2>&1
   $GRAFT export "$out/$r-rewritten.onnx" "$out/$r.onnx" >> "$out/$r.log" 2>&1

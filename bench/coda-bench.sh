@@ -13,6 +13,6 @@ for m in "${MS[@]}"; do
     set -- $shape
     echo "== $m seq $1 batch $2 ($(date +%H:%M))"
     $GRAFT bench "$d/head.onnx" "$d/parallel-adapter.onnx" "$d/coda-n2.onnx" "$d/coda-n3.onnx" "$d/coda-n4.onnx" \
-      "$d/coda-n3-iter1.onnx" --batch "$2" --seq "$1" --threads 2 --runs "$RUNS" --warmup "$WARMUP"
+      "$d/coda-n3-lambda.onnx" --batch "$2" --seq "$1" --threads 2 --runs "$RUNS" --warmup "$WARMUP"
   done
 done

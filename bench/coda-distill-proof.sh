@@ -19,7 +19,7 @@ case $m in
 esac
 mkdir -p "$OUT"
 d=$OUT/spam-$m-distill
-$GRAFT train "$MODEL" --tokenizer "$TOK" --task coda-distill --recipe "$ROOT/bench/coda/coda-n3-distill.yaml" \
+[ -f "$d/tuned.onnx" ] || $GRAFT train "$MODEL" --tokenizer "$TOK" --task coda-distill --recipe "$ROOT/bench/coda/coda-n3-distill.yaml" \
   --train "$ROOT/runs/spam/unlabelled.jsonl" --test-fraction 0.1 --seed 42 --epochs 1 --batch-size "$DBATCH" \
   --max-length "$MAXLEN" --threads "$THREADS" --lr "$DLR" --out "$d" > "$d.log" 2>&1
 t=$OUT/spam-$m-distill-task

@@ -9,7 +9,7 @@
 #       stratified, seed 42); sentiment: the embedded UCI sentences, stratified 20% test, seed 42.
 # Environment: METHODS (head parallel-adapter coda-n2 coda-n3 coda-n4), MAXLEN (spam 128,
 # sentiment 64), BATCH (16), EPOCHS (1), LR (2e-3; the head alone 1e-2), THREADS (2),
-# OUT (runs/coda-proof), JAVA (java -Xmx3g).
+# OUT (runs/coda-proof), JAVA (java -Xmx3g), GRAFT (the command; default $JAVA -jar tools/target/graft.jar).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${1:?spam or sentiment}; shift
@@ -18,7 +18,7 @@ METHODS=${METHODS:-head parallel-adapter coda-n2 coda-n3 coda-n4}
 BATCH=${BATCH:-16}; EPOCHS=${EPOCHS:-1}; LR=${LR:-2e-3}; THREADS=${THREADS:-2}
 OUT=${OUT:-$ROOT/runs/coda-proof}; JAVA=${JAVA:-java -Xmx3g}
 CACHE=${GRAFT_CACHE:-$HOME/.cache/graft}/models
-graft() { $JAVA -jar "$ROOT/tools/target/graft.jar" "$@"; }
+graft() { ${GRAFT:-$JAVA -jar $ROOT/tools/target/graft.jar} "$@"; }
 case $DATA in
   spam) MAXLEN=${MAXLEN:-128}
         [ -f "$ROOT/runs/spam/train.jsonl" ] || { echo "run bench/jsonl_sample.py first (docs/coda.md)" >&2; exit 1; }

@@ -18,7 +18,7 @@
 # Environment: THREADS (2), BATCH (32), UCI_EXAMPLES (960 of the 3,000; 0 = all), UCI_EPOCHS (1),
 # SPAM_EXAMPLES (320 of 6,043), BGE_EXAMPLES (160), BUCKETS (0; 1 = length-bucketed batches, LengthBuckets),
 # WAIT (passive: OpenMP and ORT threads sleep instead of spinning, fair on a shared machine; set
-# WAIT=active to let both spin), GRAFT_CACHE (~/.cache/graft), OUT (bench/out).
+# WAIT=active to let both spin), GRAFT_JAR (tools/target/graft.jar), GRAFT_CACHE (~/.cache/graft), OUT (bench/out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -49,7 +49,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-JAR=$ROOT/tools/target/graft.jar
+JAR=${GRAFT_JAR:-$ROOT/tools/target/graft.jar}
 if [ ! -f "$JAR" ]; then
   echo "building $JAR" >&2
   mvn -q -pl tools -am package -DskipTests

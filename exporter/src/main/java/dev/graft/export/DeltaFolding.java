@@ -62,23 +62,48 @@ import java.util.function.UnaryOperator;
  * entries of kept modules stay.
  *
  * <p>A method whose fold is mergeable must fold completely: a branch in a shape the rule does not
- * recognise is an error, never silently kept.
+ * recognise is an error, never silently kept. The one exception is asked for: a linear branch
+ * over a 4-bit {@code com.microsoft MatMulNBits} (ORT GenAI's int4 models). Its weight is packed
+ * uint8 with per-block scales, so {@code W + ΔW} would have to be re-quantised, adding the 4-bit
+ * rounding error to the tuned model's. {@link Quantized#REFUSE} (the default) checks every
+ * branch before changing anything and refuses in one line naming the way out; {@link
+ * Quantized#KEEP} leaves those branches as nodes beside the 4-bit weights (listed in {@link
+ * FoldReport#kept}) and folds the rest:
+ *
+ * <pre>
+ *   Add(MatMulNBits(x, Wq, scales), Mul(MatMul(MatMul(x, A), B), s))   kept as it is (KEEP)
+ * </pre>
  */
 public final class DeltaFolding {
   private DeltaFolding() {}
+
+  /** What to do with linear branches over 4-bit {@code MatMulNBits} weights (see the class comment). */
+  public enum Quantized {
+    /** Refuse the whole fold, before any change, naming --keep-unmerged and --adapter-only. */
+    REFUSE,
+    /** Keep those branches as nodes; fold everything else. */
+    KEEP
+  }
 
   /** Folds {@code model} in place. */
   public static FoldReport fold(Model model) {
     return fold(model, UnaryOperator.identity());
   }
 
+  /** As {@link #fold(Model, UnaryOperator)}, refusing branches over 4-bit weights. */
+  public static FoldReport fold(Model model, UnaryOperator<Tensor> store) {
+    return fold(model, store, Quantized.REFUSE);
+  }
+
   /**
    * Folds {@code model} in place; each merged weight of the linear-branch rule passes through
    * {@code store} as soon as it is computed, which may write it out and return a tensor that reads
    * it back (an export streams this way: it holds one merged weight at a time, never the model).
+   * Linear branches over 4-bit weights are refused or kept as {@code quantized} says.
    */
-  public static FoldReport fold(Model model, UnaryOperator<Tensor> store) {
+  public static FoldReport fold(Model model, UnaryOperator<Tensor> store, Quantized quantized) {
     Graph g = model.graph();
+    Set<String> keptOverQuantized = overQuantized(g, quantized);
     Set<Value> touched = Collections.newSetFromMap(new IdentityHashMap<>());
     List<String> folded = new ArrayList<>();
     int[] removed = {0};
@@ -105,6 +130,7 @@ public final class DeltaFolding {
       if (merge.graph() == null) continue; // removed by an earlier fold
       if (!GraftTags.isMerge(merge)) continue;
       String method = GraftTags.method(merge).orElse("");
+      if (keptOverQuantized.contains(method + " " + GraftTags.module(merge).orElse(""))) continue;
       if (Methods.foldOf(method) instanceof Fold.LinearBranch && !convWeightForm(merge)) {
         foldLinearBranch(model, merge, touched, removed, store);
         folded.add(method + " " + GraftTags.module(merge).orElse(""));
@@ -133,6 +159,11 @@ public final class DeltaFolding {
     for (Node n : g.nodes()) {
       if (!GraftTags.isGraft(n)) continue;
       String method = GraftTags.method(n).orElse("");
+      String key = method + " " + GraftTags.module(n).orElse("");
+      if (keptOverQuantized.contains(key)) {
+        keptNodes.merge(key + ", unmerged over 4-bit MatMulNBits", 1, Integer::sum);
+        continue;
+      }
       checkState(
           !Methods.foldOf(method).mergeable(),
           "Node '%s' (%s) of the %s module '%s' is still in the graph after folding; a merged"
@@ -150,6 +181,31 @@ public final class DeltaFolding {
             .map(e -> e.getKey() + " (" + e.getValue() + " node" + (e.getValue() == 1 ? "" : "s") + ")")
             .collect(ImmutableList.toImmutableList());
     return new FoldReport(ImmutableList.copyOf(folded), kept, dropouts, removed[0], initializersRemoved);
+  }
+
+  /**
+   * The {@code "method module"} keys of linear branches whose linear is a {@code MatMulNBits}:
+   * with {@link Quantized#REFUSE} the first one is refused (nothing has changed yet).
+   */
+  private static Set<String> overQuantized(Graph g, Quantized quantized) {
+    Set<String> keys = new LinkedHashSet<>();
+    for (Node merge : g.nodes()) {
+      if (!GraftTags.isMerge(merge) || !merge.is("Add")) continue;
+      String method = GraftTags.method(merge).orElse("");
+      if (!(Methods.foldOf(method) instanceof Fold.LinearBranch)) continue;
+      Node linear = GraftTags.origin(merge.input(0)).producer().orElse(null);
+      if (linear == null || !linear.opType().equals("MatMulNBits") || !"com.microsoft".equals(linear.domain())) continue;
+      String module = GraftTags.module(merge).orElse("");
+      if (quantized == Quantized.REFUSE) {
+        throw new IllegalArgumentException(
+            method + " module '" + module + "' sits on 4-bit weights (MatMulNBits '" + linear.displayName()
+                + "'), which a merge cannot change without re-quantising them. Export with --keep-unmerged"
+                + " (the " + method + " stays as nodes beside the 4-bit weights) or --adapter-only --base BASE"
+                + " (an .onnx_adapter for ONNX Runtime GenAI's multi-LoRA).");
+      }
+      keys.add(method + " " + module);
+    }
+    return keys;
   }
 
   // ---- rule 2: linear branches -------------------------------------------------------------------
@@ -215,41 +271,86 @@ public final class DeltaFolding {
         "%s: the branch reads %s data; folding evaluates it on a float identity only",
         where,
         x.dataType().orElse(null));
-    float[] eye = new float[Math.toIntExact(in * in)];
-    for (int i = 0; i < in; i++) eye[i * (int) in + i] = 1f;
     Node sink = merge.input(1).producer().orElseThrow();
-    Tensor delta;
+    Tensor merged;
     try {
-      delta =
-          evaluate(model, ordered, List.of(sink), Map.of(x, DenseTensor.ofFloats(x.name(), new long[] {in, in}, eye)))
-              .get(sink.output().name());
+      merged = mergedWeight(model, ordered, sink, x, in, wT, transB, alpha);
     } catch (RuntimeException e) {
-      throw new IllegalStateException(where + ": cannot evaluate the branch on the identity: " + e.getMessage(), e);
+      throw new IllegalStateException(
+          where + ": cannot compute W + branch(I) (W " + wT.shape() + "): " + e.getMessage(), e);
     }
-    setConstant(g, linear, 1, store.apply(addDelta(wT, delta, transB, alpha, where)));
+    setConstant(g, linear, 1, store.apply(merged));
 
     bypass(merge, merge.input(0));
     remove(g, merge, touched, removed);
     for (int i = ordered.size() - 1; i >= 0; i--) remove(g, ordered.get(i), touched, removed);
   }
 
-  /** {@code W + ΔW} ({@code W + ΔWᵀ / alpha} for a Gemm), computed by ORT. */
-  private static Tensor addDelta(Tensor w, Tensor delta, boolean transB, float alpha, String where) {
+  /**
+   * {@code W + branch(I)} ({@code W + branch(I)ᵀ / alpha} for a Gemm with transB), computed by
+   * ORT in one graph, W handed over as it is (a mapped external weight, without a copy). A
+   * {@code MatMul(x, C)} at the branch's start is C on the identity (LoRA: ΔW = A·B·s); any
+   * other reader of x gets the identity, made inside the graph, never in the heap:
+   *
+   * <pre>
+   *   I = EyeLike(ConstantOfShape([in, in]));  ΔW = branch(I);  merged = W + f(ΔW)
+   * </pre>
+   */
+  private static Tensor mergedWeight(
+      Model owner, List<Node> ordered, Node sink, Value x, long in, Tensor w, boolean transB, float alpha) {
     GraphBuilder gb = GraphBuilder.create("fold_linear");
+    Graph mini = gb.graph();
     Value wv = gb.input("W", w.dataType(), (Object[]) boxed(w.dims()));
-    Value dv = gb.input("dW", delta.dataType(), (Object[]) boxed(delta.dims()));
-    Value d = dv;
+    Map<Value, Value> map = new IdentityHashMap<>();
+    for (Node n : ordered) {
+      boolean first = n.is("MatMul") && n.input(0) == x && n.input(1) != null;
+      Optional<Tensor> c = first ? Constants.valueOf(n.input(1)) : Optional.empty();
+      if (c.isPresent() && c.get().dims().length == 2) {
+        // MatMul(I, C) = C exactly (each sum adds zeros to one product by 1): LoRA's x·A on the
+        // identity is A, without an [in, in] identity and its in²·r multiplications.
+        map.put(n.output(), constantIn(mini, map, n.input(1)));
+        continue;
+      }
+      List<Value> ins = new ArrayList<>();
+      for (Value v : n.inputs()) {
+        if (v == null) {
+          ins.add(null);
+          continue;
+        }
+        if (v == x && !map.containsKey(x)) {
+          map.put(x, gb.op("EyeLike", gb.op("ConstantOfShape", gb.int64s(in, in))));
+        }
+        ins.add(map.containsKey(v) ? map.get(v) : constantIn(mini, map, v));
+      }
+      Node copy =
+          new Node(n.domain(), n.opType(), ins, List.of(n.output().name()), List.copyOf(n.attributes().values()), n.name());
+      mini.addNode(copy);
+      map.put(n.output(), copy.output());
+    }
+    Value d = map.get(sink.output());
     if (transB) d = gb.op("Transpose", d);
     if (alpha != 1f) d = gb.op("Div", d, gb.scalar(alpha));
-    if (delta.dataType() != w.dataType()) d = gb.op("Cast", List.of(d), Attr.of("to", (long) w.dataType().code()));
+    if (sink.output().dataType().orElse(w.dataType()) != w.dataType()) {
+      d = gb.op("Cast", List.of(d), Attr.of("to", (long) w.dataType().code()));
+    }
     gb.output("merged", gb.op("Add", wv, d));
     gb.typed(gb.graph().outputs().get(0), w.dataType(), (Object[]) boxed(w.dims()));
-    try {
-      return OrtEval.run(gb.model(17), Map.of("W", w, "dW", delta)).get("merged");
-    } catch (RuntimeException e) {
-      throw new IllegalStateException(
-          where + ": cannot compute W + ΔW (W " + w.shape() + ", ΔW " + delta.shape() + "): " + e.getMessage(), e);
+    // The branch speaks the model's dialect.
+    Model m = gb.model(owner.defaultOpset().orElse(17));
+    owner.opsets().forEach(m::setOpset);
+    if (owner.irVersion() > 0) m.setIrVersion(owner.irVersion());
+    return OrtEval.runUnoptimized(m, Map.of("W", w), "a merged weight").get("merged");
+  }
+
+  /** The mini graph's initializer holding constant {@code v} (added once). */
+  private static Value constantIn(Graph mini, Map<Value, Value> map, Value v) {
+    Value mapped = map.get(v);
+    if (mapped == null) {
+      Tensor t = Constants.valueOf(v).orElseThrow();
+      mapped = mini.addInitializer(v.name(), t.withName(v.name()));
+      map.put(v, mapped);
     }
+    return mapped;
   }
 
   /** Each branch node must feed only the branch and the merge Add; otherwise folding would change other readers. */
@@ -294,34 +395,6 @@ public final class DeltaFolding {
         linear.displayName(),
         linear.input(0).name());
     return linear;
-  }
-
-  /** {@code W + s·(A·B)} (transposed when transB, over alpha for Gemm) computed by ORT. */
-  private static Tensor addScaledProduct(
-      Tensor w, Tensor a, Tensor b, Tensor s, boolean transB, float alpha, String where) {
-    GraphBuilder gb = GraphBuilder.create("fold_lora");
-    Value wv = gb.input("W", w.dataType(), (Object[]) boxed(w.dims()));
-    Value av = gb.input("A", a.dataType(), (Object[]) boxed(a.dims()));
-    Value bv = gb.input("B", b.dataType(), (Object[]) boxed(b.dims()));
-    Value sv = gb.input("s", s.dataType(), (Object[]) boxed(s.dims()));
-    Value delta = gb.op("Mul", gb.op("MatMul", av, bv), sv);
-    if (transB) delta = gb.op("Transpose", delta);
-    if (alpha != 1f) delta = gb.op("Div", delta, gb.scalar(alpha));
-    gb.output("merged", gb.op("Add", wv, delta));
-    gb.typed(gb.graph().outputs().get(0), w.dataType(), (Object[]) boxed(w.dims()));
-    Map<String, Tensor> feeds = new LinkedHashMap<>();
-    feeds.put("W", w);
-    feeds.put("A", a);
-    feeds.put("B", b);
-    feeds.put("s", s);
-    try {
-      return OrtEval.run(gb.model(17), feeds).get("merged");
-    } catch (RuntimeException e) {
-      throw new IllegalStateException(
-          where + ": cannot compute W + s·A·B (W " + w.shape() + ", A " + a.shape() + ", B " + b.shape()
-              + "): " + e.getMessage(),
-          e);
-    }
   }
 
   // ---- rule 3: constant clusters ------------------------------------------------------------------

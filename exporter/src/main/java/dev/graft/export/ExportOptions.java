@@ -16,9 +16,16 @@ import java.util.Map;
  * @param feeds held-out inputs for verification, or empty to generate them ({@link
  *     ExportVerifier#heldOutInputs})
  * @param tolerance the largest accepted difference, or NaN for the default of the precision
+ * @param keepUnmerged keep linear branches (LoRA) over 4-bit {@code MatMulNBits} weights as
+ *     nodes instead of refusing the export ({@link DeltaFolding.Quantized#KEEP})
  */
 public record ExportOptions(
-    boolean fp16, boolean externalData, Long irVersion, ImmutableMap<String, Tensor> feeds, double tolerance) {
+    boolean fp16,
+    boolean externalData,
+    Long irVersion,
+    ImmutableMap<String, Tensor> feeds,
+    double tolerance,
+    boolean keepUnmerged) {
 
   public ExportOptions {
     checkArgument(irVersion == null || irVersion > 0, "The IR version must be positive, got %s", irVersion);
@@ -27,27 +34,31 @@ public record ExportOptions(
 
   /** fp32, inline, the tuned model's IR version, generated inputs, the default tolerance. */
   public static ExportOptions defaults() {
-    return new ExportOptions(false, false, null, ImmutableMap.of(), Double.NaN);
+    return new ExportOptions(false, false, null, ImmutableMap.of(), Double.NaN, false);
   }
 
   public ExportOptions withFp16(boolean v) {
-    return new ExportOptions(v, externalData, irVersion, feeds, tolerance);
+    return new ExportOptions(v, externalData, irVersion, feeds, tolerance, keepUnmerged);
   }
 
   public ExportOptions withExternalData(boolean v) {
-    return new ExportOptions(fp16, v, irVersion, feeds, tolerance);
+    return new ExportOptions(fp16, v, irVersion, feeds, tolerance, keepUnmerged);
   }
 
   public ExportOptions withIrVersion(Long v) {
-    return new ExportOptions(fp16, externalData, v, feeds, tolerance);
+    return new ExportOptions(fp16, externalData, v, feeds, tolerance, keepUnmerged);
   }
 
   public ExportOptions withFeeds(Map<String, Tensor> v) {
-    return new ExportOptions(fp16, externalData, irVersion, ImmutableMap.copyOf(v), tolerance);
+    return new ExportOptions(fp16, externalData, irVersion, ImmutableMap.copyOf(v), tolerance, keepUnmerged);
   }
 
   public ExportOptions withTolerance(double v) {
-    return new ExportOptions(fp16, externalData, irVersion, feeds, v);
+    return new ExportOptions(fp16, externalData, irVersion, feeds, v, keepUnmerged);
+  }
+
+  public ExportOptions withKeepUnmerged(boolean v) {
+    return new ExportOptions(fp16, externalData, irVersion, feeds, tolerance, v);
   }
 
   /** The tolerance in force: the given one, else 1e-4 for fp32 and 2e-2 for fp16 storage. */

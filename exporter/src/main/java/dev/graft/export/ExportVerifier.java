@@ -178,6 +178,30 @@ public final class ExportVerifier {
 
   /** Held-out inputs for {@code model}, made from its input types as the class comment says. */
   public static ImmutableMap<String, Tensor> heldOutInputs(Model model, long seed) {
+    return heldOutInputs(model, seed, BATCH, SEQUENCE);
+  }
+
+  /**
+   * The inputs an export is verified on: {@link #heldOutInputs(Model, long)}, but for a model
+   * with {@link #LARGE_EXTERNAL_BYTES} or more of external data batch 1 and {@value
+   * #LARGE_SEQUENCE} tokens (where the sequence is symbolic). A model that large costs about
+   * 2·parameters·tokens of arithmetic a run, which at 32 tokens would take longer than writing
+   * the export; every weight is still read and every output compared.
+   */
+  public static ImmutableMap<String, Tensor> verificationInputs(Model model, long seed) {
+    return OrtEval.externalBytes(model) >= LARGE_EXTERNAL_BYTES
+        ? heldOutInputs(model, seed, 1, LARGE_SEQUENCE)
+        : heldOutInputs(model, seed);
+  }
+
+  /** External data from which {@link #verificationInputs} are small: 256 MiB. */
+  public static final long LARGE_EXTERNAL_BYTES = 256L << 20;
+
+  public static final long LARGE_SEQUENCE = 4;
+
+  /** As {@link #heldOutInputs(Model, long)}, with the given batch and sequence length. */
+  public static ImmutableMap<String, Tensor> heldOutInputs(Model model, long seed, long batch, long sequence) {
+    checkArgument(batch > 0 && sequence > 0, "batch and sequence must be positive, got %s and %s", batch, sequence);
     Graph g = model.graph();
     SplittableRandom random = new SplittableRandom(seed);
     Map<String, Tensor> feeds = new LinkedHashMap<>();
@@ -186,7 +210,7 @@ public final class ExportVerifier {
       if (in.isInitializer()) continue; // overridable initializers keep their values
       DataType type = in.dataType().orElseThrow(
           () -> new IllegalArgumentException("Input '" + in.name() + "' has no element type; pass feeds"));
-      long[] dims = sizes(in);
+      long[] dims = sizes(in, batch, sequence);
       int n = Math.toIntExact(java.util.Arrays.stream(dims).reduce(1L, Math::multiplyExact));
       String lower = in.name().toLowerCase();
       if (type == DataType.INT64 || type == DataType.INT32) {
@@ -223,7 +247,7 @@ public final class ExportVerifier {
     return DenseTensor.ofInts(name, dims, i);
   }
 
-  private static long[] sizes(Value in) {
+  private static long[] sizes(Value in, long batch, long sequence) {
     Shape s = in.shape().orElseThrow(
         () -> new IllegalArgumentException("Input '" + in.name() + "' has no shape; pass feeds"));
     long[] out = new long[s.rank()];
@@ -231,7 +255,7 @@ public final class ExportVerifier {
       Dim d = s.dim(i);
       // A decoder's KV cache ("past_sequence_length") starts empty; its mask then spans the sequence.
       boolean past = !d.isFixed() && d.toString().contains("past") && !d.toString().contains("+");
-      out[i] = d.isFixed() ? d.value() : i == 0 ? BATCH : past ? 0 : SEQUENCE;
+      out[i] = d.isFixed() ? d.value() : i == 0 ? batch : past ? 0 : sequence;
     }
     return out;
   }

@@ -8,9 +8,11 @@ import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.analysis.Verifier;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.io.SaveOptions;
+import dev.graft.ir.io.StagedSave;
 import dev.graft.ir.tensor.Tensor;
 import java.nio.file.Path;
 import java.util.function.Consumer;
+import java.util.function.UnaryOperator;
 
 /**
  * The merged export: copy the tuned model, fold its deltas ({@link DeltaFolding}), optionally
@@ -25,10 +27,13 @@ import java.util.function.Consumer;
  *
  * Verification runs the export as it will be written, opened by ORT from a file (tensor layout,
  * inline or external, does not change what ORT computes). A tuned model with 256 MiB or more of
- * external data streams: the copy shares its tensors, each merged weight goes to a spill file as
- * soon as it is computed ({@link FoldSpill}), ORT reads both models' weights from their files,
- * and the save copies unchanged weights file to file into {@code OUT.data}; the heap holds one
- * weight at a time.
+ * external data streams: the copy shares its tensors, each merged weight is written into the
+ * export's own data file as soon as ORT has computed it ({@link StagedSave}), ORT reads both
+ * models' weights from their files, and the save appends the unchanged weights file to file and
+ * moves the data file into place; each byte of {@code OUT.data} is written once and the heap
+ * holds one weight at a time. (With {@code --fp16} the merged fp32 weights go to a spill file
+ * instead, {@link FoldSpill}, since fp16 storage replaces them.) The report times the three
+ * phases: fold, verify, write.
  */
 public final class MergedExport {
   private MergedExport() {}
@@ -43,17 +48,31 @@ public final class MergedExport {
    * copy just before verification: the test hook that proves a broken export is not written.
    */
   static ExportReport write(Model tuned, Path out, ExportOptions options, Consumer<Model> beforeVerify) {
+    return write(tuned, out, options, beforeVerify, streams(tuned));
+  }
+
+  /** As above, streaming or not as {@code stream} says (tests stream small models). */
+  static ExportReport write(
+      Model tuned, Path out, ExportOptions options, Consumer<Model> beforeVerify, boolean stream) {
     checkArgument(out != null, "MergedExport.write needs an output path, got null");
-    boolean stream = streams(tuned);
-    try (FoldSpill spill = stream ? new FoldSpill(out) : null) {
-      return write(tuned, out, options, beforeVerify, spill);
+    if (!stream) return write(tuned, out, options, beforeVerify, null, null);
+    if (options.fp16()) {
+      // fp16 storage replaces every merged weight after the fold: stage them in a spill file
+      // that is deleted after the save, so OUT.data holds no fp32 copies nobody reads.
+      try (FoldSpill spill = new FoldSpill(out)) {
+        return write(tuned, out, options, beforeVerify, spill, null);
+      }
+    }
+    try (StagedSave staged = StagedSave.begin(out, SaveOptions.external())) {
+      return write(tuned, out, options, beforeVerify, staged::put, staged);
     }
   }
 
   /**
    * Whether the export streams: a tuned model with at least {@link #STREAM_FROM} bytes of
-   * external data folds into a spill file ({@link FoldSpill}), is verified from files and is
-   * written with external data (a copy file to file for unchanged weights).
+   * external data folds each merged weight straight into the export's data file ({@link
+   * StagedSave}), is verified from files and is written with external data (unchanged weights
+   * copied file to file after the merged ones).
    */
   static boolean streams(Model tuned) {
     return OrtEval.externalBytes(tuned) >= STREAM_FROM;
@@ -63,9 +82,18 @@ public final class MergedExport {
   static final long STREAM_FROM = 256L << 20;
 
   private static ExportReport write(
-      Model tuned, Path out, ExportOptions options, Consumer<Model> beforeVerify, FoldSpill spill) {
+      Model tuned,
+      Path out,
+      ExportOptions options,
+      Consumer<Model> beforeVerify,
+      UnaryOperator<Tensor> store,
+      StagedSave staged) {
+    long t0 = System.nanoTime();
     Model export = tuned.copy();
-    FoldReport fold = spill == null ? DeltaFolding.fold(export) : DeltaFolding.fold(export, spill);
+    DeltaFolding.Quantized quantized =
+        options.keepUnmerged() ? DeltaFolding.Quantized.KEEP : DeltaFolding.Quantized.REFUSE;
+    FoldReport fold =
+        DeltaFolding.fold(export, store == null ? UnaryOperator.identity() : store, quantized);
     Model reference = CodaExport.sparsify(tuned, export);
     int fp16 = options.fp16() ? Fp16Storage.apply(export) : 0;
     if (options.irVersion() != null) {
@@ -73,13 +101,20 @@ public final class MergedExport {
       export.setIrVersion(options.irVersion());
     }
     Verifier.verify(export);
+    long t1 = System.nanoTime();
     beforeVerify.accept(export);
     ImmutableMap<String, Tensor> feeds =
-        options.feeds().isEmpty() ? ExportVerifier.heldOutInputs(tuned, 20240611L) : options.feeds();
+        options.feeds().isEmpty() ? ExportVerifier.verificationInputs(tuned, 20240611L) : options.feeds();
     ExportVerifier.Verification v =
         ExportVerifier.verify(reference, export, feeds, options.effectiveTolerance());
-    boolean external = options.externalData() || spill != null;
-    ModelIO.save(export, out, external ? SaveOptions.external() : SaveOptions.inline());
+    long t2 = System.nanoTime();
+    if (staged != null) {
+      staged.commit(export);
+    } else {
+      boolean external = options.externalData() || store != null;
+      ModelIO.save(export, out, external ? SaveOptions.external() : SaveOptions.inline());
+    }
+    long t3 = System.nanoTime();
     return new ExportReport(
         out,
         fold,
@@ -87,7 +122,8 @@ public final class MergedExport {
         OpCensus.of(tuned.graph()),
         OpCensus.of(export.graph()),
         fp16,
-        export.irVersion());
+        export.irVersion(),
+        new ExportReport.Timing((t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9));
   }
 
   /** Folds a copy of {@code tuned} and returns it, unverified and unwritten (for benchmarks). */

@@ -46,8 +46,17 @@ public final class MultiLora {
   static ExportVerifier.Verification verify(
       Model tuned, Path baseWithInputs, Path adapterFile, Map<String, Tensor> feeds) {
     ImmutableMap<String, Tensor> expected = OrtEval.run(tuned, feeds, "the tuned model");
+    return verify(expected, baseWithInputs, adapterFile, feeds, OrtEval.externalBytes(tuned));
+  }
+
+  /**
+   * As {@link #verify(Model, Path, Path, Map)}, against the tuned model's outputs on {@code feeds}
+   * already computed; {@code externalBytes} of file weights decide ORT's large-model options.
+   */
+  static ExportVerifier.Verification verify(
+      Map<String, Tensor> expected, Path baseWithInputs, Path adapterFile, Map<String, Tensor> feeds, long externalBytes) {
     try (OrtSession.SessionOptions o = sessionOptions();
-        OrtSession s = open(baseWithInputs, o, OrtEval.externalBytes(tuned));
+        OrtSession s = open(baseWithInputs, o, externalBytes);
         OrtLoraAdapter a = OrtLoraAdapter.create(adapterFile.toString())) {
       return ExportVerifier.verify(expected, run(s, a, feeds), ExportVerifier.FP32_TOLERANCE);
     } catch (OrtException e) {

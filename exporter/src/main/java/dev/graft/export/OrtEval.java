@@ -35,12 +35,27 @@ final class OrtEval {
   }
 
   /**
+   * Runs a graph built to compute one value, without ORT's graph optimisations: they would only
+   * move the work into session creation, where constant folding evaluates constant subgraphs
+   * (a fold's {@code EyeLike(ConstantOfShape(...))} branch, say) on one thread and keeps copies.
+   */
+  static ImmutableMap<String, Tensor> runUnoptimized(Model model, Map<String, Tensor> feeds, String what) {
+    return run(model, feeds, what, false);
+  }
+
+  /**
    * Runs {@code model} once, opened by ORT from a {@link SessionFile}: external weights are read
    * by ORT from their own file and never pass through the heap; {@code what} names it in errors.
    */
   static ImmutableMap<String, Tensor> run(Model model, Map<String, Tensor> feeds, String what) {
+    return run(model, feeds, what, true);
+  }
+
+  private static ImmutableMap<String, Tensor> run(
+      Model model, Map<String, Tensor> feeds, String what, boolean optimize) {
     try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
       o.setIntraOpNumThreads(2);
+      if (!optimize) o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.NO_OPT);
       OrtSession s;
       try (SessionFile file = SessionFile.write(model)) {
         if (file.large()) largeWeightOptions(o);
@@ -126,13 +141,19 @@ final class OrtEval {
     }
   }
 
-  /** An ORT tensor holding a copy of {@code t}'s data. */
+  /**
+   * An ORT tensor over {@code t}'s data: the data itself when it is already outside the heap (a
+   * mapped external weight: ORT reads the mapping, nothing is copied), else a copy.
+   */
   static OnnxTensor toOrt(Tensor t) throws OrtException {
-    ByteBuffer raw = t.rawData().duplicate().order(ByteOrder.LITTLE_ENDIAN);
-    ByteBuffer direct = ByteBuffer.allocateDirect(raw.remaining()).order(ByteOrder.nativeOrder());
     if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
       throw new IllegalStateException("Graft's exporter assumes a little-endian machine");
     }
+    ByteBuffer raw = t.rawData().duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    if (raw.isDirect() && raw.remaining() > 0) {
+      return OnnxTensor.createTensor(ENV, raw, t.dims(), javaType(t.dataType(), t.name()));
+    }
+    ByteBuffer direct = ByteBuffer.allocateDirect(raw.remaining()).order(ByteOrder.nativeOrder());
     direct.put(raw).flip();
     return OnnxTensor.createTensor(ENV, direct, t.dims(), javaType(t.dataType(), t.name()));
   }
@@ -144,9 +165,14 @@ final class OrtEval {
         DataType.valueOf(t.getInfo().onnxType.name().substring("ONNX_TENSOR_ELEMENT_DATA_TYPE_".length()));
     ByteBuffer b = t.getByteBuffer();
     checkArgument(b != null, "Output '%s' of type %s has no raw data (strings are not supported)", name, type);
-    ByteBuffer copy = ByteBuffer.allocate(b.remaining()).order(ByteOrder.LITTLE_ENDIAN);
-    copy.put(b.order(ByteOrder.nativeOrder())).flip();
-    return DenseTensor.ofRaw(name, type, t.getInfo().getShape(), copy);
+    // getByteBuffer already copies into the heap; only a direct buffer (a view of ORT's memory,
+    // freed with the result) is copied again.
+    ByteBuffer copy = b;
+    if (b.isDirect()) {
+      copy = ByteBuffer.allocate(b.remaining());
+      copy.put(b).flip();
+    }
+    return DenseTensor.ofRaw(name, type, t.getInfo().getShape(), copy.order(ByteOrder.LITTLE_ENDIAN));
   }
 
   private static OnnxJavaType javaType(DataType t, String name) {

@@ -18,6 +18,7 @@ import dev.graft.ir.io.AtomicFiles;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.io.SafeTensors;
 import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.PassManager;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -27,6 +28,7 @@ import dev.graft.rewrite.discover.ModuleDiscovery;
 import dev.graft.rewrite.method.AppliedMethods;
 import dev.graft.rewrite.method.Methods;
 import dev.graft.rewrite.method.PeftLayout;
+import dev.graft.rewrite.peft.DoraPass;
 import dev.graft.rewrite.peft.LoraPass;
 import dev.graft.rewrite.recipe.PassFactory;
 import dev.graft.rewrite.recipe.Recipe;
@@ -39,6 +41,7 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
@@ -65,6 +68,10 @@ public final class PeftAdapterFiles {
   public static final String SAFETENSORS = "adapter_model.safetensors";
   public static final String CONFIG = "adapter_config.json";
   public static final String PREFIX = "base_model.model.";
+  /** PEFT's key suffix of DoRA's magnitude vector m [out] (PEFT reads it with or without ".weight"). */
+  public static final String MAGNITUDE_KEY = "lora_magnitude_vector";
+  /** The role under which Graft's DoRA records dm = m - ‖W‖. */
+  private static final String DORA_MAGNITUDE = "dm";
   private static final Gson GSON = new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create();
 
   /** What {@link #write} wrote, and the trainables it left out (no PEFT counterpart). */
@@ -82,14 +89,42 @@ public final class PeftAdapterFiles {
     return path.replace('/', '.');
   }
 
+  /**
+   * The LoRA initialisation that moved part of the frozen weights into A and B ({@code pissa},
+   * {@code olora}), when a LoRA pass of {@code tuned} used one. PEFT files apply to the original
+   * base, whose weights are not the residuals; PEFT converts such an adapter to a rank-2r one
+   * (A with the initial A, B with minus the initial B), which Graft does not write yet.
+   */
+  public static Optional<String> weightInit(Model tuned) {
+    return AppliedMethods.read(tuned).stream()
+        .filter(a -> a.method().equals(LoraPass.METHOD))
+        .map(a -> String.valueOf(a.options().getOrDefault("init", "")).toLowerCase(java.util.Locale.ROOT))
+        .filter(i -> i.equals("pissa") || i.equals("olora"))
+        .findFirst();
+  }
+
   /** Writes the LoRA adapter of {@code tuned} in PEFT's layout to {@code outDir}. */
   public static PeftReport write(Model tuned, Path outDir) {
-    PeftLayout layout = Methods.get(LoraPass.METHOD).peft().orElseThrow();
+    Optional<String> init = weightInit(tuned);
+    checkArgument(
+        init.isEmpty(),
+        "LoRA init %s moved the principal part of each weight into A and B, so PEFT files over the original"
+            + " base would need PEFT's conversion to a rank-2r adapter, which Graft does not write yet. Use Graft's"
+            + " adapter files (they replay the init on the base) or the merged export.",
+        init.orElse(""));
+    boolean dora = AppliedMethods.read(tuned).stream().anyMatch(a -> a.method().equals(DoraPass.METHOD));
+    boolean plain = AppliedMethods.read(tuned).stream().anyMatch(a -> a.method().equals(LoraPass.METHOD));
+    checkArgument(
+        !(dora && plain),
+        "The tuned model has both LoRA and DoRA passes; PEFT's config says use_dora for all its modules. Export it"
+            + " with Graft's adapter format instead.");
+    String method = dora ? DoraPass.METHOD : LoraPass.METHOD;
+    PeftLayout layout = Methods.get(method).peft().orElseThrow();
     List<AppliedMethods.Applied> lora =
-        AppliedMethods.read(tuned).stream().filter(a -> a.method().equals(LoraPass.METHOD)).toList();
+        AppliedMethods.read(tuned).stream().filter(a -> a.method().equals(method)).toList();
     checkArgument(
         !lora.isEmpty(),
-        "The tuned model records no LoRA pass (model metadata '%s'); PEFT files are written for LoRA adapters only.",
+        "The tuned model records no LoRA or DoRA pass (model metadata '%s'); PEFT files are written for those adapters only.",
         AppliedMethods.KEY);
     Map<String, Object> first = lora.get(0).options();
     for (AppliedMethods.Applied a : lora) {
@@ -105,7 +140,7 @@ public final class PeftAdapterFiles {
     List<String> leftOut = new ArrayList<>();
     Set<String> targets = new LinkedHashSet<>();
     for (Entry e : TrainableRegistry.read(tuned)) {
-      if (!e.method().equals(LoraPass.METHOD)) {
+      if (!e.method().equals(method)) {
         leftOut.add(e.initializer() + " (" + e.method() + ")");
         continue;
       }
@@ -121,7 +156,11 @@ public final class PeftAdapterFiles {
       checkArgument(suffix != null, "LoRA parameter '%s' has role '%s', which PEFT's layout does not name", e.initializer(), e.role());
       Tensor t = tuned.graph().initializer(e.initializer()).flatMap(Value::initializer).orElseThrow();
       String key = PREFIX + path + "." + suffix;
-      tensors.put(key, layout.transposed().contains(e.role()) ? transpose(t, key) : t.withName(key));
+      if (e.role().equals(DORA_MAGNITUDE)) {
+        tensors.put(key, magnitude(l, t, key, true));
+      } else {
+        tensors.put(key, layout.transposed().contains(e.role()) ? transpose(t, key) : t.withName(key));
+      }
       targets.add(path);
     }
     JsonObject config = new JsonObject();
@@ -132,9 +171,9 @@ public final class PeftAdapterFiles {
     LoraPass.Config d = LoraPass.Config.defaults();
     config.addProperty("r", ((Number) first.getOrDefault("rank", d.rank())).intValue());
     config.addProperty("lora_alpha", ((Number) first.getOrDefault("alpha", d.alpha())).doubleValue());
-    config.addProperty("use_rslora", (Boolean) first.getOrDefault("rslora", d.rsLora()));
+    config.addProperty("use_rslora", (Boolean) first.getOrDefault("rslora", dora ? false : d.rsLora()));
     config.addProperty("lora_dropout", ((Number) first.getOrDefault("dropout", d.dropout())).doubleValue());
-    config.addProperty("use_dora", false);
+    config.addProperty("use_dora", dora);
     config.addProperty("bias", "none");
     config.addProperty("fan_in_fan_out", false);
     JsonArray t = new JsonArray();
@@ -166,10 +205,10 @@ public final class PeftAdapterFiles {
           adapterDir.resolve(CONFIG),
           unsupported);
     }
+    boolean dora = config.has("use_dora") && config.get("use_dora").getAsBoolean();
     checkArgument(
-        !config.has("use_dora") || !config.get("use_dora").getAsBoolean(),
-        "%s: use_dora is true; reading PEFT's DoRA adapters is not supported yet (Graft's DoRA trains dm = m - ‖W‖)",
-        adapterDir.resolve(CONFIG));
+        !dora || !config.has("use_rslora") || !config.get("use_rslora").getAsBoolean(),
+        "%s: use_dora with use_rslora; Graft's DoRA scales by lora_alpha / r only", adapterDir.resolve(CONFIG));
     SafeTensors.Contents contents = SafeTensors.read(adapterDir.resolve(SAFETENSORS));
     Map<String, Tensor> byKey = contents.tensors();
     Model m = ModelIO.load(baseModel);
@@ -178,12 +217,14 @@ public final class PeftAdapterFiles {
 
     Map<String, String> moduleOfPath = new LinkedHashMap<>();
     for (String key : byKey.keySet()) {
+      boolean magnitude = dora && (key.endsWith("." + MAGNITUDE_KEY) || key.endsWith("." + MAGNITUDE_KEY + ".weight"));
       checkArgument(
-          key.startsWith(PREFIX) && (key.endsWith(".lora_A.weight") || key.endsWith(".lora_B.weight")),
-          "%s holds '%s', which is not a PEFT LoRA key (%s<module path>.lora_A.weight or .lora_B.weight)",
+          key.startsWith(PREFIX) && (key.endsWith(".lora_A.weight") || key.endsWith(".lora_B.weight") || magnitude),
+          "%s holds '%s', which is not a PEFT LoRA key (%s<module path>.lora_A.weight or .lora_B.weight%s)",
           adapterDir.resolve(SAFETENSORS),
           key,
-          PREFIX);
+          PREFIX,
+          dora ? ", or ." + MAGNITUDE_KEY + " with use_dora" : "");
       String path = key.substring(PREFIX.length(), key.lastIndexOf(".lora_"));
       LinearModule l = byPath.get(path);
       checkArgument(
@@ -199,16 +240,26 @@ public final class PeftAdapterFiles {
     int rank = Math.toIntExact(anyA.dims()[0]);
     checkArgument(!config.has("r") || config.get("r").getAsInt() == rank, "%s: r is %s but lora_A has %s rows", adapterDir, config.get("r"), rank);
     Map<String, Object> entry = new LinkedHashMap<>();
-    entry.put(PassFactory.METHOD, LoraPass.METHOD);
+    entry.put(PassFactory.METHOD, dora ? DoraPass.METHOD : LoraPass.METHOD);
     entry.put(PassFactory.TARGETS, "/" + moduleOfPath.values().stream().map(Pattern::quote).collect(Collectors.joining("|")) + "/");
     entry.put("rank", rank);
     entry.put("alpha", config.has("lora_alpha") ? config.get("lora_alpha").getAsDouble() : (double) rank);
-    entry.put("rslora", config.has("use_rslora") && config.get("use_rslora").getAsBoolean());
+    if (!dora) entry.put("rslora", config.has("use_rslora") && config.get("use_rslora").getAsBoolean());
+    Map<String, LinearModule> baseLinears = linears(m);
     new PassManager(Recipe.of(List.of(entry), adapterDir.resolve(CONFIG).toString()).passes()).run(m);
 
     Graph g = m.graph();
     for (Entry e : TrainableRegistry.read(m)) {
       String path = moduleOfPath.entrySet().stream().filter(x -> x.getValue().equals(e.module())).findFirst().orElseThrow().getKey();
+      if (e.role().equals(DORA_MAGNITUDE)) {
+        String key = PREFIX + path + "." + MAGNITUDE_KEY;
+        Tensor t = byKey.containsKey(key) ? byKey.get(key) : byKey.get(key + ".weight");
+        checkArgument(t != null, "%s lacks '%s' (use_dora is true)", adapterDir.resolve(SAFETENSORS), key);
+        Value v = g.initializer(e.initializer()).orElseThrow();
+        Tensor dm = magnitude(baseLinears.get(e.module()), t, v.name(), false);
+        g.setInitializer(v, reshape(dm, v.initializer().orElseThrow().dims(), v.name()));
+        continue;
+      }
       String key = PREFIX + path + "." + (e.role().equals("A") ? "lora_A.weight" : "lora_B.weight");
       Tensor t = byKey.get(key);
       checkArgument(t != null, "%s lacks '%s'", adapterDir.resolve(SAFETENSORS), key);
@@ -237,6 +288,32 @@ public final class PeftAdapterFiles {
     Map<String, LinearModule> out = new LinkedHashMap<>();
     for (Module mod : ModuleDiscovery.discover(m)) if (mod instanceof LinearModule l) out.put(l.name(), l);
     return out;
+  }
+
+  /**
+   * PEFT's magnitude m [out] from Graft's dm ({@code toPeft}: m = ‖W‖ + dm), or dm from m
+   * (dm = m - ‖W‖), with ‖W‖ the norm of each output feature of the frozen weight of {@code l},
+   * all on ONNX Runtime.
+   */
+  private static Tensor magnitude(LinearModule l, Tensor t, String name, boolean toPeft) {
+    Tensor w = GraftTags.origin(l.weight()).initializer().orElseThrow(
+        () -> new IllegalArgumentException("DoRA module '" + l.name() + "': its weight is not an initializer"));
+    boolean transposed = l.node().is("Gemm") && l.node().attrLong("transB", 0) == 1; // W is [out, in]
+    GraphBuilder b = GraphBuilder.create("magnitude");
+    Value wv = b.input("w", w.dataType(), w.dims()[0], w.dims()[1]);
+    Value x = b.input("x", t.dataType(), (Object[]) java.util.Arrays.stream(t.dims()).boxed().toArray(Long[]::new));
+    Value norm = b.op("ReduceL2", List.of(wv), dev.graft.ir.Attr.ints("axes", transposed ? 1 : 0), dev.graft.ir.Attr.of("keepdims", 0L));
+    Value flat = b.op("Reshape", x, b.int64s(-1));
+    b.output("y", b.op(toPeft ? "Add" : "Sub", toPeft ? norm : flat, toPeft ? flat : norm));
+    b.typed(b.graph().outputs().get(0), t.dataType(), l.outFeatures());
+    Tensor y = OrtEval.run(b.model(17), Map.of("w", w, "x", t)).get("y");
+    checkArgument(y.numElements() == l.outFeatures(), "'%s' has %s elements; module '%s' has %s output features",
+        name, t.numElements(), l.name(), l.outFeatures());
+    return y.withName(name);
+  }
+
+  private static Tensor reshape(Tensor t, long[] dims, String name) {
+    return dev.graft.ir.tensor.DenseTensor.ofFloats(name, dims, t.toFloatArray());
   }
 
   /** A 2-D tensor transposed, on ONNX Runtime. */

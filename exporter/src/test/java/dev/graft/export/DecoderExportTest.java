@@ -1,6 +1,7 @@
 package dev.graft.export;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.onnxruntime.OrtLoraAdapter;
 import ai.onnxruntime.OrtSession;
@@ -80,6 +81,35 @@ class DecoderExportTest {
         }
       }
     }
+  }
+
+  @Test
+  void aMergeOntoInt4WeightsIsRefusedInOneLineAndKeepUnmergedKeepsTheLoraBesideThem() {
+    Model base = TinyDecoders.genAi(C, true);
+    Model tuned = tuned(TinyDecoders.genAi(C, true), 7);
+    Map<String, Tensor> feeds = feeds(tuned);
+    Path out = dir.resolve("merged.onnx");
+    assertThatThrownBy(() -> MergedExport.write(tuned, out, ExportOptions.defaults().withFeeds(feeds)))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageStartingWith("lora module 'layer.0.attention.query' sits on 4-bit weights (MatMulNBits '")
+        .hasMessageEndingWith("which a merge cannot change without re-quantising them. Export with --keep-unmerged"
+            + " (the lora stays as nodes beside the 4-bit weights) or --adapter-only --base BASE (an .onnx_adapter"
+            + " for ONNX Runtime GenAI's multi-LoRA).")
+        .satisfies(e -> assertThat(e.getMessage()).doesNotContain("\n"));
+    assertThat(out).doesNotExist();
+
+    ExportReport r = MergedExport.write(tuned, out, ExportOptions.defaults().withFeeds(feeds).withKeepUnmerged(true));
+    assertThat(r.fold().folded()).isEmpty();
+    assertThat(r.fold().kept()).hasSize(C.layers() * 7)
+        .contains("lora layer.0.attention.query, unmerged over 4-bit MatMulNBits (4 nodes)");
+    // Independent of the export's own check: ORT on the written file against ORT on the tuned
+    // model, and the LoRA really matters (the base differs from the tuned model by far more).
+    Map<String, Tensor> want = OrtEval.run(tuned, feeds);
+    Model written = ModelIO.load(out);
+    assertThat(ExportVerifier.compare(want, OrtEval.run(written, feeds), 1e-6).maxAbsDiff()).isLessThanOrEqualTo(1e-6);
+    assertThat(ExportVerifier.compare(want, OrtEval.run(base, feeds), 1e-4).maxAbsDiff()).isGreaterThan(1e-2);
+    assertThat(OpCensus.of(written.graph()).get("com.microsoft:MatMulNBits"))
+        .isEqualTo(OpCensus.of(base.graph()).get("com.microsoft:MatMulNBits"));
   }
 
   /** A 6-token prompt with an empty cache. */

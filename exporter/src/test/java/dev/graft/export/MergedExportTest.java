@@ -9,6 +9,8 @@ import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.io.SaveOptions;
+import dev.graft.ir.tensor.ExternalTensor;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraftTags;
@@ -84,6 +86,70 @@ class MergedExportTest {
         .hasMessageContaining("Nothing was written");
     assertThat(out).doesNotExist();
     assertThat(dir).isEmptyDirectory();
+  }
+
+  @Test
+  void aStreamingExportWritesEachMergedWeightOnceIntoItsOwnDataFile() throws Exception {
+    // The tuned model as a large one arrives: weights in external data, read lazily.
+    ModelIO.save(miniLm.tuned(4), dir.resolve("tuned.onnx"), SaveOptions.external());
+    Model tuned = ModelIO.load(dir.resolve("tuned.onnx"));
+    Path out = dir.resolve("merged.onnx");
+
+    ExportReport r = MergedExport.write(tuned, out, ExportOptions.defaults(), m -> {}, true);
+
+    assertThat(r.fold().folded()).hasSize(12 + 13);
+    assertThat(r.verification().maxAbsDiff()).isLessThanOrEqualTo(1e-4);
+    assertThat(r.timing().foldSeconds()).isPositive();
+    // No spill or staging file is left: the folder holds the tuned model and the export.
+    try (var files = Files.list(dir)) {
+      assertThat(files.map(p -> p.getFileName().toString()))
+          .containsExactlyInAnyOrder("tuned.onnx", "tuned.onnx.data", "merged.onnx", "merged.onnx.data");
+    }
+    Model merged = ModelIO.load(out);
+    // The folded query weight reads the export's data file, and each byte of it is written once:
+    // the file is the tensors it holds plus alignment, no second copy of the merged weights.
+    Node queryLinear = merged.graph().nodes().stream()
+        .filter(n -> n.is("MatMul") && n.name() != null && n.name().contains("layer.0/attention/self/query"))
+        .findFirst().orElseThrow();
+    Tensor query = queryLinear.input(1).initializer().orElseThrow();
+    assertThat(query).isInstanceOf(ExternalTensor.class);
+    assertThat(((ExternalTensor) query).location()).isEqualTo("merged.onnx.data");
+    long held = 0;
+    int count = 0;
+    for (Value v : merged.graph().initializers()) {
+      if (v.initializer().orElseThrow() instanceof ExternalTensor e) {
+        held += e.length();
+        count++;
+      }
+    }
+    assertThat(Files.size(out.resolveSibling("merged.onnx.data"))).isBetween(held, held + 4096L * count);
+    // Read back from disk, the export computes the tuned model.
+    Map<String, Tensor> feeds = ExportVerifier.heldOutInputs(tuned, 17);
+    assertThat(ExportVerifier.compare(tuned, merged, feeds, 1e-4).maxAbsDiff()).isLessThanOrEqualTo(1e-4);
+    assertThat(ExportVerifier.compare(miniLm.baseWithHead(), merged, feeds, 1e-4).maxAbsDiff()).isGreaterThan(1e-2);
+  }
+
+  @Test
+  void aStreamingExportThatFailsVerificationLeavesNothingBehind() throws Exception {
+    ModelIO.save(miniLm.tuned(5), dir.resolve("tuned.onnx"), SaveOptions.external());
+    Model tuned = ModelIO.load(dir.resolve("tuned.onnx"));
+    Path out = dir.resolve("broken.onnx");
+    assertThatThrownBy(
+            () ->
+                MergedExport.write(
+                    tuned,
+                    out,
+                    ExportOptions.defaults(),
+                    m -> {
+                      Value gamma = m.graph().initializer("embeddings.LayerNorm.weight").orElseThrow();
+                      Tensor t = gamma.initializer().orElseThrow();
+                      m.graph().setInitializer(gamma, DenseTensor.ofFloats(gamma.name(), t.dims(), new float[(int) t.numElements()]));
+                    },
+                    true))
+        .isInstanceOf(ExportVerifier.VerificationFailedException.class);
+    try (var files = Files.list(dir)) {
+      assertThat(files.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("tuned.onnx", "tuned.onnx.data");
+    }
   }
 
   @Test

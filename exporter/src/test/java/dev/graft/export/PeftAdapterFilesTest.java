@@ -58,6 +58,44 @@ class PeftAdapterFilesTest {
     assertThat(ExportVerifier.compare(miniLm.base(), read, feeds, 1e-4).maxAbsDiff()).isGreaterThan(1e-3);
   }
 
+  /**
+   * DoRA in PEFT's layout: lora_A/lora_B as for LoRA, and lora_magnitude_vector m = ‖W‖ + dm
+   * (PEFT stores the magnitude, Graft trains dm); written, read back on the base, same outputs.
+   */
+  @Test
+  void graftDoraWrittenInPeftLayoutReadsBackToTheTunedModel() throws Exception {
+    Model tuned = miniLm.base();
+    dev.graft.rewrite.recipe.Recipe.parse("passes: [{method: dora, targets: \"layer.*.attention.{query,value}\"}]", "dora.yaml")
+        .manager().run(tuned);
+    TunedMiniLm.randomise(tuned, 37);
+    PeftAdapterFiles.PeftReport r = PeftAdapterFiles.write(tuned, dir);
+    String q0 = "base_model.model.encoder.layer.0.attention.self.query.";
+    assertThat(r.keys()).hasSize(36).contains(q0 + "lora_A.weight", q0 + "lora_B.weight", q0 + "lora_magnitude_vector");
+    JsonObject config = JsonParser.parseString(Files.readString(dir.resolve(PeftAdapterFiles.CONFIG))).getAsJsonObject();
+    assertThat(config.get("use_dora").getAsBoolean()).isTrue();
+    assertThat(config.get("peft_type").getAsString()).isEqualTo("LORA");
+
+    // m = ‖W‖ + dm, per output feature: the norm over the input axis of W [in, out], in double here.
+    SafeTensors.Contents st = SafeTensors.read(dir.resolve(PeftAdapterFiles.SAFETENSORS));
+    float[] m = st.tensors().get(q0 + "lora_magnitude_vector").toFloatArray();
+    assertThat(st.tensors().get(q0 + "lora_magnitude_vector").dims()).containsExactly(384);
+    dev.graft.rewrite.discover.LinearModule q = (dev.graft.rewrite.discover.LinearModule)
+        dev.graft.rewrite.discover.ModuleDiscovery.discover(miniLm.base()).stream()
+            .filter(x -> x.name().equals("layer.0.attention.query")).findFirst().orElseThrow();
+    float[] w = q.weight().initializer().orElseThrow().toFloatArray();
+    float[] dm = tuned.graph().initializer("layer.0.attention.query.dora_dm").orElseThrow().initializer().orElseThrow().toFloatArray();
+    for (int j = 0; j < 384; j++) {
+      double sq = 0;
+      for (int i = 0; i < 384; i++) sq += (double) w[i * 384 + j] * w[i * 384 + j];
+      assertThat((double) m[j]).isCloseTo(Math.sqrt(sq) + dm[j], org.assertj.core.data.Offset.offset(1e-5));
+    }
+
+    Model read = PeftAdapterFiles.read(miniLm.path, dir);
+    Map<String, Tensor> feeds = ExportVerifier.heldOutInputs(tuned, 4);
+    assertThat(ExportVerifier.compare(tuned, read, feeds, 1e-5).maxAbsDiff()).isLessThanOrEqualTo(1e-5);
+    assertThat(ExportVerifier.compare(miniLm.base(), read, feeds, 1e-4).maxAbsDiff()).isGreaterThan(1e-3);
+  }
+
   @Test
   void anAdapterInPeftsDocumentedLayoutAppliesAsItsFormulaSays() throws Exception {
     int r = 4;

@@ -82,7 +82,10 @@ public final class Graph {
     this.extras = extras == null ? new byte[0] : extras.clone();
   }
 
-  /** The node whose attribute holds this graph, or null for a top-level graph. */
+  /**
+   * The node whose attribute holds this graph, or null for a top-level graph (an exception to
+   * the package's Optional convention, kept for its callers; see package-info).
+   */
   public Node parentNode() {
     return parentNode;
   }
@@ -91,7 +94,7 @@ public final class Graph {
     this.parentNode = n;
   }
 
-  /** The graph around this one, or null. */
+  /** The graph around this one, or null for a top-level graph (as {@link #parentNode()}). */
   public Graph outerGraph() {
     return parentNode == null ? null : parentNode.graph();
   }

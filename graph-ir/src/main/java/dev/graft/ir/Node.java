@@ -136,6 +136,10 @@ public final class Node {
     this.extras = extras == null ? new byte[0] : extras.clone();
   }
 
+  /**
+   * The graph that holds this node, or null once it is removed or before it is added (an
+   * exception to the package's Optional convention, kept for its callers; see package-info).
+   */
   public Graph graph() {
     return graph;
   }
@@ -155,7 +159,11 @@ public final class Node {
     return inputs.size();
   }
 
-  /** Input {@code i}, or null when it is omitted or past the end. */
+  /**
+   * Input {@code i}, or null when it is omitted (ONNX's empty name for an optional input) or past
+   * the end: the one place the package answers null for a query, since the slot's position
+   * means something (see package-info). {@link #hasInput} asks without a null check.
+   */
   public Value input(int i) {
     return i < inputs.size() ? inputs.get(i) : null;
   }

@@ -47,7 +47,11 @@ public final class Value {
     this.name = name;
   }
 
-  /** The type, or null when nothing is known. */
+  /**
+   * The type, or null when nothing is known: an exception to the package's convention (a query
+   * with no answer returns Optional; see package-info), kept for its callers. {@link
+   * #tensorType()}, {@link #dataType()} and {@link #shape()} are the Optional forms.
+   */
   public Type type() {
     return type;
   }
@@ -97,7 +101,10 @@ public final class Value {
     return producerIndex;
   }
 
-  /** The graph whose scope defines this value, or null while it belongs to none. */
+  /**
+   * The graph whose scope defines this value, or null while it belongs to none (an exception to
+   * the package's Optional convention, kept for its callers; see package-info).
+   */
   public Graph graph() {
     return graph;
   }

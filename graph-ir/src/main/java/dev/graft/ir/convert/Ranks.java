@@ -21,7 +21,7 @@ import java.util.Set;
  * correct for every rank. Also the length of small 1-D shape vectors (the shape input of
  * Reshape), since that is what fixes the rank of a Reshape output.
  */
-final class Ranks {
+public final class Ranks {
   private static final Set<String> SAME_RANK =
       Set.of(
           "Identity", "Cast", "CastLike", "Erf", "Sqrt", "Relu", "Tanh", "Sigmoid", "Exp", "Log",
@@ -43,7 +43,7 @@ final class Ranks {
   private final Map<Value, OptionalInt> ranks = new HashMap<>();
 
   /** The rank of {@code v}, if the stored shape or the producers fix it. */
-  OptionalInt rank(Value v) {
+  public OptionalInt rank(Value v) {
     if (v == null) return OptionalInt.empty();
     OptionalInt known = ranks.get(v);
     if (known != null) return known;

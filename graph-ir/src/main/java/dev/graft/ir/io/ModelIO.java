@@ -38,4 +38,13 @@ public final class ModelIO {
   public static void save(Model model, Path path, SaveOptions options) {
     ModelWriter.write(model, path, options);
   }
+
+  /**
+   * Saves as {@link #save(Model, Path)} does, but points external tensors at the data files that hold
+   * them instead of copying them (files elsewhere are hard-linked into the target's folder; see
+   * {@link LinkedSave}); returns the names of the linked files there.
+   */
+  public static java.util.List<String> saveLinked(Model model, Path path) {
+    return LinkedSave.save(model, path, SaveOptions.keep()).linked();
+  }
 }

@@ -26,6 +26,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -52,6 +53,9 @@ final class ModelWriter {
   private long dataOffset;
   /** External tensors written as pointers to a file that already holds them, by location. */
   private final Map<Tensor, String> references;
+  /** The file unchanged external tensors are being copied from, kept open between tensors. */
+  private FileChannel source;
+  private Path sourcePath;
 
   private ModelWriter(SaveOptions options, FileChannel data, String dataLocation) {
     this(options, data, dataLocation, Map.of());
@@ -77,9 +81,12 @@ final class ModelWriter {
     Onnx.ModelProto proto;
     try (FileChannel ch =
         FileChannel.open(dataFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
-      proto =
-          new ModelWriter(SaveOptions.external(), ch, dataFile.getFileName().toString(), references)
-              .model(model);
+      ModelWriter w = new ModelWriter(SaveOptions.external(), ch, dataFile.getFileName().toString(), references);
+      try {
+        proto = w.model(model);
+      } finally {
+        w.closeSource();
+      }
     }
     try (OutputStream out = Files.newOutputStream(target)) {
       CodedOutputStream cos = CodedOutputStream.newInstance(out, 1 << 16);
@@ -98,6 +105,17 @@ final class ModelWriter {
   }
 
   static void write(Model model, Path path, SaveOptions options) {
+    write(model, path, options, null, Map.of());
+  }
+
+  /**
+   * Writes {@code model} to {@code path}. With {@code staged}, the data file is the one the
+   * staged save already began ({@link StagedSave}): tensors that read it are written as pointers
+   * at their offsets, the rest are appended after them. {@code references} (an identity map)
+   * points tensors at files that already hold them, by location relative to {@code path}'s folder.
+   */
+  static void write(
+      Model model, Path path, SaveOptions options, StagedSave staged, Map<Tensor, String> references) {
     Path target = path.toAbsolutePath().normalize();
     Path dir = target.getParent();
     if (dir == null || !Files.isDirectory(dir)) {
@@ -122,25 +140,46 @@ final class ModelWriter {
       }
       effective = new SaveOptions(SaveOptions.Layout.EXTERNAL, options.threshold(), options.dataFileName());
     }
-    boolean needsData = needsDataFile(model, effective);
-    String location =
-        effective.dataFileName() != null
-            ? effective.dataFileName()
-            : target.getFileName().toString() + ".data";
+    boolean needsData = staged != null || needsDataFile(model, effective, references);
+    String location = dataLocation(target, effective);
     Path dataTarget = needsData ? ExternalTensor.resolveInside(dir, location, "<data file>") : null;
     Path modelTmp = null;
     Path dataTmp = null;
     try {
       modelTmp = AtomicFiles.createTemp(target);
       Onnx.ModelProto proto;
-      if (needsData) {
+      if (staged != null) {
+        dataTmp = staged.file();
+        Map<Tensor, String> refs = new IdentityHashMap<>(references);
+        for (Tensor t : Tensors.all(model)) {
+          if (t instanceof ExternalTensor e && staged.holds(e)) refs.put(t, location);
+        }
+        FileChannel ch = staged.channel();
+        ModelWriter w = new ModelWriter(effective, ch, location, refs);
+        w.dataOffset = staged.end();
+        try {
+          proto = w.model(model);
+        } finally {
+          w.closeSource();
+        }
+        ch.force(true);
+        // Tensors that read the staged file keep their data after it is renamed.
+        for (Tensor t : Tensors.all(model)) {
+          if (t instanceof ExternalTensor e && staged.holds(e)) e.rawData();
+        }
+      } else if (needsData) {
         dataTmp = AtomicFiles.createTemp(dataTarget);
         try (FileChannel ch = FileChannel.open(dataTmp, StandardOpenOption.WRITE)) {
-          proto = new ModelWriter(effective, ch, location).model(model);
+          ModelWriter w = new ModelWriter(effective, ch, location, references);
+          try {
+            proto = w.model(model);
+          } finally {
+            w.closeSource();
+          }
           ch.force(true);
         }
       } else {
-        proto = new ModelWriter(effective, null, null).model(model);
+        proto = new ModelWriter(effective, null, null, references).model(model);
       }
       try (OutputStream out = Files.newOutputStream(modelTmp)) {
         CodedOutputStream cos = CodedOutputStream.newInstance(out, 1 << 16);
@@ -163,6 +202,13 @@ final class ModelWriter {
       AtomicFiles.deleteQuietly(modelTmp);
       AtomicFiles.deleteQuietly(dataTmp);
     }
+  }
+
+  /** The data file's name, relative to the model's folder. */
+  static String dataLocation(Path target, SaveOptions options) {
+    return options.dataFileName() != null
+        ? options.dataFileName()
+        : target.getFileName().toString() + ".data";
   }
 
   private static void mapTensorsReading(Model model, Path file) throws IOException {
@@ -190,9 +236,10 @@ final class ModelWriter {
     return total;
   }
 
-  private static boolean needsDataFile(Model model, SaveOptions options) {
+  private static boolean needsDataFile(Model model, SaveOptions options, Map<Tensor, String> references) {
     if (options.layout() == SaveOptions.Layout.INLINE) return false;
     for (Tensor t : Tensors.all(model)) {
+      if (references.containsKey(t)) continue; // points at a file that holds it already
       if (t instanceof ExternalTensor) return true;
       if (options.layout() == SaveOptions.Layout.EXTERNAL
           && t.byteSize() >= options.threshold()
@@ -395,22 +442,44 @@ final class ModelWriter {
    * {@link ExternalTensor#rawData()}, which says what is wrong.
    */
   private long transfer(ExternalTensor e) throws IOException {
-    try (FileChannel src = FileChannel.open(e.file(), StandardOpenOption.READ)) {
-      long length = e.length();
-      if (src.size() < e.offset() + length) {
-        ByteBuffer bytes = e.rawData(); // throws, naming the tensor and the sizes
-        length = bytes.remaining();
-        while (bytes.hasRemaining()) data.write(bytes);
-        return length;
-      }
-      long done = 0;
-      while (done < length) {
-        long n = src.transferTo(e.offset() + done, length - done, data);
-        if (n <= 0) throw new IOException("short copy from " + e.file() + " at byte " + (e.offset() + done));
-        done += n;
-      }
+    FileChannel src = source(e.file());
+    long length = e.length();
+    if (src.size() < e.offset() + length) {
+      ByteBuffer bytes = e.rawData(); // throws, naming the tensor and the sizes
+      length = bytes.remaining();
+      while (bytes.hasRemaining()) data.write(bytes);
       return length;
     }
+    long done = 0;
+    while (done < length) {
+      long n = src.transferTo(e.offset() + done, length - done, data);
+      if (n <= 0) throw new IOException("short copy from " + e.file() + " at byte " + (e.offset() + done));
+      done += n;
+    }
+    return length;
+  }
+
+  /**
+   * The open channel of the file tensors are copied from: consecutive tensors of one data file
+   * (the usual case) share it instead of opening the file once each.
+   */
+  private FileChannel source(Path file) throws IOException {
+    if (source != null && file.equals(sourcePath)) return source;
+    closeSource();
+    source = FileChannel.open(file, StandardOpenOption.READ);
+    sourcePath = file;
+    return source;
+  }
+
+  private void closeSource() {
+    if (source == null) return;
+    try {
+      source.close();
+    } catch (IOException ignored) {
+      // read only; nothing to lose
+    }
+    source = null;
+    sourcePath = null;
   }
 
   /** A pointer to where the data already is: the tensor's own offsets under {@code location}. */

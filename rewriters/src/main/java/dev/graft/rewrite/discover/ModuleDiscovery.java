@@ -83,6 +83,9 @@ public final class ModuleDiscovery {
       if (LinearFinder.match(n) instanceof MatchResult.NoMatch<LinearModule> no && no.nearMiss()) {
         out.add(new Refused(n, n.is("Conv") ? ModuleKind.CONV : ModuleKind.LINEAR, no.reason()));
       }
+      if (n.is("Div") && NormFinder.decomposed(n) instanceof MatchResult.NoMatch<NormModule> no && no.nearMiss()) {
+        out.add(new Refused(n, ModuleKind.NORM, "a decomposed LayerNorm, but " + no.describe()));
+      }
     }
     return out.build();
   }

@@ -8,6 +8,9 @@ import com.google.common.collect.ImmutableList;
 import dev.graft.ir.Node;
 import dev.graft.ir.Use;
 import dev.graft.ir.Value;
+import dev.graft.ir.convert.Ranks;
+import dev.graft.ir.pattern.DecomposedLayerNorm;
+import dev.graft.ir.pattern.MatchResult;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.discover.NormModule.Style;
@@ -16,15 +19,13 @@ import java.util.OptionalInt;
 
 /**
  * Finds normalisations: LayerNormalization, BatchNormalization, and the decomposed LayerNorm that
- * opset-11 exporters write,
+ * opset-11 exporters write, matched from its Div by {@link DecomposedLayerNorm}, the matcher the
+ * LayerNorm fusion ({@code graft convert}) uses too, seen through Graft's merges:
  *
  * <pre>
  *   m = ReduceMean(x); c = Sub(x, m); v = ReduceMean(Pow(c, 2)); n = Div(c, Sqrt(Add(v, eps)))
  *   y = Add(Mul(n, gamma), beta)
  * </pre>
- *
- * matched from its Div, with {@code Mul(c, c)} accepted for the Pow and either operand order for
- * the Mul and the Add.
  */
 final class NormFinder {
   private NormFinder() {}
@@ -34,7 +35,7 @@ final class NormFinder {
     return switch (n.opType()) {
       case "LayerNormalization" -> fused(n, Style.LAYER_NORMALIZATION);
       case "BatchNormalization" -> fused(n, Style.BATCH_NORMALIZATION);
-      case "Div" -> decomposed(n);
+      case "Div" -> decomposed(n).matchValue();
       default -> Optional.empty();
     };
   }
@@ -50,67 +51,22 @@ final class NormFinder {
             ImmutableList.of(n)));
   }
 
-  private static Optional<NormModule> decomposed(Node div) {
-    Value centered = div.input(0);
-    if (!producedBy(div.input(1), "Sqrt") || !producedBy(centered, "Sub")) return Optional.empty();
-    Node sqrt = div.input(1).producer().get();
-    if (!producedBy(sqrt.input(0), "Add")) return Optional.empty();
-    Node addEps = sqrt.input(0).producer().get();
-    int epsIndex = isConstant(addEps.input(1)) ? 1 : isConstant(addEps.input(0)) ? 0 : -1;
-    if (epsIndex < 0 || !producedBy(addEps.input(1 - epsIndex), "ReduceMean")) return Optional.empty();
-    Node variance = addEps.input(1 - epsIndex).producer().get();
-    Value sq = variance.input(0);
-    if (!isSquareOf(sq, centered)) return Optional.empty();
-    Node sub = centered.producer().get();
-    Value x = sub.input(0);
-    if (!producedBy(sub.input(1), "ReduceMean") || sub.input(1).producer().get().input(0) != x) {
-      return Optional.empty();
-    }
-    Node mean = sub.input(1).producer().get();
+  /** How discovery sees the graph: through Graft's merges, ignoring its nodes and Shape readers. */
+  static final DecomposedLayerNorm.View VIEW =
+      new DecomposedLayerNorm.View(GraphFacts::constant, n -> GraftTags.isGraft(n) || n.is("Shape"), v -> new Ranks().rank(v));
 
-    // The affine tail: Mul by gamma, then Add of beta, each the only data reader.
-    Value normed = div.output();
-    Optional<Use> mulUse = GraphFacts.onlyReader(normed).filter(u -> u.node().is("Mul"));
-    if (mulUse.isEmpty()) return Optional.empty();
-    Node mul = mulUse.get().node();
-    int gammaIndex = 1 - mulUse.get().index();
-    Optional<Tensor> gamma = constant(mul.input(gammaIndex));
-    if (gamma.isEmpty()) return Optional.empty();
-    ImmutableList.Builder<Node> nodes = ImmutableList.builder();
-    nodes.add(mean, sub, sq.producer().get(), variance, addEps, sqrt, div, mul);
-    Value out = mul.output();
-    Value beta = null;
-    Use shift = null;
-    Optional<Use> addUse = GraphFacts.onlyReader(out).filter(u -> u.node().is("Add"));
-    if (addUse.isPresent() && isConstant(addUse.get().node().input(1 - addUse.get().index()))) {
-      Node add = addUse.get().node();
-      int betaIndex = 1 - addUse.get().index();
-      beta = GraftTags.origin(add.input(betaIndex));
-      shift = new Use(add, betaIndex);
-      out = add.output();
-      nodes.add(add);
-    }
-    return Optional.of(
-        new NormModule(
-            "", OptionalInt.empty(), Style.DECOMPOSED_LAYER_NORM, x, out,
-            GraftTags.origin(mul.input(gammaIndex)), beta, new Use(mul, gammaIndex), shift,
-            gamma.get().numElements(), nodes.build()));
+  /** The decomposed LayerNorm at {@code div}, or why not: {@link DecomposedLayerNorm}'s rules. */
+  static MatchResult<NormModule> decomposed(Node div) {
+    return DecomposedLayerNorm.match(div, VIEW).map(NormFinder::module);
   }
 
-  /** Pow(c, 2) or Mul(c, c). */
-  private static boolean isSquareOf(Value sq, Value c) {
-    if (producedBy(sq, "Pow")) {
-      Node pow = sq.producer().get();
-      Optional<Tensor> e = constant(pow.input(1));
-      return pow.input(0) == c
-          && e.isPresent()
-          && e.get().numElements() == 1
-          && e.get().toDoubleArray()[0] == 2.0;
-    }
-    if (producedBy(sq, "Mul")) {
-      Node mul = sq.producer().get();
-      return mul.input(0) == c && mul.input(1) == c;
-    }
-    return false;
+  private static NormModule module(DecomposedLayerNorm ln) {
+    Node mul = ln.mul();
+    Node add = ln.addBeta();
+    Tensor gamma = constant(ln.gamma()).orElseThrow();
+    return new NormModule(
+        "", OptionalInt.empty(), Style.DECOMPOSED_LAYER_NORM, ln.x(), ln.output(),
+        GraftTags.origin(ln.gamma()), add == null ? null : GraftTags.origin(ln.beta()), new Use(mul, ln.gammaIndex()),
+        add == null ? null : new Use(add, ln.betaIndex()), gamma.numElements(), ImmutableList.copyOf(ln.nodes()));
   }
 }

@@ -59,11 +59,13 @@ import java.util.stream.Collectors;
  *   <li><b>Training ({@link Form#SOFT}, the default):</b> the frozen layer runs densely on all n
  *       tokens and its contribution is weighted by the soft λ, so every token's router score gets
  *       a gradient. Training therefore costs what the base costs, plus the adapter and the router.
- *   <li><b>The hard check ({@link Form#HARD}):</b> still dense, but λ is multiplied by the 0/1
- *       indicator of {@code TopK(Where(mask, s, -inf), k)}: the function the export computes.
+ *   <li><b>The hard check ({@link Form#HARD}):</b> still dense, but the weight is the 0/1
+ *       indicator of {@code TopK(Where(mask, s, -inf), k)} (times λ with {@code export-weights:
+ *       lambda}): the function the export computes. The pass's own HARD form keeps λ.
  *   <li><b>Inference ({@link Form#SPARSE}, what {@link CodaSparseForm} makes of a trained model):</b>
  *       TopK picks k tokens per row, GatherElements takes their rows, a copy of the layer runs on
- *       those k rows only, and ScatterElements puts {@code λ·(L(x_sel) - x_sel)} back; the other
+ *       those k rows only, and ScatterElements puts {@code w·(L(x_sel) - x_sel)} back (w = 1, or
+ *       λ with {@code export-weights: lambda}, see {@link ExportWeights}); the other
  *       n - k tokens get only {@code x + A(x)}.
  * </ul>
  *

@@ -31,8 +31,12 @@ import java.util.Set;
  *   =>
  *   i     = TopK(Where(mask, s, -inf), k).indices                                [batch, k]
  *   x_sel = GatherElements(x, expand(i))                                         [batch, k, width]
- *   y     = x + A(x) + ScatterElements(0, expand(i), GatherElements(λ, i)·(L'(x_sel) - x_sel))
+ *   y     = x + A(x) + ScatterElements(0, expand(i), GatherElements(w, i)·(L'(x_sel) - x_sel))
  * </pre>
+ *
+ * w is 1 at tokens and 0 at padding ({@link CodaPass.ExportWeights#ONE}, the default: the hard
+ * TopK alone, the soft top-k's iterations left out) or the soft top-k's λ ({@link
+ * CodaPass.ExportWeights#LAMBDA}), as the model's metadata says.
  *
  * L' is a copy of the layer's nodes in which x_sel replaces x, except the key and value
  * projections and what brings them to the attention matmuls (recorded by the pass): those keep

@@ -3,6 +3,8 @@ package dev.graft.rewrite.peft;
 import static com.google.common.base.Preconditions.checkArgument;
 
 import com.google.common.collect.ImmutableList;
+import com.google.common.collect.ImmutableMap;
+import com.google.common.collect.ImmutableSet;
 import dev.graft.ir.Constants;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
@@ -19,6 +21,7 @@ import dev.graft.rewrite.discover.LinearModule;
 import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.ModuleKind;
 import dev.graft.rewrite.method.Fold;
+import dev.graft.rewrite.method.PeftLayout;
 import dev.graft.rewrite.method.PeftMethod;
 import dev.graft.rewrite.recipe.PassFactory;
 import java.util.List;
@@ -74,7 +77,10 @@ public final class DoraPass extends ModulePass<LinearModule> {
                     o.targets(),
                     new Config(o.integer("rank", d.rank()), o.number("alpha", d.alpha()), o.longInteger("seed", d.seed())));
               }),
-          Fold.constants());
+          Fold.constants())
+          // PEFT's LoRA keys with use_dora; its magnitude m = ‖W‖ + dm, converted by PeftAdapterFiles.
+          .withPeft(new PeftLayout("LORA", ImmutableMap.of("A", "lora_A.weight", "B", "lora_B.weight", "dm", "lora_magnitude_vector"),
+              ImmutableSet.of("A", "B")));
 
   private final Config config;
 

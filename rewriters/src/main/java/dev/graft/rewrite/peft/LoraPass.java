@@ -35,17 +35,29 @@ import java.util.SplittableRandom;
  * before the bias Add, so the bias stays as it is and the exporter folds {@code W + s·A·B}
  * exactly. B starts at zero, so the adapted model computes what the original did; A starts
  * Kaiming-uniform (PyTorch's default for nn.Linear, bound 1/sqrt(in)) or Gaussian (std 1/r), from
- * a seed mixed with the module name, so each module gets its own reproducible draw. Dropout on x
+ * a seed mixed with the module name, so each module gets its own reproducible draw. With {@code
+ * init: pissa} or {@code olora} A and B instead start from the weight's SVD or QR decomposition
+ * and the frozen weight keeps the residual W - s·A·B ({@link LoraWeightInit}). Dropout on x
  * is an identity at inference; the training graph turns it on. Gemm linears get the same branch
  * added to their output. Conv layers are not adapted yet.
  */
 public final class LoraPass extends ModulePass<LinearModule> {
   public static final String METHOD = "lora";
 
-  /** How A starts; B always starts at zero. */
+  /**
+   * How A and B start: B at zero and A at random, or both from the frozen weight, which then keeps
+   * the residual (PiSSA from its SVD, OLoRA from its QR decomposition: {@link LoraWeightInit}).
+   */
   public enum Init {
     KAIMING_UNIFORM,
-    GAUSSIAN
+    GAUSSIAN,
+    PISSA,
+    OLORA;
+
+    /** Whether A and B come from the weight, which then holds the residual W - s·A·B. */
+    public boolean fromWeight() {
+      return this == PISSA || this == OLORA;
+    }
   }
 
   /**
@@ -140,19 +152,27 @@ public final class LoraPass extends ModulePass<LinearModule> {
     long in = t.inFeatures();
     long out = t.outFeatures();
     String module = t.name();
-    SplittableRandom random = new SplittableRandom(config.seed() ^ module.hashCode() * 0x9E3779B97F4A7C15L);
-    float[] a = new float[Math.toIntExact(in * r)];
-    double bound = 1 / Math.sqrt(in);
-    for (int i = 0; i < a.length; i++) {
-      a[i] =
-          (float)
-              (config.init() == Init.KAIMING_UNIFORM
-                  ? random.nextDouble(-bound, bound)
-                  : random.nextGaussian() / r);
+    float[] a;
+    float[] bValues;
+    if (config.init().fromWeight()) {
+      LoraWeightInit.Factors f = fromWeight(g, t);
+      a = f.a();
+      bValues = f.b();
+    } else {
+      SplittableRandom random = new SplittableRandom(config.seed() ^ module.hashCode() * 0x9E3779B97F4A7C15L);
+      a = new float[Math.toIntExact(in * r)];
+      double bound = 1 / Math.sqrt(in);
+      for (int i = 0; i < a.length; i++) {
+        a[i] =
+            (float)
+                (config.init() == Init.KAIMING_UNIFORM
+                    ? random.nextDouble(-bound, bound)
+                    : random.nextGaussian() / r);
+      }
+      bValues = new float[Math.toIntExact(r * out)];
     }
     Value aInit = Splice.initializer(g, module + ".lora_A", DenseTensor.ofFloats(null, new long[] {in, r}, a));
-    Value bInit =
-        Splice.initializer(g, module + ".lora_B", DenseTensor.ofFloats(null, new long[] {r, out}, new float[Math.toIntExact(r * out)]));
+    Value bInit = Splice.initializer(g, module + ".lora_B", DenseTensor.ofFloats(null, new long[] {r, out}, bValues));
     Value scale = Splice.initializer(g, module + ".lora_scaling", DenseTensor.scalar(null, (float) config.scaling()));
 
     // The value the update joins: the linear's result before its bias, behind earlier merges.
@@ -174,6 +194,48 @@ public final class LoraPass extends ModulePass<LinearModule> {
     Splice.wrap(wrapped, merge);
     return List.of(
         new Entry(aInit.name(), METHOD, module, "A"), new Entry(bInit.name(), METHOD, module, "B"));
+  }
+
+  /**
+   * PiSSA's or OLoRA's A and B for {@code t}; the frozen weight takes the residual W - s·A·B in
+   * place (keeping its name), so the layer's output is unchanged.
+   */
+  private LoraWeightInit.Factors fromWeight(Graph g, LinearModule t) {
+    Value w = t.weight();
+    String method = config.init().name().toLowerCase(java.util.Locale.ROOT);
+    checkArgument(
+        w.isInitializer() && GraftTags.origin(w) == w,
+        "LoRA init %s changes the weight of '%s' to its residual, but that weight is %s. Use init"
+            + " kaiming-uniform or gaussian for it, or apply %s before other methods that wrap the weight.",
+        method, t.name(), w.isInitializer() ? "wrapped by another method" : "not an initializer", method);
+    for (dev.graft.ir.Use u : w.uses()) {
+      checkArgument(
+          u.node() == t.node(),
+          "LoRA init %s changes the weight '%s' of '%s' to its residual, but node '%s' reads that weight too"
+              + " (a tied weight). Use init kaiming-uniform or gaussian, or leave '%s' out of the targets.",
+          method, w.name(), t.name(), u.node().displayName(), t.name());
+    }
+    int in = Math.toIntExact(t.inFeatures());
+    int out = Math.toIntExact(t.outFeatures());
+    float[] stored = w.initializer().get().toFloatArray();
+    // Gemm with transB stores W as [out, in]; the factors are for the [in, out] layout.
+    boolean transposed = t.node().is("Gemm") && t.node().attrLong("transB", 0) != 0;
+    float[] weight = transposed ? transpose(stored, out, in) : stored;
+    LoraWeightInit.Factors f =
+        config.init() == Init.PISSA
+            ? LoraWeightInit.pissa(weight, in, out, config.rank(), config.scaling())
+            : LoraWeightInit.olora(weight, in, out, config.rank(), config.scaling());
+    float[] residual = transposed ? transpose(f.residual(), in, out) : f.residual();
+    g.setInitializer(w, DenseTensor.ofFloats(w.name(), w.initializer().get().dims(), residual));
+    return f;
+  }
+
+  private static float[] transpose(float[] m, int rows, int cols) {
+    float[] t = new float[m.length];
+    for (int i = 0; i < rows; i++) {
+      for (int j = 0; j < cols; j++) t[j * rows + i] = m[i * cols + j];
+    }
+    return t;
   }
 
   private static Node tag(Node n, String module, String role) {

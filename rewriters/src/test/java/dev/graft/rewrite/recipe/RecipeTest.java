@@ -142,7 +142,7 @@ class RecipeTest {
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: lora, rank: 0}]", "v.yaml"))
         .hasMessage("Recipe v.yaml, passes[0] (lora): LoRA rank must be positive, got 0");
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: lora, init: xavier}]", "v.yaml"))
-        .hasMessage("Recipe v.yaml, passes[0] (lora): option 'init' is 'xavier'; choose one of kaiming-uniform, gaussian");
+        .hasMessage("Recipe v.yaml, passes[0] (lora): option 'init' is 'xavier'; choose one of kaiming-uniform, gaussian, pissa, olora");
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: lora, layers: [5, 2]}]", "v.yaml"))
         .hasMessageContaining("option 'layers' must be a layer, [from, to] or \"from-to\"");
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: lora, targets: 'layer.{a'}]", "v.yaml"))

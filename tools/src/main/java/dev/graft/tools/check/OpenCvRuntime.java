@@ -27,10 +27,12 @@ import org.opencv.dnn.Net;
  * libraries for Linux, macOS and Windows), an inference engine of another vendor with its own ONNX
  * importer and kernels.
  *
- * <p>OpenCV's importer needs every input shape fixed (it refuses a {@code Shape} of a dynamic
- * input), so the model runs from a temporary copy whose inputs declare the dims of the feeds, as
- * a deployment to OpenCV would fix them. OpenCV 4.x computes in fp32 and takes float inputs only:
- * integer feeds (token ids, masks) go in as floats, exact below 2^24.
+ * <p>OpenCV's importer needs a static graph: it refuses a {@code Shape} of a dynamic input, and
+ * with fixed dims it still refuses the {@code Slice} of BERT's position-id buffer. So the model
+ * runs from a temporary copy whose inputs declare the dims of the feeds, as a deployment to OpenCV
+ * would fix them, with its shape computations folded into constants by ONNX Runtime ({@link
+ * StaticShapes}). OpenCV 4.x computes in fp32 and takes float inputs only: integer feeds (token
+ * ids, masks) go in as floats, exact below 2^24.
  */
 public final class OpenCvRuntime implements TargetRuntime {
   private static boolean loaded;
@@ -53,9 +55,11 @@ public final class OpenCvRuntime implements TargetRuntime {
         if (feed != null && !in.isInitializer()) in.setType(Type.tensor(feed.dataType(), feed.dims()));
       }
       ModelIO.save(m, fixed, SaveOptions.inline());
+      Path folded = dir.resolve("folded.onnx");
+      StaticShapes.fold(fixed, folded);
       Net net;
       try {
-        net = Dnn.readNetFromONNX(fixed.toString());
+        net = Dnn.readNetFromONNX(folded.toString());
       } catch (RuntimeException e) {
         throw refusal("load", e);
       }
@@ -105,7 +109,15 @@ public final class OpenCvRuntime implements TargetRuntime {
     if (dims.length == 0) sizes[0] = 1;
     for (int i = 0; i < dims.length; i++) sizes[i] = Math.toIntExact(dims[i]);
     Mat m = new Mat(sizes, CvType.CV_32F);
-    m.put(new int[sizes.length], t.toFloatArray());
+    float[] values;
+    if (t.dataType() == dev.graft.ir.DataType.FLOAT) {
+      values = t.toFloatArray();
+    } else {
+      double[] d = t.toDoubleArray(); // token ids and masks: exact as floats below 2^24
+      values = new float[d.length];
+      for (int i = 0; i < d.length; i++) values[i] = (float) d[i];
+    }
+    m.put(new int[sizes.length], values);
     return m;
   }
 

@@ -25,7 +25,11 @@ public final class RefusalHints {
           .put("DynamicQuantizeLinear", "int8 activations need DynamicQuantizeLinear; export without --quantize")
           .put("DequantizeLinear", "quantised weights need DequantizeLinear; export without --quantize")
           .put("Cast", "fp16 weights are read through Cast; export without --fp16")
-          .put("Shape", "the graph computes shapes at run time; export a model with fixed input shapes")
+          .put("Shape", "the graph computes shapes at run time; write a static one with graft convert IN OUT"
+              + " --static-shape NAME=SIZE,... (fixed dims, shape computations folded)")
+          .put("Slice", "a shape computation feeds this Slice; write a static graph with graft convert IN OUT"
+              + " --static-shape NAME=SIZE,... (fixed dims, shape computations folded)")
+          .put("adapter", "serve the merged export there instead (graft export TUNED OUT)")
           .put("opset", "the runtime is older than the model's opset; export with --opset N (13 or newer)")
           .put("ir_version", "the runtime is older than the model's IR version; export with --ir-version N")
           .build();
@@ -48,6 +52,7 @@ public final class RefusalHints {
     String lower = message == null ? "" : message.toLowerCase(java.util.Locale.ROOT);
     if (lower.contains("ir_version") || lower.contains("ir version")) return Optional.of(HINTS.get("ir_version"));
     if (lower.contains("opset")) return Optional.of(HINTS.get("opset"));
+    if (lower.contains("cannot serve onnx runtime adapter files")) return Optional.of(HINTS.get("adapter"));
     return Optional.empty();
   }
 }

@@ -31,7 +31,7 @@ public interface TargetRuntime {
     throw new Refusal(
         "load",
         null,
-        name() + " cannot serve ONNX Runtime adapter files; check the merged export (graft export TUNED OUT) there instead");
+        name() + " cannot serve ONNX Runtime adapter files (no adapter API, and no way to feed an adapter's tensors)");
   }
 
   /** What a timed run produced: the engine and its version, the outputs by name, each latency. */

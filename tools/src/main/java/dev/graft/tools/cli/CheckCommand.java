@@ -31,7 +31,9 @@ import picocli.CommandLine.Spec;
           + " latency of the timed runs after warm-up.",
       "Runtimes: ort-node (ONNX Runtime for Node.js, onnxruntime-node from npm, installed once"
           + " with npm install --ignore-scripts into ~/.cache/graft/npm; needs node and npm),"
-          + " opencv (OpenCV's DNN module, from Maven Central), ort-java (Graft's own, for timing).",
+          + " opencv (OpenCV's DNN module, from Maven Central; it runs a copy with the inputs fixed to"
+          + " the feeds' shapes and the shape computations folded by ONNX Runtime, the static graph"
+          + " its importer needs), ort-java (Graft's own, for timing).",
       "Adapters: with --adapter, MODEL is the base_with_lora_inputs.onnx of 'graft export"
           + " --adapter-only' and each adapter.onnx_adapter is served in turn by one session per"
           + " runtime: ORT Java through ORT's LoRA adapter API, ORT Node.js (which lacks that API)"
@@ -44,7 +46,7 @@ import picocli.CommandLine.Spec;
       "  graft check merged.onnx --runtime ort-node --runs 50 --threads 1",
       "  graft check adapter/base_with_lora_inputs.onnx --adapter adapter/adapter.onnx_adapter \\",
       "      --reference run/tuned.onnx --runtime ort-node,ort-java --runs 5",
-      "  (--runtime opencv adds OpenCV's DNN; it refuses the BERT-family exports today, naming the op)"
+      "  (--runtime opencv runs OpenCV's DNN on a fixed-shape copy with the shape computations folded)"
     })
 final class CheckCommand implements Callable<Integer> {
   @Spec CommandSpec spec;

@@ -7,9 +7,15 @@ import dev.graft.ir.convert.OpsetUpgrade;
 import dev.graft.ir.convert.UpgradeReport;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.io.SaveOptions;
+import dev.graft.tools.check.StaticShapes;
+import dev.graft.tools.check.TargetRuntime;
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -93,6 +99,15 @@ final class ConvertCommand implements Callable<Integer> {
           + " graft convert adapter/base_with_lora_inputs.onnx base_feed.onnx --feed-form")
   boolean feedForm;
 
+  @Option(
+      names = "--static-shape",
+      paramLabel = "NAME=SIZE,...",
+      description = "Fix every symbolic dim of the inputs (e.g. batch_size=1,sequence_length=128) and"
+          + " fold the shape computations that then become constant (Shape, Gather, Slice, ... chains)"
+          + " with ONNX Runtime's constant folding: the static graph OpenCV's DNN importer needs"
+          + " (docs/deployment.md).")
+  String staticShape;
+
   @Override
   public Integer call() {
     SaveOptions options = saveOptions();
@@ -113,10 +128,46 @@ final class ConvertCommand implements Callable<Integer> {
       }
       stdout.println("Feed form: " + changed.size() + " input(s) lost their default and must be fed: " + changed);
     }
+    if (staticShape != null) model = staticShapes(model, StaticShapes.parse(staticShape), stdout);
     ModelIO.save(model, out, options);
     stdout.println("Wrote " + out + " (" + describe(options) + ")");
     stdout.flush();
     return 0;
+  }
+
+  /** The model with its input dims fixed and its shape computations folded by ORT. */
+  private static Model staticShapes(Model model, Map<String, Long> sizes, PrintWriter stdout) {
+    StaticShapes.fixDims(model, sizes);
+    long before = model.graph().nodes().size();
+    Path dir = null;
+    try {
+      dir = Files.createTempDirectory("graft-static-shape");
+      Path fixed = dir.resolve("fixed.onnx");
+      Path folded = dir.resolve("folded.onnx");
+      ModelIO.save(model, fixed, SaveOptions.inline());
+      try {
+        StaticShapes.fold(fixed, folded);
+      } catch (TargetRuntime.Refusal e) {
+        throw new UserError(e.getMessage());
+      }
+      Model out = ModelIO.load(folded);
+      long shapes = out.graph().nodes().stream().filter(n -> n.opType().equals("Shape")).count();
+      stdout.printf(
+          "Static shapes: inputs fixed to %s; ONNX Runtime folded %d nodes to %d (%d Shape left)%n",
+          sizes, before, out.graph().nodes().size(), shapes);
+      return out;
+    } catch (IOException e) {
+      throw new UncheckedIOException("Cannot write a temporary copy for folding: " + e.getMessage(), e);
+    } finally {
+      if (dir != null) {
+        try (var files = Files.list(dir)) {
+          for (Path f : files.toList()) Files.deleteIfExists(f);
+          Files.deleteIfExists(dir);
+        } catch (IOException ignored) {
+          // a temporary folder left behind is harmless
+        }
+      }
+    }
   }
 
   private SaveOptions saveOptions() {

@@ -74,6 +74,12 @@ final class ExportCommand implements Callable<Integer> {
   @Option(names = "--adapter-only", description = "Write only the trained parameters and their config into OUT.")
   boolean adapterOnly;
 
+  @Option(
+      names = "--keep-unmerged",
+      description = "Keep LoRA over 4-bit MatMulNBits weights (ONNX Runtime GenAI int4 models) as nodes"
+          + " beside them instead of refusing the merge; everything else still folds.")
+  boolean keepUnmerged;
+
   @Option(names = "--fp16", description = "Store float weights as fp16 (each read through a Cast; the graph computes in fp32).")
   boolean fp16;
 
@@ -158,6 +164,7 @@ final class ExportCommand implements Callable<Integer> {
       stdout.printf(
           "Wrote %s: %s (%s; %,d trained parameters)%n",
           out, String.join(", ", r.files()), String.join(", ", r.methods()), r.parameters());
+      stdout.println("Time: " + r.timing().summary());
     } else {
       ModelPaths.requireWritableTarget(out);
       if (opset != null || quantize != null) {
@@ -166,7 +173,8 @@ final class ExportCommand implements Callable<Integer> {
         return 0;
       }
       ExportOptions options =
-          ExportOptions.defaults().withFp16(fp16).withExternalData(externalData).withIrVersion(irVersion);
+          ExportOptions.defaults().withFp16(fp16).withExternalData(externalData).withIrVersion(irVersion)
+              .withKeepUnmerged(keepUnmerged);
       ExportReport r = MergedExport.write(model, out, options);
       stdout.println("Folded: " + r.fold().summary());
       for (String f : r.fold().kept()) stdout.println("  kept as nodes: " + f);
@@ -182,6 +190,7 @@ final class ExportCommand implements Callable<Integer> {
           r.irVersion(),
           fp16 ? ", " + r.fp16Initializers() + " weights as fp16" : "",
           externalData ? ", external data in " + out.getFileName() + ".data" : "");
+      stdout.println("Time: " + r.timing().summary());
     }
     stdout.flush();
     return 0;
@@ -198,7 +207,9 @@ final class ExportCommand implements Callable<Integer> {
     try {
       Path merged = temporaryFile(dir, ".graft-merged-", temporary);
       ExportReport r =
-          MergedExport.write(model, merged, ExportOptions.defaults().withFp16(fp16).withIrVersion(opset == null ? irVersion : null));
+          MergedExport.write(
+              model, merged,
+              ExportOptions.defaults().withFp16(fp16).withIrVersion(opset == null ? irVersion : null).withKeepUnmerged(keepUnmerged));
       stdout.println("Folded: " + r.fold().summary());
       for (String f : r.fold().kept()) stdout.println("  kept as nodes: " + f);
       stdout.println("Verified merge: " + r.verification().summary());
@@ -281,9 +292,9 @@ final class ExportCommand implements Callable<Integer> {
             spec.commandLine(),
             "--adapter-only needs --base BASE, the model TUNED was made from (its SHA-256 binds the adapter to it).");
       }
-      if (fp16 || externalData || irVersion != null || opset != null || quantize != null) {
+      if (fp16 || externalData || irVersion != null || opset != null || quantize != null || keepUnmerged) {
         throw new ParameterException(
-            spec.commandLine(), "--fp16, --external-data, --ir-version, --opset and --quantize apply to merged exports only; drop them or drop --adapter-only.");
+            spec.commandLine(), "--fp16, --external-data, --ir-version, --opset, --quantize and --keep-unmerged apply to merged exports only; drop them or drop --adapter-only.");
       }
     } else if (quantize != null) {
       if (!quantize.equals("int8")) {

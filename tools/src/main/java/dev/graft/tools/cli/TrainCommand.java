@@ -188,6 +188,13 @@ final class TrainCommand implements Callable<Integer> {
           + " most that many; 0: only after each epoch. Default: ${DEFAULT-VALUE}.")
   int checkpointEvery = RunConfig.DEFAULT_CHECKPOINT_EVERY;
 
+  @Option(names = "--bucket-by-length", paramLabel = "POOL", arity = "0..1", fallbackValue = "50",
+      description = "Batch texts of similar length together: each epoch shuffles the examples, sorts"
+          + " pools of POOL batches by length and shuffles the batches, so short texts are not padded"
+          + " to long ones (faster epochs on uneven text; batches less mixed). POOL: 50 when the option"
+          + " has no value. Default: off (shuffled batches).")
+  int bucketByLength = 0;
+
   @Option(names = "--resume",
       description = "Continue the run in RUN_DIR from its last checkpoint, with the same options.")
   boolean resume;
@@ -206,7 +213,7 @@ final class TrainCommand implements Callable<Integer> {
             DataSources.resolve(train), DataSources.resolve(test), testFraction, textColumn,
             labelColumn, DataSources.tokenizer(tokenizer, modelPath), maxLength, batchSize, epochs,
             lr, warmup, weightDecay, clip, seed, Device.parse(device), threads, out, resume, stopAfter,
-            checkpointEvery);
+            checkpointEvery, bucketByLength);
     PrintWriter stdout = spec.commandLine().getOut();
     PrintWriter stderr = spec.commandLine().getErr();
     String taskName = task;

@@ -115,6 +115,31 @@ class ConvertCommandTest {
   }
 
   @Test
+  void staticShapeFixesTheDimsFoldsTheShapeChainsAndOpenCvRunsTheResult(@TempDir Path dir) {
+    Path out = dir.resolve("static.onnx");
+
+    CliRun run =
+        CliRun.of("convert", miniLm.toString(), out.toString(), "--static-shape", "batch_size=2,sequence_length=16");
+
+    assertThat(run.exit()).as(run.out() + run.err()).isZero();
+    assertThat(run.out()).contains("(0 Shape left)");
+    dev.graft.ir.Model m = ModelIO.load(out);
+    assertThat(m.graph().inputs()).allSatisfy(v -> assertThat(v.shape().orElseThrow().toString()).isEqualTo("[2,16]"));
+    assertThat(m.graph().nodes()).noneMatch(n -> n.opType().equals("Shape"));
+    // The same outputs as the dynamic model (in ORT Java), and OpenCV's importer, which refuses
+    // the dynamic model (Shape of a dynamic input, then the position ids' Slice), runs it.
+    CliRun check =
+        CliRun.of("check", out.toString(), "--reference", miniLm.toString(), "--runtime", "opencv,ort-java",
+            "--warmup", "0", "--runs", "1");
+    assertThat(check.exit()).as(check.out() + check.err()).isZero();
+    assertThat(check.out()).contains("opencv (opencv-dnn 4.9.0): max |diff| ");
+
+    CliRun unknown = CliRun.of("convert", miniLm.toString(), out.toString(), "--static-shape", "batch=1");
+    assertThat(unknown.exit()).isEqualTo(1);
+    assertThat(unknown.err()).contains("no dim named 'batch'; their symbolic dims are [batch_size, sequence_length]");
+  }
+
+  @Test
   void convertingInPlaceKeepsTheModel(@TempDir Path dir) throws Exception {
     Path tiny = TinyProtoModels.write(TinyProtoModels.inline(), dir.resolve("tiny.onnx"));
     float[][] before = runTiny(tiny);

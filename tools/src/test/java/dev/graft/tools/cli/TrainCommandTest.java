@@ -94,12 +94,37 @@ class TrainCommandTest {
   }
 
   @Test
+  void bucketByLengthTakesAnOptionalPoolAndIsOffByDefault() {
+    TrainCommand off = new TrainCommand();
+    new picocli.CommandLine(off).parseArgs("--out", "r");
+    assertThat(off.bucketByLength).isZero();
+    TrainCommand flag = new TrainCommand();
+    new picocli.CommandLine(flag).parseArgs("--out", "r", "--bucket-by-length");
+    assertThat(flag.bucketByLength).isEqualTo(50);
+    TrainCommand pool = new TrainCommand();
+    new picocli.CommandLine(pool).parseArgs("--out", "r", "--bucket-by-length=20");
+    assertThat(pool.bucketByLength).isEqualTo(20);
+  }
+
+  @Test
   void badArgumentsAreOneClearLine(@TempDir Path dir) {
     CliRun noData = CliRun.of("train", "--recipe", RECIPES.resolve("quickstart.yaml").toString(),
         "--train", dir.resolve("missing.csv").toString(), "--out", dir.resolve("r").toString());
     assertThat(noData.exit()).isEqualTo(1);
     assertThat(noData.err().strip().lines()).hasSize(1);
     assertThat(noData.err()).contains("missing.csv").contains("does not exist");
+
+    Path data = dir.resolve("two.csv");
+    try {
+      java.nio.file.Files.writeString(data, "text,label\ngood film,pos\nbad film,neg\n");
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+    CliRun badPool = CliRun.of("train", "--recipe", RECIPES.resolve("quickstart.yaml").toString(),
+        "--train", data.toString(), "--out", dir.resolve("r").toString(), "--bucket-by-length=-4");
+    assertThat(badPool.exit()).isEqualTo(1);
+    assertThat(badPool.err().strip().lines()).hasSize(1);
+    assertThat(badPool.err()).contains("length-bucket pool").contains("-4");
 
     CliRun badSource = CliRun.of("eval", "x.onnx", "--data", "sentiment:twitter");
     assertThat(badSource.exit()).isEqualTo(1);

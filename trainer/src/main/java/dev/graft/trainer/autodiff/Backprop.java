@@ -56,6 +56,15 @@ public final class Backprop {
   private final GradBuilder b;
 
   private Backprop(Graph graph, GradientRules rules, long opset) {
+    // The rules speak the working dialect only (Softmax on one axis, Reduce* axes as inputs...):
+    // models meet autodiff after WorkingModels' upgrade.
+    checkArgument(
+        opset >= MIN_OPSET,
+        "The gradient rules speak opset %s or newer, not %s. Load the model with"
+            + " WorkingModels.load (or upgrade it: graft convert --opset %s) first.",
+        MIN_OPSET,
+        opset,
+        MIN_OPSET);
     this.graph = graph;
     this.rules = rules;
     this.b = new GradBuilder(graph, opset);

@@ -21,6 +21,8 @@ import java.util.List;
  *     whole run, so that a long run can be split into parts joined with {@code resume}
  * @param checkpointEvery also write the checkpoint every this many steps (0: only after each
  *     epoch), so that a killed run loses at most that many steps on {@code resume}
+ * @param lengthBuckets 0 for shuffled training batches, else batches of similar length drawn from
+ *     pools of this many batches ({@code --bucket-by-length}; {@link dev.graft.trainer.data.BatchOrder})
  */
 public record RunConfig(
     List<Path> train,
@@ -42,7 +44,8 @@ public record RunConfig(
     Path out,
     boolean resume,
     int stopAfterEpoch,
-    int checkpointEvery) {
+    int checkpointEvery,
+    int lengthBuckets) {
 
   /** Steps between checkpoints unless told otherwise. */
   public static final int DEFAULT_CHECKPOINT_EVERY = 50;
@@ -58,8 +61,20 @@ public record RunConfig(
     checkArgument(threads >= 0, "threads must be >= 0, got %s", threads);
     checkArgument(stopAfterEpoch >= 0, "stop-after epoch must be >= 0, got %s", stopAfterEpoch);
     checkArgument(checkpointEvery >= 0, "checkpoint interval must be >= 0 steps, got %s", checkpointEvery);
+    checkArgument(lengthBuckets >= 0, "the length-bucket pool must be 0 (off) or a number of batches, got %s", lengthBuckets);
     train = List.copyOf(train);
     test = List.copyOf(test);
+  }
+
+  /** The configuration as it was before length buckets: shuffled batches. */
+  public RunConfig(
+      List<Path> train, List<Path> test, double testFraction, String textColumn, String labelColumn,
+      Path tokenizer, int maxLength, int batchSize, int epochs, double learningRate, double warmupFraction,
+      double weightDecay, double clipGradNorm, long seed, Device device, int threads, Path out, boolean resume,
+      int stopAfterEpoch, int checkpointEvery) {
+    this(train, test, testFraction, textColumn, labelColumn, tokenizer, maxLength, batchSize, epochs, learningRate,
+        warmupFraction, weightDecay, clipGradNorm, seed, device, threads, out, resume, stopAfterEpoch,
+        checkpointEvery, 0);
   }
 
   /** The configuration as it was before step checkpoints: checkpoints every {@value #DEFAULT_CHECKPOINT_EVERY} steps. */
@@ -75,7 +90,8 @@ public record RunConfig(
 
   /** What the task reads: the data files, columns, tokenizer and batch size. */
   public DataConfig data() {
-    return new DataConfig(train, test, testFraction, textColumn, labelColumn, tokenizer, maxLength, batchSize, seed, out);
+    return new DataConfig(
+        train, test, testFraction, textColumn, labelColumn, tokenizer, maxLength, batchSize, seed, out, lengthBuckets);
   }
 
   /** A builder with the CLI's defaults: 3 epochs, batch 32, lr 2e-3, 128 tokens, seed 42, CPU. */
@@ -105,6 +121,7 @@ public record RunConfig(
     private boolean resume;
     private int stopAfterEpoch;
     private int checkpointEvery = DEFAULT_CHECKPOINT_EVERY;
+    private int lengthBuckets;
 
     private Builder(List<Path> train, Path tokenizer, Path out) {
       this.train = train;
@@ -128,11 +145,12 @@ public record RunConfig(
     public Builder resume(boolean r) { this.resume = r; return this; }
     public Builder stopAfterEpoch(int e) { this.stopAfterEpoch = e; return this; }
     public Builder checkpointEvery(int steps) { this.checkpointEvery = steps; return this; }
+    public Builder lengthBuckets(int poolBatches) { this.lengthBuckets = poolBatches; return this; }
 
     public RunConfig build() {
       return new RunConfig(train, test, testFraction, textColumn, labelColumn, tokenizer, maxLength, batchSize, epochs,
           learningRate, warmupFraction, weightDecay, clipGradNorm, seed, device, threads, out, resume, stopAfterEpoch,
-          checkpointEvery);
+          checkpointEvery, lengthBuckets);
     }
   }
 }

@@ -10,6 +10,7 @@ import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
 import dev.graft.trainer.data.Batch;
+import dev.graft.trainer.data.BatchOrder;
 import dev.graft.trainer.data.Batcher;
 import dev.graft.trainer.data.EncodedExample;
 import dev.graft.trainer.data.LabelMap;
@@ -50,6 +51,7 @@ public final class ClassifyTask implements Task {
   private ImmutableList<EncodedExample> train;
   private ImmutableList<Batch> test;
   private Batcher batcher;
+  private BatchOrder order;
   private ImmutableList<String> inputs;
 
   /** @param head the pooling of the head added to a model without logits; NONE adds none */
@@ -81,6 +83,7 @@ public final class ClassifyTask implements Task {
     try (WordPieceTokenizer tok = WordPieceTokenizer.load(c.tokenizer(), c.maxLength())) {
       train = tok.encodeAll(parts.train(), labels);
       batcher = new Batcher(c.batchSize(), c.maxLength(), tok.padId());
+      order = c.batchOrder(batcher);
       test = batcher.batches(tok.encodeAll(parts.test(), labels));
     }
     return String.format(
@@ -133,7 +136,7 @@ public final class ClassifyTask implements Task {
   @Override
   public List<TaskBatch> trainBatches(long epochSeed) {
     List<TaskBatch> out = new ArrayList<>();
-    for (Batch b : batcher.shuffled(train, epochSeed)) out.add(feed(b));
+    for (Batch b : order.epoch(train, epochSeed)) out.add(feed(b));
     return out;
   }
 

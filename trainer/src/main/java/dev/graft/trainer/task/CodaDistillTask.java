@@ -12,6 +12,7 @@ import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.peft.CodaDistillation;
 import dev.graft.rewrite.peft.CodaLayers;
 import dev.graft.trainer.data.Batch;
+import dev.graft.trainer.data.BatchOrder;
 import dev.graft.trainer.data.Batcher;
 import dev.graft.trainer.data.DataFileException;
 import dev.graft.trainer.data.Split;
@@ -55,6 +56,7 @@ public final class CodaDistillTask implements Task {
   private ImmutableList<EncodedExample> train;
   private ImmutableList<Batch> test;
   private Batcher batcher;
+  private BatchOrder order;
   private ImmutableList<String> inputs;
   private long width;
 
@@ -82,6 +84,7 @@ public final class CodaDistillTask implements Task {
     try (WordPieceTokenizer tok = WordPieceTokenizer.load(c.tokenizer(), c.maxLength())) {
       train = TextData.encodeIndexed(tok, trainTexts);
       batcher = new Batcher(c.batchSize(), c.maxLength(), tok.padId());
+      order = c.batchOrder(batcher);
       test = batcher.batches(TextData.encodeIndexed(tok, testTexts));
     }
     return String.format(
@@ -147,7 +150,7 @@ public final class CodaDistillTask implements Task {
   @Override
   public List<TaskBatch> trainBatches(long seed) {
     List<TaskBatch> out = new ArrayList<>();
-    for (Batch b : batcher.shuffled(train, seed)) out.add(feed(b));
+    for (Batch b : order.epoch(train, seed)) out.add(feed(b));
     return out;
   }
 

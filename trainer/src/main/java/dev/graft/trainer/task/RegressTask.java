@@ -12,6 +12,7 @@ import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
 import dev.graft.trainer.data.Batch;
+import dev.graft.trainer.data.BatchOrder;
 import dev.graft.trainer.data.Batcher;
 import dev.graft.trainer.data.EncodedExample;
 import dev.graft.trainer.data.TextExample;
@@ -52,6 +53,7 @@ public final class RegressTask implements Task {
   private ImmutableList<Batch> test;
   private float[] testTargets;
   private Batcher batcher;
+  private BatchOrder order;
   private ImmutableList<String> inputs;
   private double mean;
 
@@ -78,6 +80,7 @@ public final class RegressTask implements Task {
     try (WordPieceTokenizer tok = WordPieceTokenizer.load(c.tokenizer(), c.maxLength())) {
       train = TextData.encodeIndexed(tok, parts.train().stream().map(TextExample::text).toList());
       batcher = new Batcher(c.batchSize(), c.maxLength(), tok.padId());
+      order = c.batchOrder(batcher);
       test = batcher.batches(TextData.encodeIndexed(tok, parts.test().stream().map(TextExample::text).toList()));
     }
     return String.format(
@@ -169,7 +172,7 @@ public final class RegressTask implements Task {
   @Override
   public List<TaskBatch> trainBatches(long epochSeed) {
     List<TaskBatch> out = new ArrayList<>();
-    for (Batch b : batcher.shuffled(train, epochSeed)) out.add(feed(b, trainTargets));
+    for (Batch b : order.epoch(train, epochSeed)) out.add(feed(b, trainTargets));
     return out;
   }
 

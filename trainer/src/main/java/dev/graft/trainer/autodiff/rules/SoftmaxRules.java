@@ -25,13 +25,8 @@ import java.util.Optional;
 public final class SoftmaxRules {
   private SoftmaxRules() {}
 
+  /** One axis, as Softmax has from opset 13 ({@link dev.graft.trainer.autodiff.Backprop} runs at 17 or newer). */
   private static long axis(GradBuilder b, Node n) {
-    if (b.opset() < 13) {
-      throw b.fail(
-          "before opset 13 Softmax flattens to 2-D; upgrade the model to opset "
-              + 17
-              + " first (the version-conversion pass).");
-    }
     return n.attrLong("axis", -1);
   }
 

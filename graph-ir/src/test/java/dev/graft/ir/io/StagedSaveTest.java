@@ -1,0 +1,128 @@
+package dev.graft.ir.io;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.graft.ir.DataType;
+import dev.graft.ir.Graph;
+import dev.graft.ir.Model;
+import dev.graft.ir.Node;
+import dev.graft.ir.Type;
+import dev.graft.ir.Value;
+import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.ExternalTensor;
+import dev.graft.ir.tensor.Tensor;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@link StagedSave} and {@link ModelIO#saveLinked}: tensors staged before the model is done stay
+ * where they were written (the data file is each tensor once), unchanged external tensors are
+ * appended, nothing is left behind on either path; a linked save shares the original data file.
+ */
+class StagedSaveTest {
+  @TempDir Path dir;
+
+  /** y = (x·W1)·W2 + b, with W1 and W2 of 256 KiB saved as external data in {@code src}. */
+  private Model source(Path src) throws Exception {
+    Files.createDirectories(src);
+    Graph g = new Graph("g");
+    Value x = g.addInput("x", Type.tensor(DataType.FLOAT, 1, 256));
+    Value w1 = g.addInitializer("W1", floats("W1", 256, 256, 1));
+    Value w2 = g.addInitializer("W2", floats("W2", 256, 256, 2));
+    Value b = g.addInitializer("b", floats("b", 1, 4, 3));
+    Node m1 = g.addNode(new Node("", "MatMul", List.of(x, w1), List.of("h"), List.of(), "m1"));
+    Node m2 = g.addNode(new Node("", "MatMul", List.of(m1.output(), w2), List.of("h2"), List.of(), "m2"));
+    Node add = g.addNode(new Node("", "Add", List.of(m2.output(), b), List.of("y"), List.of(), "add"));
+    g.addOutput(add.output());
+    Model m = new Model(g);
+    m.setIrVersion(8L);
+    m.setOpset("", 17);
+    ModelIO.save(m, src.resolve("src.onnx"), SaveOptions.external(1024));
+    return ModelIO.load(src.resolve("src.onnx"));
+  }
+
+  private static DenseTensor floats(String name, int rows, int cols, int seed) {
+    float[] v = new float[rows * cols];
+    for (int i = 0; i < v.length; i++) v[i] = (float) Math.sin(i * seed + seed);
+    return DenseTensor.ofFloats(name, rows == 1 ? new long[] {cols} : new long[] {rows, cols}, v);
+  }
+
+  private static float[] data(Tensor t) {
+    float[] f = new float[(int) t.numElements()];
+    t.rawData().asFloatBuffer().get(f);
+    return f;
+  }
+
+  @Test
+  void stagedTensorsAreWrittenOnceAndTheRestIsAppended() throws Exception {
+    Model m = source(dir.resolve("src"));
+    Graph g = m.graph();
+    Value w1 = g.initializer("W1").orElseThrow();
+    DenseTensor replaced = floats("W1", 256, 256, 7);
+    Path out = dir.resolve("out").resolve("m.onnx");
+    Files.createDirectories(out.getParent());
+    try (StagedSave save = StagedSave.begin(out, SaveOptions.external())) {
+      ExternalTensor staged = save.put(replaced);
+      assertThat(staged.location()).startsWith(".m.onnx.data.");
+      assertThat(data(staged)).containsExactly(data(replaced));
+      g.setInitializer(w1, staged);
+      assertThat(out).doesNotExist();
+      save.commit(m);
+      // The model keeps working after the commit: the staged tensor was mapped before the move.
+      assertThat(data(g.initializer("W1").orElseThrow().initializer().orElseThrow())).containsExactly(data(replaced));
+    }
+    try (Stream<Path> files = Files.list(out.getParent())) {
+      assertThat(files.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("m.onnx", "m.onnx.data");
+    }
+    Model back = ModelIO.load(out);
+    ExternalTensor w1Back = (ExternalTensor) back.graph().initializer("W1").orElseThrow().initializer().orElseThrow();
+    ExternalTensor w2Back = (ExternalTensor) back.graph().initializer("W2").orElseThrow().initializer().orElseThrow();
+    assertThat(w1Back.location()).isEqualTo("m.onnx.data");
+    assertThat(w1Back.offset()).as("staged first, kept in place").isZero();
+    assertThat(w2Back.offset()).isGreaterThanOrEqualTo(w1Back.length());
+    assertThat(data(w1Back)).containsExactly(data(replaced));
+    assertThat(data(w2Back)).containsExactly(data(floats("W2", 256, 256, 2)));
+    assertThat(data(back.graph().initializer("b").orElseThrow().initializer().orElseThrow()))
+        .containsExactly(data(floats("b", 1, 4, 3)));
+    // Each tensor once: two 256 KiB weights (the small bias stays inline), and page alignment.
+    assertThat(Files.size(out.resolveSibling("m.onnx.data"))).isEqualTo(2L * 256 * 256 * 4);
+  }
+
+  @Test
+  void closingWithoutACommitLeavesNothing() throws Exception {
+    Path out = dir.resolve("m.onnx");
+    try (StagedSave save = StagedSave.begin(out, SaveOptions.external())) {
+      save.put(floats("W", 256, 256, 1));
+      assertThat(save.stagedBytes()).isEqualTo(256L * 256 * 4);
+    }
+    try (Stream<Path> files = Files.list(dir)) {
+      assertThat(files).isEmpty();
+    }
+  }
+
+  @Test
+  void aLinkedSaveSharesTheOriginalDataFileInsteadOfCopyingIt() throws Exception {
+    Model m = source(dir.resolve("src"));
+    Graph g = m.graph();
+    // A tensor made in memory beside the linked ones.
+    g.setInitializer(g.initializer("b").orElseThrow(), floats("b", 1, 4, 5));
+    Path out = dir.resolve("derived").resolve("d.onnx");
+    Files.createDirectories(out.getParent());
+
+    List<String> linked = ModelIO.saveLinked(m, out);
+
+    assertThat(linked).containsExactly("src.onnx.data");
+    assertThat(Files.isSameFile(out.resolveSibling("src.onnx.data"), dir.resolve("src").resolve("src.onnx.data"))).isTrue();
+    Model back = ModelIO.load(out);
+    ExternalTensor w2 = (ExternalTensor) back.graph().initializer("W2").orElseThrow().initializer().orElseThrow();
+    assertThat(w2.location()).isEqualTo("src.onnx.data");
+    assertThat(data(w2)).containsExactly(data(floats("W2", 256, 256, 2)));
+    assertThat(data(back.graph().initializer("b").orElseThrow().initializer().orElseThrow()))
+        .containsExactly(data(floats("b", 1, 4, 5)));
+    assertThat(out.resolveSibling("d.onnx.data")).as("nothing copied").doesNotExist();
+  }
+}
