@@ -20,6 +20,10 @@ img="--image size=48x48,channels=3,mean=0.5,std=0.5,limit=$limit"
 graft train "$cnn" --recipe examples/recipes/full.yaml $common $img --lr 1e-3 --out "$runs/cnn-full"
 graft train "$cnn" --recipe examples/recipes/conv-lora.yaml $common $img --lr 2e-3 --out "$runs/cnn-conv-lora"
 graft train "$cnn" --recipe examples/recipes/batchnorm-affine.yaml $common $img --lr 1e-2 --out "$runs/cnn-bn-affine"
+# Two-stage on the CNN against BN-affine alone at the same total epochs (1 + 1 against 2), one thread.
+ccommon="--train mnist --seed 42 --threads 1 --batch-size 32"
+graft train "$cnn" --recipe examples/recipes/vision/cnn-two-stage.yaml $ccommon $img --epochs 1 --lr 1e-2 --out "$runs/cnn-two-stage"
+graft train "$cnn" --recipe examples/recipes/batchnorm-affine.yaml $ccommon $img --epochs 2 --lr 1e-2 --out "$runs/cnn-bn-affine-t1"
 
 # The tiny ViT: pretrain on Fashion-MNIST (full fine-tuning, 10,000 images, 3 epochs), cache it.
 vit=$HOME/.cache/graft/models/vit-tiny-fashion-mnist.onnx

@@ -43,7 +43,8 @@ import java.util.function.UnaryOperator;
  *   2. LINEAR_BRANCH   Add(Linear(x, W), branch(x)), the merge Add tagged  =>  Linear(x, W + ΔW),
  *                      (LoRA: Mul(MatMul(MatMul(x, A), B), s); Taylor:         ΔW = branch(I), the
  *                      Gather(MatMul(x, Concat(dW, Z, 1)), idx, -1))           branch run on the identity
- *                      (Gemm: W + ΔWᵀ / alpha when transB; W + ΔW / alpha otherwise)
+ *                      (Gemm: W + ΔWᵀ / alpha when transB; W + ΔW / alpha otherwise); Taylor
+ *                      channels on a Conv join the weight instead and fold by rule 3
  *   3. CONSTANTS       a cluster of tagged nodes that reads constants only, e.g. LayerNorm-affine's
  *                      Mul(gamma, Add(dgamma, 1)) and Add(beta, dbeta), BitFit's Add(b, db), DoRA's
  *                      m·V/‖V‖, a reparameterisation MLP  =>  one initializer holding its value;
@@ -130,7 +131,7 @@ public final class DeltaFolding {
       if (!GraftTags.isMerge(merge)) continue;
       String method = GraftTags.method(merge).orElse("");
       if (keptOverQuantized.contains(method + " " + GraftTags.module(merge).orElse(""))) continue;
-      if (Methods.foldOf(method) instanceof Fold.LinearBranch) {
+      if (Methods.foldOf(method) instanceof Fold.LinearBranch && !convWeightForm(merge)) {
         foldLinearBranch(model, merge, touched, removed, store);
         folded.add(method + " " + GraftTags.module(merge).orElse(""));
       } else if (Methods.foldOf(method) instanceof Fold.ConvBranch) {
@@ -208,6 +209,15 @@ public final class DeltaFolding {
   }
 
   // ---- rule 2: linear branches -------------------------------------------------------------------
+
+  /**
+   * Taylor channels on a Conv join its weight, not its output ({@code Conv(x, Add(W, Gather(...)))}):
+   * that merge reads constants only, so rule 3 folds it into W like any constant cluster.
+   */
+  private static boolean convWeightForm(Node merge) {
+    List<Use> uses = merge.output().uses();
+    return !uses.isEmpty() && uses.stream().allMatch(u -> u.node().is("Conv") && u.index() == 1);
+  }
 
   /**
    * {@code Add(Linear(x, W), branch(x))} with a branch linear in x and without a constant term

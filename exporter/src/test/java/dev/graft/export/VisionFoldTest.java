@@ -28,6 +28,7 @@ import dev.graft.rewrite.peft.LayerNormAffinePass;
 import dev.graft.rewrite.peft.UTuningPass;
 import dev.graft.rewrite.peft.ConvLoraPass;
 import dev.graft.rewrite.peft.LoraPass;
+import dev.graft.rewrite.peft.TaylorChannelPass;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -106,6 +107,41 @@ class VisionFoldTest {
     assertThat(e.verification().maxAbsDiff()).isLessThanOrEqualTo(1e-4);
     assertThat(OpCensus.of(merged.graph())).isEqualTo(OpCensus.of(base.graph()));
     assertThat(merged.graph().initializers()).isEmpty();
+  }
+
+  @Test
+  void taylorChannelsOnThePointwiseConvsStartAtIdentityAndFoldToTheBaseCensus() {
+    Model base = cnn();
+    Model tuned = cnn();
+    // Channels 0, 2 and 5 of every pointwise projection (each has at least 8 outputs), the last
+    // ones first: the scatter must put each delta row at its own channel.
+    List<String> pws =
+        new ConvLoraPass(Targets.glob("stage.*.block.*.conv.pw"), LoraPass.Config.defaults()).dryRun(base).changes()
+            .stream().map(c -> c.substring(c.lastIndexOf(' ') + 1)).toList();
+    assertThat(pws).hasSize(11);
+    ImmutableMap.Builder<String, List<Integer>> channels = ImmutableMap.builder();
+    for (String m : pws) channels.put(m, List.of(5, 0, 2));
+    PassResult r = apply(tuned, new TaylorChannelPass(TaylorChannelPass.Config.of(channels.buildOrThrow())));
+    assertThat(r.changes()).hasSize(11);
+    assertThat(maxDiff(base, tuned)).isLessThanOrEqualTo(1e-5);
+
+    randomise(tuned, 5);
+    assertThat(maxDiff(base, tuned)).isGreaterThan(1e-3);
+    ExportReport e = MergedExport.write(tuned, dir.resolve("taylor.onnx"), ExportOptions.defaults());
+    Model merged = ModelIO.load(dir.resolve("taylor.onnx"));
+    assertThat(e.verification().maxAbsDiff()).isLessThanOrEqualTo(1e-4);
+    assertThat(OpCensus.of(merged.graph())).isEqualTo(OpCensus.of(base.graph()));
+    assertThat(e.fold().folded()).filteredOn(s -> s.startsWith("taylor-channels ")).hasSize(11);
+    assertThat(TrainableRegistry.read(merged)).isEmpty();
+    assertThat(merged.graph().initializers()).isEmpty();
+  }
+
+  @Test
+  void taylorChannelsRefuseADepthwiseConvInOneLine() {
+    Model m = cnn();
+    org.assertj.core.api.Assertions.assertThatThrownBy(
+            () -> apply(m, new TaylorChannelPass(TaylorChannelPass.Config.of(ImmutableMap.of("stage.0.block.0.conv.dw", List.of(0))))))
+        .hasMessageContaining("no linear or ungrouped conv module is named 'stage.0.block.0.conv.dw'");
   }
 
   /** The ViT fixture (PyTorch's opset-17 export form, 2 blocks), fused or decomposed LayerNorm. */

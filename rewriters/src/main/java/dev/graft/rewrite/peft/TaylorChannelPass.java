@@ -5,12 +5,14 @@ import static com.google.common.base.Preconditions.checkArgument;
 import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import dev.graft.ir.Attr;
+import dev.graft.ir.Constants;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.ModulePass;
 import dev.graft.rewrite.Splice;
@@ -23,6 +25,7 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.regex.Pattern;
@@ -47,6 +50,20 @@ import java.util.stream.Collectors;
  * Scatter would need one of its own, and the branch costs in·(k+1) multiply-adds per token
  * instead of a second in·out product. As with LoRA the delta joins before the bias Add, and the
  * dW = 0 start leaves the model's outputs as they were.
+ *
+ * <p>On an ungrouped Conv (group 1; output channels are axis 0 of its OIHW weight and axis 1 of
+ * its NCHW output) the delta joins the weight instead, the same padded Gather along axis 0:
+ *
+ * <pre>
+ *   y = Conv(x, W[o, i, kh, kw], b)
+ *     => y = Conv(x, Add(W, Gather(Concat(dW, Z, axis 0), idx, axis 0)), b)
+ *   dW: [k, i, kh, kw], trainable, starts at 0      Z: [1, i, kh, kw] zeros, frozen
+ *   fold: the Add reads constants only, so the exporter evaluates it once into W (names kept)
+ * </pre>
+ *
+ * A branch {@code Conv(x, dW)} beside the Conv would cost a second convolution per output
+ * position; the weight form costs one Gather per step. A depthwise or grouped Conv is left out:
+ * its channels are its groups, and {@code BatchNormAffinePass} or full fine-tuning reach them.
  */
 public final class TaylorChannelPass extends ModulePass<LinearModule> {
   public static final String METHOD = "taylor-channels";
@@ -108,20 +125,34 @@ public final class TaylorChannelPass extends ModulePass<LinearModule> {
     return METHOD;
   }
 
+  /**
+   * Whether this pass can tune {@code m}'s output channels: a linear layer, or an ungrouped Conv
+   * with a constant weight (the modules {@code TaylorScores} and {@code TaylorSelection} accept).
+   */
+  public static boolean tunable(Module m) {
+    if (!(m instanceof LinearModule l)) return false;
+    if (l.kind() == ModuleKind.LINEAR) return true;
+    return l.kind() == ModuleKind.CONV && l.node().attrLong("group", 1) == 1 && convWeight(l).isPresent();
+  }
+
+  /** What {@link #tunable} accepts, for messages. */
+  public static final String KINDS = "linear or ungrouped conv";
+
+  private static Optional<Tensor> convWeight(LinearModule l) {
+    return Constants.valueOf(GraftTags.origin(l.weight())).filter(w -> w.dims().length >= 3);
+  }
+
   @Override
   protected List<LinearModule> candidates(ImmutableList<Module> modules) {
     List<LinearModule> linears =
-        modules.stream()
-            .filter(m -> m instanceof LinearModule l && l.kind() == ModuleKind.LINEAR)
-            .map(m -> (LinearModule) m)
-            .toList();
+        modules.stream().filter(TaylorChannelPass::tunable).map(m -> (LinearModule) m).toList();
     // Every named module must exist, not only one of them: a channel list for a typo would
     // otherwise be dropped without a word.
     Set<String> names = linears.stream().map(Module::name).collect(Collectors.toSet());
     for (String wanted : config.channels().keySet()) {
       checkArgument(
           names.contains(wanted),
-          "%s: no linear module is named '%s'. The linear modules are: %s.",
+          "%s: no linear or ungrouped conv module is named '%s'. Those modules are: %s.",
           METHOD,
           wanted,
           linears.stream().map(Module::name).collect(Collectors.joining(", ")));
@@ -144,7 +175,7 @@ public final class TaylorChannelPass extends ModulePass<LinearModule> {
 
   @Override
   protected String kindDescription() {
-    return "linear";
+    return KINDS;
   }
 
   @Override
@@ -154,11 +185,21 @@ public final class TaylorChannelPass extends ModulePass<LinearModule> {
 
   @Override
   protected long parameters(LinearModule t) {
-    return t.inFeatures() * config.channels().get(t.name()).size();
+    long k = config.channels().get(t.name()).size();
+    if (t.kind() == ModuleKind.CONV) return k * perChannel(convWeight(t).orElseThrow().dims());
+    return t.inFeatures() * k;
+  }
+
+  /** The weights of one output channel of a Conv: i · kh · kw. */
+  private static long perChannel(long[] dims) {
+    long n = 1;
+    for (int i = 1; i < dims.length; i++) n *= dims[i];
+    return n;
   }
 
   @Override
   protected List<Entry> apply(Model model, LinearModule t) {
+    if (t.kind() == ModuleKind.CONV) return applyConv(model, t);
     Graph g = model.graph();
     String module = t.name();
     List<Integer> cs = config.channels().get(module);
@@ -192,6 +233,43 @@ public final class TaylorChannelPass extends ModulePass<LinearModule> {
     b.op("Add", wrapped, scattered);
     Node merge = tag(b.lastNode(), module, GraftTags.MERGE);
     Splice.wrap(wrapped, merge);
+    return List.of(new Entry(delta.name(), METHOD, module, "dW"));
+  }
+
+  /** The conv form: {@code Conv(x, Add(W, Gather(Concat(dW, Z, 0), idx, 0)), b)}. */
+  private List<Entry> applyConv(Model model, LinearModule t) {
+    Graph g = model.graph();
+    String module = t.name();
+    List<Integer> cs = config.channels().get(module);
+    int k = cs.size();
+    long[] w = convWeight(t).orElseThrow().dims();
+    long out = w[0];
+    long per = perChannel(w);
+    long[] dDims = w.clone();
+    dDims[0] = k;
+    long[] zDims = w.clone();
+    zDims[0] = 1;
+    float[] dw = new float[Math.toIntExact(k * per)];
+    if (config.initStd() > 0) {
+      SplittableRandom random = new SplittableRandom(config.seed() ^ module.hashCode() * 0x9E3779B97F4A7C15L);
+      for (int i = 0; i < dw.length; i++) dw[i] = (float) (random.nextGaussian() * config.initStd());
+    }
+    long[] idx = new long[Math.toIntExact(out)];
+    java.util.Arrays.fill(idx, k);
+    for (int j = 0; j < k; j++) idx[cs.get(j)] = j;
+    Value delta = Splice.initializer(g, module + ".taylor_dW", DenseTensor.ofFloats(null, dDims, dw));
+    Value zero = Splice.initializer(g, module + ".taylor_zero", DenseTensor.ofFloats(null, zDims, new float[Math.toIntExact(per)]));
+    Value index = Splice.initializer(g, module + ".taylor_index", DenseTensor.ofLongs(null, new long[] {out}, idx));
+
+    Node conv = t.node();
+    GraphBuilder b = GraphBuilder.on(g).before(conv).prefix("/graft/" + METHOD + "/" + module);
+    Value padded = b.op("Concat", List.of(delta, zero), Attr.of("axis", 0L));
+    tag(b.lastNode(), module, "pad");
+    Value scattered = b.op("Gather", List.of(padded, index), Attr.of("axis", 0L));
+    tag(b.lastNode(), module, "scatter");
+    b.op("Add", conv.input(1), scattered);
+    Node merge = tag(b.lastNode(), module, GraftTags.MERGE);
+    conv.setInput(1, merge.output());
     return List.of(new Entry(delta.name(), METHOD, module, "dW"));
   }
 

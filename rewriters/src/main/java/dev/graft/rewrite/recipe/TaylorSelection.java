@@ -10,7 +10,6 @@ import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.discover.LinearModule;
 import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.ModuleDiscovery;
-import dev.graft.rewrite.discover.ModuleKind;
 import dev.graft.rewrite.peft.TaylorChannelPass;
 import java.util.List;
 import java.util.Map;
@@ -83,16 +82,16 @@ public record TaylorSelection(Targets targets, double fraction, int batches, dou
   }
 
   /**
-   * The names of the linear modules of {@code model} the targets select, in discovery order; an
-   * error listing the linear modules when none matches.
+   * The names of the linear and ungrouped conv modules of {@code model} the targets select, in
+   * discovery order; an error listing those modules when none matches.
    */
   public ImmutableList<String> modules(Model model) {
     List<LinearModule> linears =
         ModuleDiscovery.discover(model).stream()
-            .filter(m -> m instanceof LinearModule l && l.kind() == ModuleKind.LINEAR)
+            .filter(TaylorChannelPass::tunable)
             .map(m -> (LinearModule) m)
             .toList();
-    return targets.select(linears, TaylorChannelPass.METHOD, "linear").stream()
+    return targets.select(linears, TaylorChannelPass.METHOD, TaylorChannelPass.KINDS).stream()
         .map(Module::name)
         .collect(ImmutableList.toImmutableList());
   }

@@ -125,7 +125,7 @@ class TaylorChannelPassTest {
   void errorsNameTheModuleAndTheRange() {
     Model m = TinyModels.bertLike(TinyModels.Flavour.FUSED_OPSET17);
     assertThatThrownBy(() -> new TaylorChannelPass(TaylorChannelPass.Config.of(Map.of("layer.0.ffn.upp", List.of(1)))).run(m))
-        .hasMessageContaining("taylor-channels: no linear module is named 'layer.0.ffn.upp'. The linear modules are: ")
+        .hasMessageContaining("taylor-channels: no linear or ungrouped conv module is named 'layer.0.ffn.upp'. Those modules are: ")
         .hasMessageContaining("layer.0.ffn.up");
     assertThatThrownBy(() -> new TaylorChannelPass(TaylorChannelPass.Config.of(Map.of("layer.0.attention.query", List.of(32)))).run(m))
         .hasMessage("taylor-channels: module 'layer.0.attention.query' has 32 output channels (0..31); channel 32 is out of range");

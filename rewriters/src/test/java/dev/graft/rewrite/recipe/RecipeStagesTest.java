@@ -139,7 +139,7 @@ class RecipeStagesTest {
         Recipe.parse("passes: [{method: taylor-channels, select: {targets: 'layer.*.ffn.dwn'}}]", "d.yaml")
             .stages().get(0).taylor().orElseThrow();
     assertThatThrownBy(() -> typo.modules(m))
-        .hasMessageContaining("target 'layer.*.ffn.dwn' matches no linear module")
+        .hasMessageContaining("target 'layer.*.ffn.dwn' matches no linear or ungrouped conv module")
         .hasMessageContaining("layer.0.ffn.down");
   }
 

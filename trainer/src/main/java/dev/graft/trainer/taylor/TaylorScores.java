@@ -22,6 +22,8 @@ import dev.graft.ir.io.SessionFile;
 import dev.graft.rewrite.discover.LinearModule;
 import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.ModuleDiscovery;
+import dev.graft.rewrite.discover.ModuleKind;
+import dev.graft.rewrite.peft.TaylorChannelPass;
 import dev.graft.trainer.autodiff.Backprop;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -36,11 +38,14 @@ import java.util.stream.IntStream;
 
 /**
  * First-order Taylor importance of the channels of hidden states (stage two of the two-stage
- * paradigm): for a hidden state h with channels on its last axis,
+ * paradigm): for a hidden state h with channels on its last axis (a linear layer's output) or on
+ * axis 1 (a Conv's NCHW output),
  *
  * <pre>
  *   s_c = | sum over the data (every batch, every position) of dL/dh_c * h_c |
  * </pre>
+ *
+ * (positions: tokens for a linear layer, the spatial grid for a Conv).
  *
  * the first-order estimate of how much the loss changes if channel c is removed (set to zero).
  * The gradients come from {@link Backprop} on a copy of the model; one ORT session computes, per
@@ -80,29 +85,36 @@ public final class TaylorScores {
               .orElseThrow(() -> new IllegalArgumentException("The model has no value '" + name + "' to score."));
       values.put(name, v);
     }
-    return run(work, loss, values, batches);
+    return run(work, loss, values, Map.of(), batches);
   }
 
   /**
-   * Scores the output channels of linear modules (h = the module's output, after any bias), by
-   * module name as {@code graft inspect} lists them.
+   * Scores the output channels of linear modules (h = the module's output, after any bias) and of
+   * ungrouped Convs (h = the Conv's NCHW output, channels on axis 1), by module name as {@code
+   * graft inspect} lists them.
    */
   public static TaylorScores forModules(
       Model model, String loss, List<String> modules, Iterable<Map<String, OnnxTensor>> batches) {
     Model work = copy(model);
     List<Module> found = ModuleDiscovery.discover(work);
     Map<String, Value> values = new LinkedHashMap<>();
+    Map<String, Integer> axes = new LinkedHashMap<>();
     for (String name : modules) {
       Optional<LinearModule> linear =
-          found.stream().filter(m -> m instanceof LinearModule && m.name().equals(name)).map(m -> (LinearModule) m).findFirst();
+          found.stream()
+              .filter(m -> TaylorChannelPass.tunable(m) && m.name().equals(name))
+              .map(m -> (LinearModule) m)
+              .findFirst();
       checkArgument(
           linear.isPresent(),
-          "No linear module is named '%s'. The linear modules are: %s.",
+          "No %s module is named '%s'. Those modules are: %s.",
+          TaylorChannelPass.KINDS,
           name,
-          found.stream().filter(m -> m instanceof LinearModule).map(Module::name).collect(Collectors.joining(", ")));
+          found.stream().filter(TaylorChannelPass::tunable).map(Module::name).collect(Collectors.joining(", ")));
       values.put(name, linear.get().output());
+      if (linear.get().kind() == ModuleKind.CONV) axes.put(name, 1);
     }
-    return run(work, loss, values, batches);
+    return run(work, loss, values, axes, batches);
   }
 
   private static Model copy(Model model) {
@@ -120,8 +132,13 @@ public final class TaylorScores {
     return work;
   }
 
+  /** {@code channelAxes}: the channel axis of a key, where it is not the last. */
   private static TaylorScores run(
-      Model work, String lossName, Map<String, Value> hidden, Iterable<Map<String, OnnxTensor>> batches) {
+      Model work,
+      String lossName,
+      Map<String, Value> hidden,
+      Map<String, Integer> channelAxes,
+      Iterable<Map<String, OnnxTensor>> batches) {
     Graph g = work.graph();
     Value loss =
         g.lookup(lossName).orElseThrow(() -> new IllegalArgumentException("The model has no loss value '" + lossName + "'."));
@@ -140,17 +157,19 @@ public final class TaylorScores {
       Shape shape =
           h.shape()
               .orElseThrow(() -> new IllegalArgumentException("Cannot score '" + e.getKey() + "': its shape is unknown after shape inference."));
-      checkArgument(shape.rank() >= 1, "Cannot score '%s': it is a scalar; channels are the last axis", e.getKey());
+      checkArgument(shape.rank() >= 1, "Cannot score '%s': it is a scalar; it has no channel axis", e.getKey());
+      int axis = channelAxes.getOrDefault(e.getKey(), shape.rank() - 1);
       checkArgument(
-          shape.dim(shape.rank() - 1).isFixed(),
-          "Cannot score '%s': its channel axis (the last) has no fixed size in %s",
+          axis < shape.rank() && shape.dim(axis).isFixed(),
+          "Cannot score '%s': its channel axis (%s) has no fixed size in %s",
           e.getKey(),
+          axis,
           shape);
-      int width = Math.toIntExact(shape.dim(shape.rank() - 1).value());
+      int width = Math.toIntExact(shape.dim(axis).value());
       Value product = b.op("Mul", grads.get(h), h);
       Value perChannel = product;
       if (shape.rank() > 1) {
-        long[] axes = IntStream.range(0, shape.rank() - 1).mapToLong(i -> i).toArray();
+        long[] axes = IntStream.range(0, shape.rank()).filter(i -> i != axis).mapToLong(i -> i).toArray();
         perChannel = b.op("ReduceSum", List.of(product, b.int64s(axes)), Attr.of("keepdims", 0L));
       }
       String name = g.freshName(OUTPUT_PREFIX + e.getKey());

@@ -224,6 +224,77 @@ class TaylorScoresTest {
     assertThat(m.graph().outputs()).extracting(Value::name).containsExactly("logits", "loss");
   }
 
+  /**
+   * On a tiny Conv (x [2, 2, 5, 5], W [4, 2, 3, 3] with bias, pads 1, stride 2) and a quadratic
+   * loss on its NCHW output: the scores come per output channel (axis 1, summed over batch and
+   * the spatial grid) and match central differences on scaling that channel's weight slab and
+   * bias; the top channels feed TaylorChannelPass's conv form.
+   */
+  @Test
+  void convModuleScoresAreOverAxisOneAndMatchCentralDifferences() throws Exception {
+    checkConvScores(true);
+  }
+
+  /** A Conv without bias (MobileNetV3's pointwise convs, before their BatchNorm). */
+  @Test
+  void convScoresWithoutBias() throws Exception {
+    checkConvScores(false);
+  }
+
+  private void checkConvScores(boolean withBias) throws Exception {
+    int n = 2, ci = 2, co = 4, side = 5, outSide = 3, per = ci * 3 * 3;
+    SplittableRandom r = new SplittableRandom(11);
+    GraphBuilder b = GraphBuilder.create("conv");
+    Value x = b.input("x", DataType.FLOAT, n, ci, side, side);
+    Value t = b.input("t", DataType.FLOAT, n, co, outSide, outSide);
+    Value w = b.initializer("W", DenseTensor.ofFloats("W", new long[] {co, ci, 3, 3}, randoms(r, co * per)));
+    Value bias = !withBias ? null : b.initializer("B", DenseTensor.ofFloats("B", new long[] {co}, randoms(r, co)));
+    Value h =
+        b.op("Conv", withBias ? List.of(x, w, bias) : List.of(x, w), Attr.ints("kernel_shape", 3, 3), Attr.ints("pads", 1, 1, 1, 1),
+            Attr.ints("strides", 2, 2));
+    Value d = b.op("Sub", h, t);
+    Value loss = b.op("Mul", b.op("ReduceSum", List.of(b.op("Mul", d, d)), Attr.of("keepdims", 0L)), b.scalar(0.5f));
+    b.output("loss", loss);
+    b.typed(loss, DataType.FLOAT);
+    Model m = b.model(17);
+    String conv =
+        dev.graft.rewrite.discover.ModuleDiscovery.discover(m).stream()
+            .filter(TaylorChannelPass::tunable)
+            .map(dev.graft.rewrite.discover.Module::name)
+            .findFirst()
+            .orElseThrow();
+    List<Map<String, OnnxTensor>> data = new ArrayList<>();
+    for (int i = 0; i < 2; i++) {
+      data.add(
+          Map.of(
+              "x", tensor(randoms(r, n * ci * side * side), n, ci, side, side),
+              "t", tensor(randoms(r, n * co * outSide * outSide), n, co, outSide, outSide)));
+    }
+
+    TaylorScores s = TaylorScores.forModules(m, "loss", List.of(conv), data);
+    double[] scores = s.scores(conv);
+    assertThat(scores).hasSize(co);
+    double eps = 1e-2;
+    for (int c = 0; c < co; c++) {
+      int ch = c;
+      Model mp = withBias ? withEdit(m, "B", v -> scaleRow(v, ch, 1, 1 + eps)) : m;
+      Model mm = withBias ? withEdit(m, "B", v -> scaleRow(v, ch, 1, 1 - eps)) : m;
+      double lp = loss(mp, "W", v -> scaleRow(v, ch, per, 1 + eps), data);
+      double lm = loss(mm, "W", v -> scaleRow(v, ch, per, 1 - eps), data);
+      double fd = (lp - lm) / (2 * eps);
+      assertThat(scores[c]).as("channel %s", c).isCloseTo(Math.abs(fd), within(5e-3 + 5e-3 * Math.abs(fd)));
+    }
+    assertThat(java.util.Arrays.stream(scores).max().orElseThrow()).isGreaterThan(0.1);
+
+    Map<String, ? extends List<Integer>> channels = s.top(0.5);
+    assertThat(channels.get(conv)).hasSize(2);
+    Model tuned = ModelIO.fromBytes(ModelIO.toBytes(m), null);
+    PassResult pr = new TaylorChannelPass(TaylorChannelPass.Config.of(channels)).run(tuned);
+    Verifier.verify(tuned);
+    assertThat(pr.parametersAdded()).isEqualTo(2 * per);
+    assertThat(TrainableRegistry.modulesOf(tuned, TaylorChannelPass.METHOD)).containsExactly(conv);
+  }
+
   private static float[] scaleRow(float[] w, int row, int width, double factor) {
     for (int j = 0; j < width; j++) w[row * width + j] *= (float) factor;
     return w;
@@ -245,7 +316,7 @@ class TaylorScoresTest {
         .hasMessageContaining("opset 17 or newer; the model is at opset 11. Upgrade it first (graft convert --opset 17)");
     Model m = tiny(false);
     assertThatThrownBy(() -> TaylorScores.forModules(m, "loss", List.of("fc9"), List.of()))
-        .hasMessageContaining("No linear module is named 'fc9'");
+        .hasMessageContaining("No linear or ungrouped conv module is named 'fc9'");
     assertThatThrownBy(() -> TaylorScores.compute(m, "lost", List.of("h"), List.of()))
         .hasMessageContaining("no loss value 'lost'");
     assertThatThrownBy(() -> TaylorScores.compute(m, "loss", List.of("h"), List.of()))

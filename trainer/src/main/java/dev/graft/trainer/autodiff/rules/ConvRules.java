@@ -43,7 +43,8 @@ public final class ConvRules {
     for (int i = 2; i < r; i++) reduce[i - 1] = i;
     Optional<Value> db =
         bias != null && b.needs(2) ? some(b.typedLike(b.reduceSum(gy, reduce, false), bias)) : none();
-    if (!b.needs(0) && !b.needs(1)) return grads(none(), none(), db);
+    // Neither x nor W (a scored output h = Conv(x, W) itself): one gradient per input there is.
+    if (!b.needs(0) && !b.needs(1)) return bias == null ? grads(none(), none()) : grads(none(), none(), db);
 
     long groups = n.attrLong("group", 1);
     long[] strides = n.attrLongs("strides").orElse(filled(sd, 1));
