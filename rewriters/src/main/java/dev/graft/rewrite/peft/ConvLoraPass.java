@@ -1,5 +1,7 @@
 package dev.graft.rewrite.peft;
 
+import static com.google.common.base.Preconditions.checkArgument;
+
 import com.google.common.collect.ImmutableList;
 import dev.graft.ir.Attr;
 import dev.graft.ir.Graph;
@@ -73,6 +75,11 @@ public final class ConvLoraPass extends ModulePass<LinearModule> {
 
   public ConvLoraPass(Targets targets, LoraPass.Config config) {
     super(targets);
+    checkArgument(
+        !config.init().fromWeight(),
+        "conv-lora: init '%s' starts A and B from a linear weight's SVD or QR, which Conv-LoRA does not"
+            + " compute; use init: kaiming-uniform or gaussian",
+        config.init().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'));
     this.config = config;
   }
 

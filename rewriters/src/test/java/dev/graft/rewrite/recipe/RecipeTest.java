@@ -143,6 +143,9 @@ class RecipeTest {
         .hasMessage("Recipe v.yaml, passes[0] (lora): LoRA rank must be positive, got 0");
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: lora, init: xavier}]", "v.yaml"))
         .hasMessage("Recipe v.yaml, passes[0] (lora): option 'init' is 'xavier'; choose one of kaiming-uniform, gaussian, pissa, olora");
+    assertThatThrownBy(() -> Recipe.parse("passes: [{method: conv-lora, init: pissa}]", "v.yaml"))
+        .hasMessageStartingWith("Recipe v.yaml, passes[0] (conv-lora): conv-lora: init 'pissa' starts A and B")
+        .hasMessageContaining("use init: kaiming-uniform or gaussian");
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: lora, layers: [5, 2]}]", "v.yaml"))
         .hasMessageContaining("option 'layers' must be a layer, [from, to] or \"from-to\"");
     assertThatThrownBy(() -> Recipe.parse("passes: [{method: lora, targets: 'layer.{a'}]", "v.yaml"))
