@@ -58,6 +58,31 @@ class ExampleRecipesTest {
     }
   }
 
+  static List<Path> visionRecipes() throws IOException {
+    try (Stream<Path> files = Files.list(examples().resolve("vision"))) {
+      return files.filter(f -> f.toString().endsWith(".yaml")).sorted().collect(Collectors.toList());
+    }
+  }
+
+  /** examples/recipes/vision: the cnn-* recipes apply to MobileNetV3, the vit-* ones to the ViT fixture. */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("visionRecipes")
+  void visionRecipesApplyToTheirModelAndVerify(Path recipe) throws Exception {
+    Recipe r = Recipe.load(recipe);
+    assertThat(r.description()).as("a description line").isPresent();
+    String name = recipe.getFileName().toString();
+    assertThat(name).as("vision recipes say their family").matches("(cnn|vit)-.*");
+    Model m =
+        name.startsWith("cnn-")
+            ? ModelIO.load(dev.graft.fixtures.PretrainedCnn.mobileNetV3())
+            : dev.graft.fixtures.VisionTransformer.build(dev.graft.fixtures.VisionTransformer.Config.tiny(), 1);
+    List<PassResult> results = applyAll(r, m);
+    Verifier.verify(m);
+    assertThat(results).allMatch(PassResult::changed);
+    long added = results.stream().mapToLong(PassResult::parametersAdded).sum();
+    assertThat(added).isPositive().isEqualTo(TrainableRegistry.parameterCount(m));
+  }
+
   @ParameterizedTest(name = "{0}")
   @MethodSource("recipes")
   void appliesToMiniLmAndVerifies(Path recipe) throws Exception {
