@@ -126,17 +126,20 @@ public final class DeltaFolding {
       dropouts++;
     }
 
-    for (Node merge : g.nodes()) {
-      if (merge.graph() == null) continue; // removed by an earlier fold
-      if (!GraftTags.isMerge(merge)) continue;
-      String method = GraftTags.method(merge).orElse("");
-      if (keptOverQuantized.contains(method + " " + GraftTags.module(merge).orElse(""))) continue;
-      if (Methods.foldOf(method) instanceof Fold.LinearBranch && !convWeightForm(merge)) {
-        foldLinearBranch(model, merge, touched, removed, store);
-        folded.add(method + " " + GraftTags.module(merge).orElse(""));
-      } else if (Methods.foldOf(method) instanceof Fold.ConvBranch) {
-        ConvLoraFold.fold(g, merge, touched, removed);
-        folded.add(method + " " + GraftTags.module(merge).orElse(""));
+    // One ORT session per distinct fold graph (weight shapes and branch form), not per weight.
+    try (FoldSessions sessions = new FoldSessions()) {
+      for (Node merge : g.nodes()) {
+        if (merge.graph() == null) continue; // removed by an earlier fold
+        if (!GraftTags.isMerge(merge)) continue;
+        String method = GraftTags.method(merge).orElse("");
+        if (keptOverQuantized.contains(method + " " + GraftTags.module(merge).orElse(""))) continue;
+        if (Methods.foldOf(method) instanceof Fold.LinearBranch && !convWeightForm(merge)) {
+          foldLinearBranch(model, merge, touched, removed, store, sessions);
+          folded.add(method + " " + GraftTags.module(merge).orElse(""));
+        } else if (Methods.foldOf(method) instanceof Fold.ConvBranch) {
+          ConvLoraFold.fold(g, merge, touched, removed);
+          folded.add(method + " " + GraftTags.module(merge).orElse(""));
+        }
       }
     }
 
@@ -226,7 +229,12 @@ public final class DeltaFolding {
    * ({@code W + ΔWᵀ / alpha} for a Gemm with transB).
    */
   private static void foldLinearBranch(
-      Model model, Node merge, Set<Value> touched, int[] removed, UnaryOperator<Tensor> store) {
+      Model model,
+      Node merge,
+      Set<Value> touched,
+      int[] removed,
+      UnaryOperator<Tensor> store,
+      FoldSessions sessions) {
     Graph g = model.graph();
     String method = GraftTags.method(merge).orElse("");
     String module = GraftTags.module(merge).orElse("");
@@ -274,7 +282,7 @@ public final class DeltaFolding {
     Node sink = merge.input(1).producer().orElseThrow();
     Tensor merged;
     try {
-      merged = mergedWeight(model, ordered, sink, x, in, wT, transB, alpha);
+      merged = mergedWeight(model, ordered, sink, x, in, wT, transB, alpha, sessions);
     } catch (RuntimeException e) {
       throw new IllegalStateException(
           where + ": cannot compute W + branch(I) (W " + wT.shape() + "): " + e.getMessage(), e);
@@ -290,25 +298,47 @@ public final class DeltaFolding {
    * {@code W + branch(I)} ({@code W + branch(I)ᵀ / alpha} for a Gemm with transB), computed by
    * ORT in one graph, W handed over as it is (a mapped external weight, without a copy). A
    * {@code MatMul(x, C)} at the branch's start is C on the identity (LoRA: ΔW = A·B·s); any
-   * other reader of x gets the identity, made inside the graph, never in the heap:
+   * other reader of x gets the identity, made inside the graph, never in the heap. A product
+   * scaled by one number at the branch's end scales its right factor instead (LoRA's
+   * {@code A·(B·s)}: one pass over an {@code [in, out]} matrix fewer):
    *
    * <pre>
    *   I = EyeLike(ConstantOfShape([in, in]));  ΔW = branch(I);  merged = W + f(ΔW)
    * </pre>
+   *
+   * The branch's constants (A, B, s...) are inputs of the graph like W, and its values are named
+   * by position, so the graph is the same for every weight of one shape and branch form and
+   * {@code sessions} runs them all in one ORT session.
    */
   private static Tensor mergedWeight(
-      Model owner, List<Node> ordered, Node sink, Value x, long in, Tensor w, boolean transB, float alpha) {
+      Model owner,
+      List<Node> ordered,
+      Node sink,
+      Value x,
+      long in,
+      Tensor w,
+      boolean transB,
+      float alpha,
+      FoldSessions sessions) {
     GraphBuilder gb = GraphBuilder.create("fold_linear");
     Graph mini = gb.graph();
+    Map<String, Tensor> feeds = new LinkedHashMap<>();
+    feeds.put("W", w);
     Value wv = gb.input("W", w.dataType(), (Object[]) boxed(w.dims()));
     Map<Value, Value> map = new IdentityHashMap<>();
-    for (Node n : ordered) {
+    Node scaled = scaledProduct(ordered, sink, x);
+    for (int i = 0; i < ordered.size(); i++) {
+      Node n = ordered.get(i);
+      if (n == sink && scaled != null) {
+        map.put(sink.output(), map.get(scaled.output()));
+        continue;
+      }
       boolean first = n.is("MatMul") && n.input(0) == x && n.input(1) != null;
       Optional<Tensor> c = first ? Constants.valueOf(n.input(1)) : Optional.empty();
       if (c.isPresent() && c.get().dims().length == 2) {
         // MatMul(I, C) = C exactly (each sum adds zeros to one product by 1): LoRA's x·A on the
         // identity is A, without an [in, in] identity and its in²·r multiplications.
-        map.put(n.output(), constantIn(mini, map, n.input(1)));
+        map.put(n.output(), constantInput(gb, map, feeds, n.input(1)));
         continue;
       }
       List<Value> ins = new ArrayList<>();
@@ -320,10 +350,20 @@ public final class DeltaFolding {
         if (v == x && !map.containsKey(x)) {
           map.put(x, gb.op("EyeLike", gb.op("ConstantOfShape", gb.int64s(in, in))));
         }
-        ins.add(map.containsKey(v) ? map.get(v) : constantIn(mini, map, v));
+        ins.add(map.containsKey(v) ? map.get(v) : constantInput(gb, map, feeds, v));
+      }
+      if (n == scaled) {
+        Value s = sink.input(sink.input(0) == scaled.output() ? 1 : 0);
+        ins.set(1, gb.op("Mul", ins.get(1), constantInput(gb, map, feeds, s)));
       }
       Node copy =
-          new Node(n.domain(), n.opType(), ins, List.of(n.output().name()), List.copyOf(n.attributes().values()), n.name());
+          new Node(
+              n.domain(),
+              n.opType(),
+              ins,
+              List.of("branch_" + i),
+              List.copyOf(n.attributes().values()),
+              "branch_node_" + i);
       mini.addNode(copy);
       map.put(n.output(), copy.output());
     }
@@ -339,15 +379,40 @@ public final class DeltaFolding {
     Model m = gb.model(owner.defaultOpset().orElse(17));
     owner.opsets().forEach(m::setOpset);
     if (owner.irVersion() > 0) m.setIrVersion(owner.irVersion());
-    return OrtEval.runUnoptimized(m, Map.of("W", w), "a merged weight").get("merged");
+    return sessions.run(m, feeds, "a merged weight").get("merged");
   }
 
-  /** The mini graph's initializer holding constant {@code v} (added once). */
-  private static Value constantIn(Graph mini, Map<Value, Value> map, Value v) {
+  /**
+   * The MatMul whose product {@code sink} scales by one constant number, {@code
+   * Mul(MatMul(P, C), s)} with C a constant matrix, P not the branch input {@code x} and the
+   * product read by the Mul alone (LoRA's {@code (x·A·B)·s}); null for any other branch end.
+   */
+  private static Node scaledProduct(List<Node> ordered, Node sink, Value x) {
+    if (!sink.is("Mul") || sink.inputs().size() != 2) return null;
+    for (int k = 0; k < 2; k++) {
+      Value p = sink.input(k);
+      Value s = sink.input(1 - k);
+      if (p == null || s == null || p == s) continue;
+      Optional<Tensor> scale = Constants.valueOf(s);
+      // One number of rank 0 or 1 broadcasts without changing the product's shape.
+      if (scale.isEmpty() || scale.get().numElements() != 1 || scale.get().dims().length > 1) continue;
+      Node mm = p.producer().orElse(null);
+      if (mm == null || !mm.is("MatMul") || !ordered.contains(mm) || mm.input(0) == x) continue;
+      if (p.uses().size() != 1 || p.isGraphOutput()) continue;
+      Optional<Tensor> right = Constants.valueOf(mm.input(1));
+      if (right.isPresent() && right.get().dims().length == 2) return mm;
+    }
+    return null;
+  }
+
+  /** The fold graph's input for constant {@code v} (added once), fed its value. */
+  private static Value constantInput(GraphBuilder gb, Map<Value, Value> map, Map<String, Tensor> feeds, Value v) {
     Value mapped = map.get(v);
     if (mapped == null) {
       Tensor t = Constants.valueOf(v).orElseThrow();
-      mapped = mini.addInitializer(v.name(), t.withName(v.name()));
+      String name = "C" + feeds.size();
+      mapped = gb.input(name, t.dataType(), (Object[]) boxed(t.dims()));
+      feeds.put(name, t);
       map.put(v, mapped);
     }
     return mapped;
