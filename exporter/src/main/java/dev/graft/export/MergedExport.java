@@ -31,8 +31,8 @@ import java.util.function.UnaryOperator;
  * export's own data file as soon as ORT has computed it ({@link StagedSave}), ORT reads both
  * models' weights from their files, and the save appends the unchanged weights file to file and
  * moves the data file into place; each byte of {@code OUT.data} is written once and the heap
- * holds one weight at a time. (With {@code --fp16} the merged fp32 weights go to a spill file
- * instead, {@link FoldSpill}, since fp16 storage replaces them.) The report times the three
+ * holds one weight at a time. (With {@code --fp16} the merged fp32 weights go to a staged
+ * save that is never committed, since fp16 storage replaces them.) The report times the three
  * phases: fold, verify, write.
  */
 public final class MergedExport {
@@ -57,10 +57,11 @@ public final class MergedExport {
     checkArgument(out != null, "MergedExport.write needs an output path, got null");
     if (!stream) return write(tuned, out, options, beforeVerify, null, null);
     if (options.fp16()) {
-      // fp16 storage replaces every merged weight after the fold: stage them in a spill file
-      // that is deleted after the save, so OUT.data holds no fp32 copies nobody reads.
-      try (FoldSpill spill = new FoldSpill(out)) {
-        return write(tuned, out, options, beforeVerify, spill, null);
+      // fp16 storage replaces every merged weight after the fold: stage them in a save that is
+      // never committed, so its file is deleted after the export and OUT.data holds no fp32
+      // copies nobody reads.
+      try (StagedSave spill = StagedSave.begin(out, SaveOptions.external())) {
+        return write(tuned, out, options, beforeVerify, spill::put, null);
       }
     }
     try (StagedSave staged = StagedSave.begin(out, SaveOptions.external())) {

@@ -153,6 +153,26 @@ class MergedExportTest {
   }
 
   @Test
+  void aStreamingFp16ExportSpillsTheMergedWeightsAndLeavesOnlyTheExport() throws Exception {
+    ModelIO.save(miniLm.tuned(6), dir.resolve("tuned.onnx"), SaveOptions.external());
+    Model tuned = ModelIO.load(dir.resolve("tuned.onnx"));
+    Path out = dir.resolve("half.onnx");
+
+    ExportReport r = MergedExport.write(tuned, out, ExportOptions.defaults().withFp16(true), m -> {}, true);
+
+    assertThat(r.fold().folded()).hasSize(12 + 13);
+    assertThat(r.verification().maxAbsDiff()).isLessThanOrEqualTo(ExportVerifier.FP16_TOLERANCE);
+    // The fp32 spill of the merged weights is gone; the data file holds fp16 weights only.
+    try (var files = Files.list(dir)) {
+      assertThat(files.map(p -> p.getFileName().toString()))
+          .containsExactlyInAnyOrder("tuned.onnx", "tuned.onnx.data", "half.onnx", "half.onnx.data");
+    }
+    assertThat(Files.size(out.resolveSibling("half.onnx.data"))).isLessThan(50_000_000L);
+    Map<String, Tensor> feeds = ExportVerifier.heldOutInputs(tuned, 19);
+    assertThat(ExportVerifier.compare(tuned, ModelIO.load(out), feeds, ExportVerifier.FP16_TOLERANCE).passed()).isTrue();
+  }
+
+  @Test
   void fp16StorageWithExternalDataAndAChosenIrVersion() throws Exception {
     Model tuned = miniLm.tuned(3);
     Path out = dir.resolve("half.onnx");
