@@ -12,6 +12,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
+import dev.graft.ir.io.AtomicFiles;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
@@ -224,7 +225,7 @@ public final class AdapterExport {
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot write the adapter to " + outDir + ": " + e.getMessage(), e);
     } finally {
-      deleteTree(tmp);
+      AtomicFiles.deleteTreeQuietly(tmp);
     }
   }
 
@@ -427,12 +428,4 @@ public final class AdapterExport {
     }
   }
 
-  private static void deleteTree(Path p) {
-    if (p == null || !Files.exists(p)) return;
-    try (Stream<Path> s = Files.walk(p)) {
-      for (Path q : s.sorted((a, b) -> b.getNameCount() - a.getNameCount()).toList()) Files.deleteIfExists(q);
-    } catch (IOException ignored) {
-      // A leftover temporary folder is harmless; the output folder was not touched.
-    }
-  }
 }

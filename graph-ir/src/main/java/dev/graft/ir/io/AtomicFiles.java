@@ -68,6 +68,19 @@ public final class AtomicFiles {
     }
   }
 
+  /**
+   * Deletes a temporary folder and everything in it, deepest first; a failure leaves only that
+   * temporary folder behind, which is harmless.
+   */
+  public static void deleteTreeQuietly(Path dir) {
+    if (dir == null || !Files.exists(dir)) return;
+    try (var files = Files.walk(dir)) {
+      for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
+    } catch (IOException ignored) {
+      // A leftover temporary folder is harmless; nothing the user wrote is inside it.
+    }
+  }
+
   /** Deletes a leftover temporary file; a failure here leaves only a hidden .tmp file behind. */
   public static void deleteQuietly(Path p) {
     if (p == null) return;

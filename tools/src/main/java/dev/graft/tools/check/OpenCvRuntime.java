@@ -2,6 +2,7 @@ package dev.graft.tools.check;
 
 import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
+import dev.graft.ir.io.AtomicFiles;
 import dev.graft.ir.Model;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
@@ -86,14 +87,7 @@ public final class OpenCvRuntime implements TargetRuntime {
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot write a fixed-shape copy of " + model + " for OpenCV", e);
     } finally {
-      if (dir != null) {
-        try (var files = Files.list(dir)) {
-          for (Path f : files.toList()) Files.deleteIfExists(f);
-          Files.deleteIfExists(dir);
-        } catch (IOException ignored) {
-          // a temporary file left behind is harmless
-        }
-      }
+      AtomicFiles.deleteTreeQuietly(dir);
     }
   }
 

@@ -8,6 +8,7 @@ import com.google.gson.Gson;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
+import dev.graft.ir.io.AtomicFiles;
 import dev.graft.export.FeedForm;
 import dev.graft.export.OnnxAdapterFile;
 import dev.graft.ir.Model;
@@ -21,7 +22,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -140,7 +140,7 @@ public final class OrtNodeRuntime implements TargetRuntime {
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot exchange tensors with Node.js in " + dir, e);
     } finally {
-      if (dir != null) deleteQuietly(dir);
+      AtomicFiles.deleteTreeQuietly(dir);
     }
   }
 
@@ -184,7 +184,7 @@ public final class OrtNodeRuntime implements TargetRuntime {
         Files.move(work, home, StandardCopyOption.ATOMIC_MOVE);
       } catch (IOException raced) {
         if (!Files.isRegularFile(module.resolve("package.json"))) throw raced;
-        deleteQuietly(work); // another process installed it meanwhile
+        AtomicFiles.deleteTreeQuietly(work); // another process installed it meanwhile
       }
       return module;
     } catch (IOException e) {
@@ -238,13 +238,4 @@ public final class OrtNodeRuntime implements TargetRuntime {
     return a;
   }
 
-  private static void deleteQuietly(Path dir) {
-    try (var files = Files.walk(dir)) {
-      List<Path> all = new ArrayList<>(files.toList());
-      java.util.Collections.reverse(all);
-      for (Path f : all) Files.deleteIfExists(f);
-    } catch (IOException ignored) {
-      // a temporary folder left behind is harmless
-    }
-  }
 }

@@ -1,5 +1,6 @@
 package dev.graft.tools.cli;
 
+import dev.graft.ir.io.AtomicFiles;
 import dev.graft.export.FeedForm;
 import dev.graft.ir.Model;
 import dev.graft.ir.convert.OpsetDowngrade;
@@ -159,14 +160,7 @@ final class ConvertCommand implements Callable<Integer> {
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot write a temporary copy for folding: " + e.getMessage(), e);
     } finally {
-      if (dir != null) {
-        try (var files = Files.list(dir)) {
-          for (Path f : files.toList()) Files.deleteIfExists(f);
-          Files.deleteIfExists(dir);
-        } catch (IOException ignored) {
-          // a temporary folder left behind is harmless
-        }
-      }
+      AtomicFiles.deleteTreeQuietly(dir);
     }
   }
 
