@@ -207,14 +207,8 @@ public final class TaylorChannelPass extends ModulePass<LinearModule> {
     long in = t.inFeatures();
     long out = t.outFeatures();
 
-    float[] dw = new float[Math.toIntExact(in * k)];
-    if (config.initStd() > 0) {
-      SplittableRandom random = new SplittableRandom(config.seed() ^ module.hashCode() * 0x9E3779B97F4A7C15L);
-      for (int i = 0; i < dw.length; i++) dw[i] = (float) (random.nextGaussian() * config.initStd());
-    }
-    long[] idx = new long[Math.toIntExact(out)];
-    java.util.Arrays.fill(idx, k);
-    for (int j = 0; j < k; j++) idx[cs.get(j)] = j;
+    float[] dw = initialDelta(module, in * k);
+    long[] idx = gatherIndex(cs, out);
     Value delta = Splice.initializer(g, module + ".taylor_dW", DenseTensor.ofFloats(null, new long[] {in, k}, dw));
     Value zero =
         Splice.initializer(g, module + ".taylor_zero", DenseTensor.ofFloats(null, new long[] {in, 1}, new float[Math.toIntExact(in)]));
@@ -236,6 +230,28 @@ public final class TaylorChannelPass extends ModulePass<LinearModule> {
     return List.of(new Entry(delta.name(), METHOD, module, "dW"));
   }
 
+  /** The trainable rows' start: zeros, or Gaussian with {@code initStd} from a per-module seed. */
+  private float[] initialDelta(String module, long size) {
+    float[] dw = new float[Math.toIntExact(size)];
+    if (config.initStd() > 0) {
+      SplittableRandom random = new SplittableRandom(config.seed() ^ module.hashCode() * 0x9E3779B97F4A7C15L);
+      for (int i = 0; i < dw.length; i++) dw[i] = (float) (random.nextGaussian() * config.initStd());
+    }
+    return dw;
+  }
+
+  /**
+   * For each of the {@code out} channels, its row in {@code Concat(dW, Z)}: j for the j-th chosen
+   * channel, k (the zero row) for the others.
+   */
+  private static long[] gatherIndex(List<Integer> chosen, long out) {
+    int k = chosen.size();
+    long[] idx = new long[Math.toIntExact(out)];
+    java.util.Arrays.fill(idx, k);
+    for (int j = 0; j < k; j++) idx[chosen.get(j)] = j;
+    return idx;
+  }
+
   /** The conv form: {@code Conv(x, Add(W, Gather(Concat(dW, Z, 0), idx, 0)), b)}. */
   private List<Entry> applyConv(Model model, LinearModule t) {
     Graph g = model.graph();
@@ -249,14 +265,8 @@ public final class TaylorChannelPass extends ModulePass<LinearModule> {
     dDims[0] = k;
     long[] zDims = w.clone();
     zDims[0] = 1;
-    float[] dw = new float[Math.toIntExact(k * per)];
-    if (config.initStd() > 0) {
-      SplittableRandom random = new SplittableRandom(config.seed() ^ module.hashCode() * 0x9E3779B97F4A7C15L);
-      for (int i = 0; i < dw.length; i++) dw[i] = (float) (random.nextGaussian() * config.initStd());
-    }
-    long[] idx = new long[Math.toIntExact(out)];
-    java.util.Arrays.fill(idx, k);
-    for (int j = 0; j < k; j++) idx[cs.get(j)] = j;
+    float[] dw = initialDelta(module, k * per);
+    long[] idx = gatherIndex(cs, out);
     Value delta = Splice.initializer(g, module + ".taylor_dW", DenseTensor.ofFloats(null, dDims, dw));
     Value zero = Splice.initializer(g, module + ".taylor_zero", DenseTensor.ofFloats(null, zDims, new float[Math.toIntExact(per)]));
     Value index = Splice.initializer(g, module + ".taylor_index", DenseTensor.ofLongs(null, new long[] {out}, idx));
