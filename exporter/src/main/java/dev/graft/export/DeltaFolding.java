@@ -102,6 +102,15 @@ public final class DeltaFolding {
    * Linear branches over 4-bit weights are refused or kept as {@code quantized} says.
    */
   public static FoldReport fold(Model model, UnaryOperator<Tensor> store, Quantized quantized) {
+    return fold(model, store, quantized, null);
+  }
+
+  /**
+   * As {@link #fold(Model, UnaryOperator, Quantized)}; with a {@code probe}, each merged weight of
+   * the linear-branch rule is checked as {@code store} returned it ({@link FoldProbe}) before the
+   * next one is computed.
+   */
+  static FoldReport fold(Model model, UnaryOperator<Tensor> store, Quantized quantized, FoldProbe probe) {
     Graph g = model.graph();
     Set<String> keptOverQuantized = overQuantized(g, quantized);
     Set<Value> touched = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -134,7 +143,7 @@ public final class DeltaFolding {
         String method = GraftTags.method(merge).orElse("");
         if (keptOverQuantized.contains(method + " " + GraftTags.module(merge).orElse(""))) continue;
         if (Methods.foldOf(method) instanceof Fold.LinearBranch && !convWeightForm(merge)) {
-          foldLinearBranch(model, merge, touched, removed, store, sessions);
+          foldLinearBranch(model, merge, touched, removed, store, sessions, probe);
           folded.add(method + " " + GraftTags.module(merge).orElse(""));
         } else if (Methods.foldOf(method) instanceof Fold.ConvBranch) {
           ConvLoraFold.fold(g, merge, touched, removed);
@@ -234,7 +243,8 @@ public final class DeltaFolding {
       Set<Value> touched,
       int[] removed,
       UnaryOperator<Tensor> store,
-      FoldSessions sessions) {
+      FoldSessions sessions,
+      FoldProbe probe) {
     Graph g = model.graph();
     String method = GraftTags.method(merge).orElse("");
     String module = GraftTags.module(merge).orElse("");
@@ -287,7 +297,12 @@ public final class DeltaFolding {
       throw new IllegalStateException(
           where + ": cannot compute W + branch(I) (W " + wT.shape() + "): " + e.getMessage(), e);
     }
-    setConstant(g, linear, 1, store.apply(merged));
+    Tensor stored = store.apply(merged);
+    if (probe != null) {
+      // Before the branch goes: the probe runs it as the tuned graph does.
+      probe.check(method + " " + module, model, ordered, sink, x, linear, wT, stored, in, sessions);
+    }
+    setConstant(g, linear, 1, stored);
 
     bypass(merge, merge.input(0));
     remove(g, merge, touched, removed);
@@ -406,7 +421,7 @@ public final class DeltaFolding {
   }
 
   /** The fold graph's input for constant {@code v} (added once), fed its value. */
-  private static Value constantInput(GraphBuilder gb, Map<Value, Value> map, Map<String, Tensor> feeds, Value v) {
+  static Value constantInput(GraphBuilder gb, Map<Value, Value> map, Map<String, Tensor> feeds, Value v) {
     Value mapped = map.get(v);
     if (mapped == null) {
       Tensor t = Constants.valueOf(v).orElseThrow();

@@ -120,4 +120,40 @@ class ExportCommandTest {
       assertThat(files).isEmpty();
     }
   }
+
+  @Test
+  void verifyChoosesTheCheckAndRefusesWhatItCannotDo(@TempDir Path dir) throws Exception {
+    // The tuned model folds LayerNorm-affine as well as LoRA: the probe cannot check those folds.
+    CliRun probe = CliRun.of("export", tuned.toString(), dir.resolve("p.onnx").toString(), "--verify", "probe");
+    assertThat(probe.exit()).isEqualTo(1);
+    assertThat(probe.err()).contains("--verify probe checks merged linear weights").contains("use --verify full");
+
+    CliRun bad = CliRun.of("export", tuned.toString(), dir.resolve("b.onnx").toString(), "--verify", "fast");
+    assertThat(bad.exit()).isEqualTo(2);
+    assertThat(bad.err()).contains("--verify takes auto, full, probe or none, got 'fast'");
+    CliRun half = CliRun.of("export", tuned.toString(), dir.resolve("h.onnx").toString(), "--verify", "probe", "--fp16");
+    assertThat(half.exit()).isEqualTo(2);
+    assertThat(half.err()).contains("--fp16 changes them after the fold");
+    CliRun adapter =
+        CliRun.of("export", tuned.toString(), dir.resolve("a").toString(), "--adapter-only", "--base", miniLm.toString(),
+            "--verify", "full");
+    assertThat(adapter.exit()).isEqualTo(2);
+    assertThat(adapter.err()).contains("--verify applies to merged exports");
+    try (var files = Files.list(dir)) {
+      assertThat(files).isEmpty();
+    }
+
+    // LoRA alone, probed: one line says what was checked; the export is written.
+    Model lora = ModelIO.load(miniLm);
+    new PassManager(
+            Recipe.parse("passes: [{method: lora, targets: \"layer.0.attention.query\", rank: 4}]", "probe.yaml").passes())
+        .run(lora);
+    Path loraFile = dir.resolve("lora.onnx");
+    ModelIO.save(lora, loraFile);
+    Path out = dir.resolve("merged.onnx");
+    CliRun probed = CliRun.of("export", loraFile.toString(), out.toString(), "--verify", "probe");
+    assertThat(probed.exit()).as(probed.err()).isZero();
+    assertThat(probed.out()).contains("Verified: probed 1 merged weight on 4 random rows").doesNotContain("max |diff|");
+    assertThat(out).exists();
+  }
 }
