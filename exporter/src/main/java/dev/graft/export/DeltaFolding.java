@@ -14,6 +14,7 @@ import dev.graft.ir.Type;
 import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.io.StagedSave;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraftTags;
@@ -83,6 +84,30 @@ public final class DeltaFolding {
     REFUSE,
     /** Keep those branches as nodes; fold everything else. */
     KEEP
+  }
+
+  /**
+   * Where the linear-branch rule puts each merged weight: {@link #apply} stores one computed on
+   * the heap; {@link #reserve} may instead give ORT a place in the export's data file to write it
+   * (a {@link StagedSave.Slot}), so the weight never passes through the heap.
+   */
+  interface MergedStore extends UnaryOperator<Tensor> {
+    Optional<StagedSave.Slot> reserve(String name, DataType type, long[] dims);
+
+    /** Into {@code staged}: reserved and written by ORT in place. */
+    static MergedStore into(StagedSave staged) {
+      return new MergedStore() {
+        @Override
+        public Tensor apply(Tensor t) {
+          return staged.put(t);
+        }
+
+        @Override
+        public Optional<StagedSave.Slot> reserve(String name, DataType type, long[] dims) {
+          return Optional.of(staged.reserve(name, type, dims));
+        }
+      };
+    }
   }
 
   /** Folds {@code model} in place. */
@@ -290,14 +315,13 @@ public final class DeltaFolding {
         where,
         x.dataType().orElse(null));
     Node sink = merge.input(1).producer().orElseThrow();
-    Tensor merged;
+    Tensor stored;
     try {
-      merged = mergedWeight(model, ordered, sink, x, in, wT, transB, alpha, sessions);
+      stored = mergedWeight(model, ordered, sink, x, in, wT, transB, alpha, sessions, store);
     } catch (RuntimeException e) {
       throw new IllegalStateException(
           where + ": cannot compute W + branch(I) (W " + wT.shape() + "): " + e.getMessage(), e);
     }
-    Tensor stored = store.apply(merged);
     if (probe != null) {
       // Before the branch goes: the probe runs it as the tuned graph does.
       probe.check(method + " " + module, model, ordered, sink, x, linear, wT, stored, in, sessions);
@@ -323,7 +347,8 @@ public final class DeltaFolding {
    *
    * The branch's constants (A, B, s...) are inputs of the graph like W, and its values are named
    * by position, so the graph is the same for every weight of one shape and branch form and
-   * {@code sessions} runs them all in one ORT session.
+   * {@code sessions} runs them all in one ORT session. Returns the weight as {@code store} keeps
+   * it; a {@link MergedStore} with room for it has ORT write it there directly.
    */
   private static Tensor mergedWeight(
       Model owner,
@@ -334,7 +359,8 @@ public final class DeltaFolding {
       Tensor w,
       boolean transB,
       float alpha,
-      FoldSessions sessions) {
+      FoldSessions sessions,
+      UnaryOperator<Tensor> store) {
     GraphBuilder gb = GraphBuilder.create("fold_linear");
     Graph mini = gb.graph();
     Map<String, Tensor> feeds = new LinkedHashMap<>();
@@ -394,7 +420,14 @@ public final class DeltaFolding {
     Model m = gb.model(owner.defaultOpset().orElse(17));
     owner.opsets().forEach(m::setOpset);
     if (owner.irVersion() > 0) m.setIrVersion(owner.irVersion());
-    return sessions.run(m, feeds, "a merged weight").get("merged");
+    Optional<StagedSave.Slot> slot =
+        store instanceof MergedStore ms ? ms.reserve("merged", w.dataType(), w.dims()) : Optional.empty();
+    if (slot.isPresent()) {
+      // ORT writes W + ΔW straight into the export's data file.
+      sessions.runInto(m, feeds, "merged", slot.get().tensor(), slot.get().buffer(), "a merged weight");
+      return slot.get().tensor();
+    }
+    return store.apply(sessions.run(m, feeds, "a merged weight").get("merged"));
   }
 
   /**

@@ -61,11 +61,11 @@ public final class MergedExport {
       // never committed, so its file is deleted after the export and OUT.data holds no fp32
       // copies nobody reads.
       try (StagedSave spill = StagedSave.begin(out, SaveOptions.external())) {
-        return write(tuned, out, options, beforeVerify, spill::put, null);
+        return write(tuned, out, options, beforeVerify, DeltaFolding.MergedStore.into(spill), null);
       }
     }
     try (StagedSave staged = StagedSave.begin(out, SaveOptions.external())) {
-      return write(tuned, out, options, beforeVerify, staged::put, staged);
+      return write(tuned, out, options, beforeVerify, DeltaFolding.MergedStore.into(staged), staged);
     }
   }
 
