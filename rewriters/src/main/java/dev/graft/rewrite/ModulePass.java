@@ -3,6 +3,7 @@ package dev.graft.rewrite;
 import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMultiset;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.ModuleDiscovery;
 import dev.graft.ir.Node;
@@ -124,6 +125,7 @@ public abstract class ModulePass<M extends Module> implements GraphPass {
   }
 
   private PassResult execute(Model model, boolean dry) {
+    WorkingModels.requireWorkingOpset(model, "Pass '" + name() + "'");
     ImmutableList<Module> modules = ModuleDiscovery.discover(model);
     List<M> candidateList = candidates(modules);
     ImmutableList<M> selected = targets.select(candidateList, name(), kindDescription());

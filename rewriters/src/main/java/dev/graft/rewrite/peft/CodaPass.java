@@ -8,6 +8,7 @@ import dev.graft.ir.Attr;
 import dev.graft.ir.DataType;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.Node;
 import dev.graft.ir.Use;
 import dev.graft.ir.Value;
@@ -229,12 +230,7 @@ public final class CodaPass implements GraphPass {
   }
 
   private PassResult execute(Model model, boolean dry) {
-    long opset = Splice.opset(model);
-    checkArgument(
-        opset >= 11,
-        "%s: the model is at opset %s; CoDA needs 11 or newer (TopK with K as an input, GatherElements)."
-            + " Upgrade it first: graft convert IN OUT --opset 17.",
-        METHOD, opset);
+    WorkingModels.requireWorkingOpset(model, "Pass '" + METHOD + "'");
     ImmutableList<Module> modules = ModuleDiscovery.discover(model);
     List<Site> selected = select(sites(modules));
     Set<String> done = TrainableRegistry.modulesOf(model, METHOD);

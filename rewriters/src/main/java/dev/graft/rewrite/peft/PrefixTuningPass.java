@@ -6,6 +6,7 @@ import com.google.common.collect.ImmutableList;
 import dev.graft.ir.Attr;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
@@ -156,7 +157,7 @@ public final class PrefixTuningPass extends ModulePass<AttentionModule> {
         a.numHeads().isPresent(),
         "%s: cannot split the prefix of '%s' into heads: the head count is not a constant of its reshape.",
         method, a.name());
-    checkArgument(Splice.opset(model) >= 11, "%s needs opset 11 or newer (Slice with inputs, Concat on axis -1); the model has opset %s. Convert it first (graft convert --opset 17).", method, Splice.opset(model));
+    WorkingModels.requireWorkingOpset(model, "Pass '" + method + "'");
     Graph g = model.graph();
     String module = a.name();
     int heads = a.numHeads().getAsInt();

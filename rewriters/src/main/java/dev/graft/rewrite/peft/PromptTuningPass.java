@@ -9,6 +9,7 @@ import dev.graft.ir.DataType;
 import dev.graft.ir.Dim;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.Node;
 import dev.graft.ir.Shape;
 import dev.graft.ir.Type;
@@ -178,7 +179,7 @@ public final class PromptTuningPass implements GraphPass {
    */
   static List<Entry> attach(
       Model model, String method, String module, List<Module> modules, Value stream, long hidden, Config config, int leading) {
-    checkArgument(Splice.opset(model) >= 11, "%s needs opset 11 or newer; the model has opset %s. Convert it first (graft convert --opset 17).", method, Splice.opset(model));
+    WorkingModels.requireWorkingOpset(model, "Pass '" + method + "'");
     checkArgument(leading >= 0, "%s: the positions kept ahead of the prompt must not be negative, got %s", method, leading);
     checkArgument(
         leading == 0 || modules.stream().noneMatch(m -> m instanceof AttentionModule a && a.maskAdd() != null),

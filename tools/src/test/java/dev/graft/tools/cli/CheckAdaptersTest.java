@@ -7,6 +7,7 @@ import dev.graft.fixtures.PretrainedModels;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
@@ -116,7 +117,7 @@ class CheckAdaptersTest {
 
   /** MiniLM + LoRA + head through a recipe (so the adapter export can replay it), trainables random. */
   private static Path tuned(String name, long seed) {
-    Model m = ModelIO.load(PretrainedModels.miniLm());
+    Model m = WorkingModels.load(PretrainedModels.miniLm());
     new PassManager(
             Recipe.parse(
                     """

@@ -8,6 +8,7 @@ import dev.graft.fixtures.PretrainedModels;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
@@ -47,7 +48,7 @@ class CheckCommandTest {
     loraTuned = tuned("lora", new LoraPass(Targets.glob("layer.*.attention.{query,value}"), LoraPass.Config.defaults()));
     loraMerged = shared.resolve("lora-merged.onnx");
     MergedExport.write(ModelIO.load(loraTuned), loraMerged, ExportOptions.defaults());
-    Model base = ModelIO.load(PretrainedModels.miniLm());
+    Model base = WorkingModels.load(PretrainedModels.miniLm());
     new PassManager(List.of(new ClassificationHeadPass(HEAD))).run(base);
     baseWithHead = shared.resolve("base-head.onnx");
     ModelIO.save(base, baseWithHead);
@@ -113,7 +114,7 @@ class CheckCommandTest {
 
   /** MiniLM + {@code pass} + a mean-pooling head, every trainable random as training would leave it. */
   private static Path tuned(String name, GraphPass pass) {
-    Model m = ModelIO.load(PretrainedModels.miniLm());
+    Model m = WorkingModels.load(PretrainedModels.miniLm());
     new PassManager(List.of(pass, new ClassificationHeadPass(HEAD))).run(m);
     randomise(m, name.hashCode());
     Path out = shared.resolve(name + "-tuned.onnx");

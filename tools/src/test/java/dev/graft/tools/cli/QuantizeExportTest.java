@@ -17,7 +17,7 @@ import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
-import dev.graft.ir.convert.OpsetUpgrade;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
@@ -51,8 +51,7 @@ class QuantizeExportTest {
 
   @BeforeAll
   static void tune() throws Exception {
-    Model m = ModelIO.load(PretrainedModels.miniLm());
-    OpsetUpgrade.upgrade(m, 17);
+    Model m = WorkingModels.load(PretrainedModels.miniLm());
     new PassManager(
             List.of(
                 new LoraPass(Targets.glob("layer.*.attention.{query,value}"), LoraPass.Config.defaults()),
