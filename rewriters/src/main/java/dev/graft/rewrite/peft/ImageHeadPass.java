@@ -24,7 +24,6 @@ import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.TrainableRegistry.Entry;
 import dev.graft.rewrite.method.Fold;
 import dev.graft.rewrite.method.PeftMethod;
-import dev.graft.rewrite.recipe.PassFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -56,15 +55,14 @@ public final class ImageHeadPass implements GraphPass {
 
   /** The method: options classes (required), feature, seed. */
   public static final PeftMethod DEFINITION =
-      PeftMethod.of(
+      PeftMethod.untargeted(
           "image-head",
-          PassFactory.untargeted(
-              "an image classification head: global average pooling of the last feature map, then a linear layer to logits",
-              List.of("classes", "feature", "seed"),
-              o -> {
-                if (!o.has("classes")) throw o.error("option 'classes' is required (the number of classes, 2 or more)");
-                return new ImageHeadPass(new Config(o.integer("classes", 0), o.string("feature", ""), o.longInteger("seed", 0)));
-              }),
+          "an image classification head: global average pooling of the last feature map, then a linear layer to logits",
+          List.of("classes", "feature", "seed"),
+          o -> {
+            if (!o.has("classes")) throw o.error("option 'classes' is required (the number of classes, 2 or more)");
+            return new ImageHeadPass(new Config(o.integer("classes", 0), o.string("feature", ""), o.longInteger("seed", 0)));
+          },
           Fold.kept("a new layer on the feature map"));
 
   private final Config config;

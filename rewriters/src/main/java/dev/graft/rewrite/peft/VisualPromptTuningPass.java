@@ -21,7 +21,6 @@ import dev.graft.rewrite.discover.ModuleDiscovery;
 import dev.graft.rewrite.discover.ResidualModule;
 import dev.graft.rewrite.method.Fold;
 import dev.graft.rewrite.method.PeftMethod;
-import dev.graft.rewrite.recipe.PassFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -80,23 +79,22 @@ public final class VisualPromptTuningPass implements GraphPass {
 
   /** The method: {@code length}, {@code deep}, {@code leading}, {@code keep-prompt-positions}, {@code init-std}, {@code seed}. */
   public static final PeftMethod DEFINITION =
-      PeftMethod.of(
+      PeftMethod.untargeted(
           METHOD,
-          PassFactory.untargeted(
-              "visual prompt tuning: learned tokens after a ViT's class token, entering the first block (deep: every block)",
-              List.of("length", "deep", "leading", "keep-prompt-positions", "init-std", "seed"),
-              o -> {
-                Config d = defaults();
-                PromptTuningPass.Config p =
-                    new PromptTuningPass.Config(
-                        o.integer("length", d.prompt().length()),
-                        o.bool("keep-prompt-positions", false),
-                        o.number("init-std", d.prompt().initStd()),
-                        o.longInteger("seed", 0));
-                OptionalInt leading = o.has("leading") ? OptionalInt.of(o.integer("leading", 0)) : OptionalInt.empty();
-                if (leading.isPresent() && leading.getAsInt() < 0) throw o.error("'leading' must be 0 or more, got " + leading.getAsInt());
-                return new VisualPromptTuningPass(new Config(p, o.bool("deep", false), leading));
-              }),
+          "visual prompt tuning: learned tokens after a ViT's class token, entering the first block (deep: every block)",
+          List.of("length", "deep", "leading", "keep-prompt-positions", "init-std", "seed"),
+          o -> {
+            Config d = defaults();
+            PromptTuningPass.Config p =
+                new PromptTuningPass.Config(
+                    o.integer("length", d.prompt().length()),
+                    o.bool("keep-prompt-positions", false),
+                    o.number("init-std", d.prompt().initStd()),
+                    o.longInteger("seed", 0));
+            OptionalInt leading = o.has("leading") ? OptionalInt.of(o.integer("leading", 0)) : OptionalInt.empty();
+            if (leading.isPresent() && leading.getAsInt() < 0) throw o.error("'leading' must be 0 or more, got " + leading.getAsInt());
+            return new VisualPromptTuningPass(new Config(p, o.bool("deep", false), leading));
+          },
           Fold.kept("learned tokens join the sequence"));
 
   private static Config defaults() {
