@@ -27,7 +27,7 @@ import java.util.Set;
  *
  * @param <M> the kind of module the pass adapts
  */
-public abstract class ModulePass<M extends Module> implements GraphPass {
+public abstract class ModulePass<M extends Module> implements PlannedPass {
   protected final Targets targets;
 
   protected ModulePass(Targets targets) {
@@ -53,16 +53,6 @@ public abstract class ModulePass<M extends Module> implements GraphPass {
 
   public Targets targets() {
     return targets;
-  }
-
-  @Override
-  public final PassResult run(Model model) {
-    return execute(model, false);
-  }
-
-  @Override
-  public final PassResult dryRun(Model model) {
-    return execute(model, true);
   }
 
   /**
@@ -123,7 +113,8 @@ public abstract class ModulePass<M extends Module> implements GraphPass {
     return out;
   }
 
-  private PassResult execute(Model model, boolean dry) {
+  @Override
+  public final PassResult execute(Model model, boolean dry) {
     ImmutableList<Module> modules = ModuleDiscovery.discover(model);
     List<M> candidateList = candidates(modules);
     ImmutableList<M> selected = targets.select(candidateList, name(), kindDescription());

@@ -14,8 +14,8 @@ import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassResult;
+import dev.graft.rewrite.PlannedPass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry;
@@ -88,7 +88,7 @@ import java.util.stream.Collectors;
  * {@code up_weight}, {@code up_bias}. The values the sparse form needs are recorded per layer in
  * the model's metadata ({@link CodaLayers}).
  */
-public final class CodaPass implements GraphPass {
+public final class CodaPass implements PlannedPass {
   public static final String METHOD = "coda";
 
   /** Which computation the pass emits; see the class comment. */
@@ -219,16 +219,7 @@ public final class CodaPass implements GraphPass {
   }
 
   @Override
-  public PassResult run(Model model) {
-    return execute(model, false);
-  }
-
-  @Override
-  public PassResult dryRun(Model model) {
-    return execute(model, true);
-  }
-
-  private PassResult execute(Model model, boolean dry) {
+  public PassResult execute(Model model, boolean dry) {
     long opset = Splice.opset(model);
     checkArgument(
         opset >= 11,

@@ -11,8 +11,8 @@ import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
-import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassResult;
+import dev.graft.rewrite.PlannedPass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -25,7 +25,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalInt;
-import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -52,7 +51,7 @@ import java.util.TreeMap;
  * checks against ORT on the cut base graph. Modules: {@code layer.N} (the prompt entering block
  * N).
  */
-public final class VisualPromptTuningPass implements GraphPass {
+public final class VisualPromptTuningPass implements PlannedPass {
   public static final String METHOD = "vpt";
 
   /**
@@ -117,22 +116,10 @@ public final class VisualPromptTuningPass implements GraphPass {
   }
 
   @Override
-  public PassResult run(Model model) {
-    return execute(model, false);
-  }
-
-  @Override
-  public PassResult dryRun(Model model) {
-    return execute(model, true);
-  }
-
-  private PassResult execute(Model model, boolean dry) {
+  public PassResult execute(Model model, boolean dry) {
     ImmutableList<Module> modules = ModuleDiscovery.discover(model);
     TreeMap<Integer, Value> blockInputs = blockInputs(modules);
-    Set<String> done = TrainableRegistry.modulesOf(model, METHOD);
-    if (done.contains("layer.0")) {
-      return new PassResult(METHOD, ImmutableMultiset.of(), 0, dry, ImmutableList.of("layer.0: already has " + METHOD));
-    }
+    if (TrainableRegistry.has(model, METHOD, "layer.0")) return PassResult.unchanged(METHOD, dry, "layer.0: already has " + METHOD);
     long hidden = PromptTuningPass.width(modules);
     Value stream = blockInputs.get(0);
     int leading = config.leading().orElseGet(() -> tokensAhead(stream));
@@ -141,7 +128,7 @@ public final class VisualPromptTuningPass implements GraphPass {
     ImmutableMultiset.Builder<String> changes = ImmutableMultiset.builder();
     for (int layer : layers) changes.add(METHOD + "(P=" + p + ",after=" + leading + ") layer." + layer);
     long params = layers.size() * p * hidden;
-    if (dry) return new PassResult(METHOD, changes.build(), params, true, ImmutableList.of());
+    if (dry) return new PassResult(METHOD, changes.build(), params, true);
 
     List<Entry> entries = new ArrayList<>();
     entries.addAll(PromptTuningPass.attach(model, METHOD, "layer.0", modules, stream, hidden, config.prompt(), leading));
@@ -150,7 +137,7 @@ public final class VisualPromptTuningPass implements GraphPass {
       entries.add(replaceAt(model, "layer." + layer, blockInputs.get(layer), hidden, leading));
     }
     TrainableRegistry.add(model, entries);
-    return new PassResult(METHOD, changes.build(), params, false, ImmutableList.of());
+    return new PassResult(METHOD, changes.build(), params, false);
   }
 
   /** Deep VPT at block {@code module}: its input's prompt positions are replaced by a prompt of its own. */
