@@ -13,9 +13,9 @@ import dev.graft.ir.Shape;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.PassResult;
-import dev.graft.rewrite.PlannedPass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -39,7 +39,7 @@ import java.util.stream.Collectors;
  * W starts normal with std 0.02 (BERT's initializer range), b at zero; both are trainable. The
  * hidden-state output stays unless {@link Config#keepHiddenOutput} is false.
  */
-public final class ClassificationHeadPass implements PlannedPass {
+public final class ClassificationHeadPass extends ConfiguredPlannedPass<ClassificationHeadPass.Config> {
   public static final String METHOD = "head";
   public static final String MODULE = "head";
   public static final String LOGITS = "logits";
@@ -74,15 +74,9 @@ public final class ClassificationHeadPass implements PlannedPass {
     }
   }
 
-  private final Config config;
 
   public ClassificationHeadPass(Config config) {
-    this.config = config;
-  }
-
-  @Override
-  public String name() {
-    return "classification-head";
+    super("classification-head", config);
   }
 
   /**

@@ -13,9 +13,9 @@ import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.PassResult;
-import dev.graft.rewrite.PlannedPass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry;
@@ -88,7 +88,7 @@ import java.util.stream.Collectors;
  * {@code up_weight}, {@code up_bias}. The values the sparse form needs are recorded per layer in
  * the model's metadata ({@link CodaLayers}).
  */
-public final class CodaPass implements PlannedPass {
+public final class CodaPass extends ConfiguredPlannedPass<CodaPass.Config> {
   public static final String METHOD = "coda";
 
   /** Which computation the pass emits; see the class comment. */
@@ -202,20 +202,10 @@ public final class CodaPass implements PlannedPass {
   record Site(String name, int layer, Value input, Value output, AttentionModule attention, long width) {}
 
   private final Targets targets;
-  private final Config config;
 
   public CodaPass(Targets targets, Config config) {
+    super(METHOD, config);
     this.targets = targets;
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
   }
 
   @Override

@@ -88,11 +88,6 @@ public final class ConvLoraPass extends ConfiguredPass<LinearModule, LoraPass.Co
   }
 
   @Override
-  protected String describe(LinearModule t) {
-    return METHOD + "(r=" + config.rank() + ") " + t.name();
-  }
-
-  @Override
   protected long parameters(LinearModule t) {
     long[] d = weight(t).orElseThrow().dims();
     long kernel = 1;

@@ -95,11 +95,6 @@ public final class DoraPass extends ConfiguredPass<LinearModule, DoraPass.Config
   }
 
   @Override
-  protected String describe(LinearModule t) {
-    return METHOD + "(r=" + config.rank() + ") " + t.name();
-  }
-
-  @Override
   protected long parameters(LinearModule t) {
     return (long) config.rank() * (t.inFeatures() + t.outFeatures()) + t.outFeatures();
   }

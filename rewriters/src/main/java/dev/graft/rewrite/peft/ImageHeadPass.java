@@ -15,9 +15,9 @@ import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.infer.ShapeInference;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.PassResult;
-import dev.graft.rewrite.PlannedPass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -44,7 +44,7 @@ import java.util.SplittableRandom;
  * as method {@value ClassificationHeadPass#METHOD}, module {@value ClassificationHeadPass#MODULE},
  * like the text head, so the exporter keeps them as nodes.
  */
-public final class ImageHeadPass implements PlannedPass {
+public final class ImageHeadPass extends ConfiguredPlannedPass<ImageHeadPass.Config> {
   /** @param feature the feature-map value to pool; "" for the input of the last GlobalAveragePool */
   public record Config(int numClasses, String feature, long seed) {
     public Config {
@@ -64,15 +64,9 @@ public final class ImageHeadPass implements PlannedPass {
           },
           Fold.kept("a new layer on the feature map"));
 
-  private final Config config;
 
   public ImageHeadPass(Config config) {
-    this.config = config;
-  }
-
-  @Override
-  public String name() {
-    return "image-head";
+    super("image-head", config);
   }
 
   @Override

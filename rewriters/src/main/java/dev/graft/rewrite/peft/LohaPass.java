@@ -56,11 +56,6 @@ public final class LohaPass extends WeightDeltaPass<LohaPass.Config> {
   }
 
   @Override
-  protected String describe(LinearModule t) {
-    return METHOD + "(r=" + config.rank() + ") " + t.name();
-  }
-
-  @Override
   protected long parameters(LinearModule t) {
     return 2L * config.rank() * (t.inFeatures() + t.outFeatures());
   }

@@ -34,7 +34,7 @@ import java.util.SplittableRandom;
 public final class LokrPass extends WeightDeltaPass<LokrPass.Config> {
   public static final String METHOD = "lokr";
 
-  public record Config(int rank, double alpha, int factor, long seed) {
+  public record Config(int rank, double alpha, int factor, long seed) implements LowRank {
     public Config {
       checkArgument(rank > 0, "LoKr rank must be positive, got %s", rank);
       checkArgument(factor > 0, "LoKr factor must be positive, got %s", factor);

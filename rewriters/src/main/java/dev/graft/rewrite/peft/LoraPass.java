@@ -69,7 +69,7 @@ public final class LoraPass extends ConfiguredPass<LinearModule, LoraPass.Config
    *
    * @param rsLora scale by alpha / sqrt(r) (rank-stabilised LoRA) instead of alpha / r
    */
-  public record Config(int rank, double alpha, boolean rsLora, double dropout, Init init, long seed) {
+  public record Config(int rank, double alpha, boolean rsLora, double dropout, Init init, long seed) implements LowRank {
     public Config {
       checkArgument(rank > 0, "LoRA rank must be positive, got %s", rank);
       checkArgument(dropout >= 0 && dropout < 1, "LoRA dropout must be in [0, 1), got %s", dropout);
@@ -137,11 +137,6 @@ public final class LoraPass extends ConfiguredPass<LinearModule, LoraPass.Config
   @Override
   protected String kindDescription() {
     return "linear";
-  }
-
-  @Override
-  protected String describe(LinearModule t) {
-    return METHOD + "(r=" + config.rank() + ") " + t.name();
   }
 
   @Override

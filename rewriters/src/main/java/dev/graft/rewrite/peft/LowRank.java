@@ -1,17 +1,20 @@
 package dev.graft.rewrite.peft;
 
+import dev.graft.rewrite.ConfiguredPass;
 import dev.graft.rewrite.recipe.PassOptions;
 import java.util.List;
 
 /**
- * The settings DoRA and LoHa share with LoRA: the rank r, alpha (the update is scaled by alpha / r)
- * and the seed of the random start. Their {@code Config} records implement it by having these
- * components, so one reader serves both recipe entries.
+ * The settings the low-rank methods share: the rank r, alpha (the update is scaled by alpha / r)
+ * and the seed of the random start. LoRA's, DoRA's, LoHa's and LoKr's {@code Config} records
+ * implement it by having these components, so each change line shows the rank, and one reader
+ * serves DoRA's and LoHa's recipe entries.
  */
-public interface LowRank {
+public interface LowRank extends ConfiguredPass.Ranked {
   /** The recipe options, in the order help texts list them. */
   List<String> OPTIONS = List.of("rank", "alpha", "seed");
 
+  @Override
   int rank();
 
   double alpha();

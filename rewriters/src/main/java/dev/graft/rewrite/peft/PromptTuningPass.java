@@ -16,9 +16,9 @@ import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.PassResult;
-import dev.graft.rewrite.PlannedPass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -55,7 +55,7 @@ import java.util.stream.Collectors;
  *
  * <p>The pass adapts the model as a whole; its one module is {@value #MODULE}.
  */
-public final class PromptTuningPass implements PlannedPass {
+public final class PromptTuningPass extends ConfiguredPlannedPass<PromptTuningPass.Config> {
   public static final String METHOD = "prompt";
   public static final String MODULE = "embeddings";
 
@@ -94,19 +94,9 @@ public final class PromptTuningPass implements PlannedPass {
     }
   }
 
-  private final Config config;
 
   public PromptTuningPass(Config config) {
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
+    super(METHOD, config);
   }
 
   @Override

@@ -6,8 +6,8 @@ import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMultiset;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.PassResult;
-import dev.graft.rewrite.PlannedPass;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -45,7 +45,7 @@ import java.util.stream.Collectors;
  * the layer and y the stream leaving it (after its last norm in a post-norm encoder). The prefix
  * branch ignores s: its softmax already weighs it against the frozen attention.
  */
-public final class UTuningPass implements PlannedPass {
+public final class UTuningPass extends ConfiguredPlannedPass<UTuningPass.Config> {
   public static final String METHOD = "u-tuning";
 
   /** The frozen operation U attaches to. */
@@ -110,24 +110,14 @@ public final class UTuningPass implements PlannedPass {
   private record Site(String name, OptionalInt layer, Module module, Value input, Value output, long width) {}
 
   private final Targets targets;
-  private final Config config;
 
   public UTuningPass(Targets targets, Config config) {
+    super(METHOD, config);
     this.targets = targets;
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
   }
 
   public Targets targets() {
     return targets;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
   }
 
   @Override

@@ -7,6 +7,7 @@ import dev.graft.ir.Model;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -35,7 +36,7 @@ import java.util.SplittableRandom;
 public final class VeraPass extends WeightDeltaPass<VeraPass.Config> {
   public static final String METHOD = "vera";
 
-  public record Config(int rank, double dInit, long seed) {
+  public record Config(int rank, double dInit, long seed) implements ConfiguredPass.Ranked {
     public Config {
       checkArgument(rank > 0, "VeRA rank must be positive, got %s", rank);
     }
@@ -61,11 +62,6 @@ public final class VeraPass extends WeightDeltaPass<VeraPass.Config> {
 
   public VeraPass(Targets targets, Config config) {
     super(METHOD, targets, config);
-  }
-
-  @Override
-  protected String describe(LinearModule t) {
-    return METHOD + "(r=" + config.rank() + ") " + t.name();
   }
 
   @Override

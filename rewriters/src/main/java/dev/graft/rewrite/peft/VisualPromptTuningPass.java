@@ -11,8 +11,8 @@ import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.PassResult;
-import dev.graft.rewrite.PlannedPass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -51,7 +51,7 @@ import java.util.TreeMap;
  * checks against ORT on the cut base graph. Modules: {@code layer.N} (the prompt entering block
  * N).
  */
-public final class VisualPromptTuningPass implements PlannedPass {
+public final class VisualPromptTuningPass extends ConfiguredPlannedPass<VisualPromptTuningPass.Config> {
   public static final String METHOD = "vpt";
 
   /**
@@ -100,19 +100,9 @@ public final class VisualPromptTuningPass implements PlannedPass {
     return Config.defaults();
   }
 
-  private final Config config;
 
   public VisualPromptTuningPass(Config config) {
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
+    super(METHOD, config);
   }
 
   @Override
