@@ -4,6 +4,7 @@ import static dev.graft.trainer.autodiff.GradBuilder.grads;
 import static dev.graft.trainer.autodiff.GradBuilder.none;
 import static dev.graft.trainer.autodiff.GradBuilder.some;
 
+import dev.graft.ir.Attr;
 import dev.graft.ir.DataType;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
@@ -94,7 +95,8 @@ public final class NormalizationRules {
    *
    * ORT's CPU kernel does not write the optional mean and inverse-deviation outputs, so the rule
    * recomputes them from the sum, which the fused node exposes as its fourth output (else it is
-   * recomputed too): two reductions over the rows and two passes.
+   * recomputed too): two reductions over the rows (one a ReduceSumSquare of the centred sum) and
+   * the centring, which the input gradient needs anyway.
    */
   public static List<Optional<Value>> skipLayerNormalization(GradBuilder b, Node n, List<Value> g) {
     for (int i = 1; i <= 2; i++) {
@@ -119,7 +121,7 @@ public final class NormalizationRules {
     }
     Value count = b.countOf(s, axes, s);
     Value xc = b.sub(s, b.div(b.reduceSum(s, axes, true), count));
-    Value var = b.div(b.reduceSum(b.mul(xc, xc), axes, true), count);
+    Value var = b.div(sumOfSquares(b, xc, axes), count);
     Value eps = b.scalar(n.attrFloat("epsilon", 1e-5f), s);
     Value rstd = b.div(b.scalar(1.0, s), b.op("Sqrt", b.add(var, eps)));
 
@@ -139,6 +141,13 @@ public final class NormalizationRules {
     if (n.inputCount() > 4) return grads(dinput, dskip, dgamma, dbeta, dbias);
     if (n.inputCount() > 3) return grads(dinput, dskip, dgamma, dbeta);
     return grads(dinput, dskip, dgamma);
+  }
+
+  /** ReduceSumSquare over {@code axes}, kept: no pass that writes xc * xc. */
+  private static Value sumOfSquares(GradBuilder b, Value v, long[] axes) {
+    // ReduceSumSquare took its axes as an attribute up to opset 17, as an input from 18.
+    if (b.opset() < 18) return b.op("ReduceSumSquare", List.of(v), Attr.ints("axes", axes), Attr.of("keepdims", 1L));
+    return b.op("ReduceSumSquare", List.of(v, b.ints(axes)), Attr.of("keepdims", 1L));
   }
 
   private static boolean needs(GradBuilder b, Node n, int i) {
