@@ -29,7 +29,7 @@ class ExportCommandTest {
     // (the adapter-only export replays that record on the base).
     tuned =
         TrainedMiniLm.tune(
-            ModelIO.load(miniLm),
+            TrainedMiniLm.base(),
             Recipe.parse(
                     """
                     passes:
