@@ -94,7 +94,6 @@ public final class PromptTuningPass extends ConfiguredPlannedPass<PromptTuningPa
     }
   }
 
-
   public PromptTuningPass(Config config) {
     super(METHOD, config);
   }
