@@ -74,7 +74,6 @@ public final class ClassificationHeadPass extends ConfiguredPlannedPass<Classifi
     }
   }
 
-
   public ClassificationHeadPass(Config config) {
     super("classification-head", config);
   }

@@ -64,7 +64,6 @@ public final class ImageHeadPass extends ConfiguredPlannedPass<ImageHeadPass.Con
           },
           Fold.kept("a new layer on the feature map"));
 
-
   public ImageHeadPass(Config config) {
     super("image-head", config);
   }

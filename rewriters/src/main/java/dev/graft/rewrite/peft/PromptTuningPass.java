@@ -95,7 +95,6 @@ public final class PromptTuningPass extends ConfiguredPlannedPass<PromptTuningPa
     }
   }
 
-
   public PromptTuningPass(Config config) {
     super(METHOD, config);
   }

@@ -100,7 +100,6 @@ public final class VisualPromptTuningPass extends ConfiguredPlannedPass<VisualPr
     return Config.defaults();
   }
 
-
   public VisualPromptTuningPass(Config config) {
     super(METHOD, config);
   }
