@@ -20,18 +20,21 @@ import java.util.function.UnaryOperator;
  * model on ONNX Runtime ({@link ExportVerifier}), and only then write it.
  *
  * <pre>
- *   tuned ─copy─► fold ─► (fp16) ─► (IR version) ─► verify vs tuned ─► save (inline | external)
- *                                                      │ fails
- *                                                      └─► VerificationFailedException, nothing written
+ *   tuned ─copy─► fold (─► probe each weight) ─► (fp16) ─► (IR version) ─► verify vs tuned ─► save
+ *                        │ fails                                            │ fails
+ *                        └──────────────────────────────────────────────────┴─► VerificationFailedException,
+ *                                                                                nothing written
  * </pre>
  *
- * Verification runs the export as it will be written, opened by ORT from a file (tensor layout,
- * inline or external, does not change what ORT computes). A tuned model with 256 MiB or more of
- * external data streams: the copy shares its tensors, each merged weight is written into the
- * export's own data file as soon as ORT has computed it ({@link StagedSave}), ORT reads both
- * models' weights from their files, and the save appends the unchanged weights file to file and
- * moves the data file into place; each byte of {@code OUT.data} is written once and the heap
- * holds one weight at a time. (With {@code --fp16} the merged fp32 weights go to a staged
+ * Verification ({@link ExportOptions.Verify}) runs the export as it will be written, opened by ORT
+ * from a file (tensor layout, inline or external, does not change what ORT computes), or probes
+ * each merged weight as stored ({@link FoldProbe}): the default for a streaming export whose
+ * merged deltas are all linear branches. A tuned model with 256 MiB or more of external data
+ * streams: the copy shares its tensors, ORT writes each merged weight straight into a mapped
+ * region of the export's own data file ({@link StagedSave#reserve}), ORT reads both models'
+ * weights from their files, and the save appends the unchanged weights file to file and moves the
+ * data file into place; each byte of {@code OUT.data} is written once and no merged weight passes
+ * through the heap. (With {@code --fp16} the merged fp32 weights go to a staged
  * save that is never committed, since fp16 storage replaces them.) The report times the three
  * phases: fold, verify, write.
  */

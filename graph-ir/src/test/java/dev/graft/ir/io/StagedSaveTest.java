@@ -179,4 +179,27 @@ class StagedSaveTest {
           .containsExactlyInAnyOrder("lora.onnx", "lora.onnx.base.data");
     }
   }
+
+  @Test
+  void aReservedSlotIsWrittenInPlaceAndCommittedWithoutACopy() throws Exception {
+    Model m = source(dir.resolve("src"));
+    Graph g = m.graph();
+    Path out = dir.resolve("out.onnx");
+    try (StagedSave save = StagedSave.begin(out, SaveOptions.external())) {
+      StagedSave.Slot slot = save.reserve("W1", DataType.FLOAT, new long[] {256, 256});
+      // Whoever computes the tensor writes its bytes into the mapped region (ORT, in an export).
+      DenseTensor w1 = floats("W1", 256, 256, 9);
+      slot.buffer().duplicate().put(w1.rawData().duplicate());
+      assertThat(slot.tensor().offset()).isZero();
+      assertThat(save.stagedBytes()).isEqualTo(256L * 256 * 4);
+      g.setInitializer(g.initializer("W1").orElseThrow(), slot.tensor().withName("W1"));
+      save.commit(m);
+    }
+    Model back = ModelIO.load(out);
+    ExternalTensor w1 = (ExternalTensor) back.graph().initializer("W1").orElseThrow().initializer().orElseThrow();
+    assertThat(w1.offset()).as("pointed at where it was written").isZero();
+    assertThat(data(w1)).containsExactly(data(floats("W1", 256, 256, 9)));
+    assertThat(data(back.graph().initializer("W2").orElseThrow().initializer().orElseThrow()))
+        .containsExactly(data(floats("W2", 256, 256, 2)));
+  }
 }

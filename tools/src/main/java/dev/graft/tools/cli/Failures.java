@@ -53,7 +53,8 @@ final class Failures implements IExecutionExceptionHandler, IParameterExceptionH
         || t instanceof ExternalDataException
         || t instanceof DataFileException
         || t instanceof IllegalArgumentException
-        || t instanceof IllegalStateException) {
+        || t instanceof IllegalStateException
+        || t instanceof dev.graft.export.ExportVerifier.VerificationFailedException) {
       return t.getMessage() != null ? t.getMessage() : t.getClass().getSimpleName();
     }
     if (t instanceof UncheckedIOException u) {

@@ -66,6 +66,7 @@ class BigModelProofTest {
         "model: %d layers, width %d, ffn %d, %.2f GiB of external data (generated in %.1f s)%n",
         config.layers(), config.width(), config.ffn(), dataBytes / (double) (1L << 30), (System.nanoTime() - t0) / 1e9);
 
+    System.out.println("load average at the start (1, 5, 15 min): " + loadAverage());
     String heap = gib > 0 ? "-Xmx3g" : "-Xmx1g";
     List<Step> steps = new ArrayList<>();
     Step cp = Step.run("cp data file", List.of("cp", data.toString(), dir.resolve("copy.data").toString()));
@@ -86,7 +87,13 @@ class BigModelProofTest {
     steps.add(
         graft(heap, "export", dir.resolve("tuned.onnx").toString(), dir.resolve("adapter").toString(),
             "--adapter-only", "--base", big.toString()));
+    // The default check of a large LoRA export is the per-weight probe; the whole-model check, for
+    // comparison, on demand.
+    steps.add(
+        graft(heap, "export", dir.resolve("tuned.onnx").toString(), dir.resolve("merged-full.onnx").toString(),
+            "--merge", "--verify", "full"));
 
+    System.out.println("load average at the end (1, 5, 15 min): " + loadAverage());
     System.out.printf(Locale.ROOT, "%-22s %8s %8s %10s %12s%n", "step", "wall s", "x cp", "VmHWM MiB", "RssAnon MiB");
     for (Step s : steps) {
       System.out.printf(
@@ -147,7 +154,8 @@ class BigModelProofTest {
     cmd.addAll(List.of(args));
     String name = args[0].endsWith("Graft") ? "graft " + args[1] : "train (4 steps)";
     if (args[0].endsWith("Graft") && args[1].equals("export")) {
-      name = "graft export " + (List.of(args).contains("--adapter-only") ? "--adapter-only" : "--merge");
+      name = "graft export " + (List.of(args).contains("--adapter-only") ? "--adapter-only" : "--merge")
+          + (List.of(args).contains("full") ? " --verify full" : "");
     }
     return Step.run(name, cmd);
   }
@@ -200,6 +208,16 @@ class BigModelProofTest {
     private static long field(String status, String key) {
       Matcher m = Pattern.compile("(?m)^" + key + ":\\s+(\\d+) kB").matcher(status);
       return m.find() ? Long.parseLong(m.group(1)) : 0;
+    }
+  }
+
+  /** The first three fields of /proc/loadavg, or "unknown" off Linux. */
+  private static String loadAverage() {
+    try {
+      String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+      return f[0] + " " + f[1] + " " + f[2];
+    } catch (IOException | RuntimeException e) {
+      return "unknown";
     }
   }
 
