@@ -588,7 +588,7 @@ public final class DeltaFolding {
     if (out.isGraphOutput()) {
       // Splice.wrap gave the wrapper the output's name; hand it back.
       String name = out.name();
-      Type type = out.type();
+      Type type = out.type().orElse(null);
       out.replaceAllUsesWith(keep, true);
       g.rename(out, g.freshName(name + "_unfolded"));
       checkState(

@@ -82,20 +82,29 @@ public final class Graph {
     this.extras = extras == null ? new byte[0] : extras.clone();
   }
 
-  /**
-   * The node whose attribute holds this graph, or null for a top-level graph (an exception to
-   * the package's Optional convention, kept for its callers; see package-info).
-   */
-  public Node parentNode() {
-    return parentNode;
+  /** The node whose attribute holds this graph; empty for a top-level graph. */
+  public Optional<Node> parentNode() {
+    return Optional.ofNullable(parentNode);
   }
 
   void setParentNode(Node n) {
     this.parentNode = n;
   }
 
-  /** The graph around this one, or null for a top-level graph (as {@link #parentNode()}). */
-  public Graph outerGraph() {
+  /** The graph around this one; empty for a top-level graph (as {@link #parentNode()}). */
+  public Optional<Graph> outerGraph() {
+    return Optional.ofNullable(outer());
+  }
+
+  /** The outermost graph around this one: this graph itself when it is top-level. */
+  public Graph topLevel() {
+    Graph top = this;
+    while (top.outer() != null) top = top.outer();
+    return top;
+  }
+
+  /** The graph around this one, null for a top-level graph: for the scope walks in this class. */
+  private Graph outer() {
     return parentNode == null ? null : parentNode.graph();
   }
 
@@ -167,7 +176,7 @@ public final class Graph {
 
   /** The value of this name here or in an enclosing graph. */
   public Optional<Value> lookup(String name) {
-    for (Graph g = this; g != null; g = g.outerGraph()) {
+    for (Graph g = this; g != null; g = g.outer()) {
       Value v = g.byName.get(name);
       if (v != null) return Optional.of(v);
     }
@@ -188,8 +197,7 @@ public final class Graph {
 
   /** A name not used in this graph's scope, nor in enclosing ones: {@code prefix}, prefix_1, ... */
   public String freshName(String prefix) {
-    Graph top = this;
-    while (top.outerGraph() != null) top = top.outerGraph();
+    Graph top = topLevel();
     String candidate = prefix;
     while (lookup(candidate).isPresent() || top.nameUsedBelow(candidate)) {
       candidate = prefix + "_" + (++freshCounter);
@@ -286,7 +294,7 @@ public final class Graph {
   public void setInitializer(Value v, Tensor tensor) {
     checkArgument(initializers.get(v.name()) == v, "'%s' is not an initializer of '%s'", v.name(), name);
     v.setInitializerInternal(tensor);
-    if (v.type() == null) v.setType(Type.tensor(tensor.dataType(), tensor.shape()));
+    if (v.type().isEmpty()) v.setType(Type.tensor(tensor.dataType(), tensor.shape()));
   }
 
   /**
@@ -299,7 +307,7 @@ public final class Graph {
         "'%s' is not an input with an initializer default in graph '%s'",
         v.name(),
         name);
-    if (v.type() == null) {
+    if (v.type().isEmpty()) {
       Tensor t = v.initializer().orElseThrow();
       v.setType(Type.tensor(t.dataType(), t.shape()));
     }
@@ -416,9 +424,7 @@ public final class Graph {
    * pick fresh node names without scanning the graph.
    */
   public boolean nodeNameUsed(String nodeName) {
-    Graph top = this;
-    while (top.outerGraph() != null) top = top.outerGraph();
-    return top.nodeNameUsedBelow(nodeName);
+    return topLevel().nodeNameUsedBelow(nodeName);
   }
 
   private boolean nodeNameUsedBelow(String nodeName) {
@@ -562,7 +568,7 @@ public final class Graph {
   }
 
   private boolean isInside(Graph g) {
-    for (Graph x = g; x != null; x = x.outerGraph()) {
+    for (Graph x = g; x != null; x = x.outer()) {
       if (x == this) return true;
     }
     return false;

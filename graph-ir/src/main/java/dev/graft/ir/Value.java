@@ -48,16 +48,21 @@ public final class Value {
   }
 
   /**
-   * The type, or null when nothing is known: an exception to the package's convention (a query
-   * with no answer returns Optional; see package-info), kept for its callers. {@link
-   * #tensorType()}, {@link #dataType()} and {@link #shape()} are the Optional forms.
+   * The type; empty when nothing is known. Most callers want {@link #tensorType()}, {@link
+   * #dataType()} or {@link #shape()}.
    */
-  public Type type() {
-    return type;
+  public Optional<Type> type() {
+    return Optional.ofNullable(type);
   }
 
+  /** Sets the type; null makes it unknown again. */
   public void setType(Type type) {
     this.type = type;
+  }
+
+  /** Gives this value {@code other}'s type, or makes it unknown when {@code other}'s is. */
+  public void setTypeOf(Value other) {
+    this.type = other.type;
   }
 
   /** The tensor type, if the type is a tensor type. */

@@ -89,7 +89,7 @@ public final class LayerNormFusion {
             List.of(g.freshName(name + "_ln")),
             List.of(Attr.of("axis", -1L), Attr.of("epsilon", m.epsilon())), nodeName);
     g.insertBefore(last, ln);
-    ln.output().setType(y.type());
+    ln.output().setTypeOf(y);
     boolean listed = g.valueInfo().contains(y);
     y.replaceAllUsesWith(ln.output(), true);
     List<Value> constantsFed = new ArrayList<>();

@@ -94,7 +94,7 @@ public final class GeluFusion {
     String nodeName = m.half.name().isEmpty() ? g.freshName("Gelu") : m.half.name();
     Node gelu = new Node(DOMAIN, "Gelu", List.of(m.x), List.of(g.freshName(name + "_gelu")), List.of(), nodeName);
     g.insertBefore(m.half, gelu);
-    gelu.output().setType(y.type());
+    gelu.output().setTypeOf(y);
     boolean listed = g.valueInfo().contains(y);
     y.replaceAllUsesWith(gelu.output(), true);
     List<Value> constantsFed = new ArrayList<>();
