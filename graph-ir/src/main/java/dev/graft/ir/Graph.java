@@ -105,7 +105,7 @@ public final class Graph {
 
   /** The graph around this one, null for a top-level graph: for the scope walks in this class. */
   private Graph outer() {
-    return parentNode == null ? null : parentNode.graph();
+    return parentNode == null || !parentNode.isAttached() ? null : parentNode.graph();
   }
 
   // ---- lookups ------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ public final class Graph {
 
   /** The node stored right after {@code n}, if any; O(1). */
   public Optional<Node> nodeAfter(Node n) {
-    checkArgument(n.graph() == this, "node '%s' is not in graph '%s'", n.displayName(), name);
+    checkArgument(n.isIn(this), "node '%s' is not in graph '%s'", n.displayName(), name);
     return Optional.ofNullable(n.next);
   }
 
@@ -361,12 +361,12 @@ public final class Graph {
   }
 
   private void checkAnchor(Node anchor) {
-    checkArgument(anchor.graph() == this, "node '%s' is not in graph '%s'", anchor.displayName(), name);
+    checkArgument(anchor.isIn(this), "node '%s' is not in graph '%s'", anchor.displayName(), name);
   }
 
   /** Links {@code n} in before {@code next} (null: at the end), after checking its names. */
   private Node insertBefore0(Node next, Node n) {
-    checkArgument(n.graph() == null, "node '%s' already belongs to a graph", n.displayName());
+    checkArgument(!n.isAttached(), "node '%s' already belongs to a graph", n.displayName());
     for (Value out : n.outputs()) {
       if (out == null) continue;
       checkArgument(
@@ -447,7 +447,7 @@ public final class Graph {
    * detaches its inputs and drops it.
    */
   public void removeNode(Node n) {
-    checkArgument(n.graph() == this, "node '%s' is not in graph '%s'", n.displayName(), name);
+    checkArgument(n.isIn(this), "node '%s' is not in graph '%s'", n.displayName(), name);
     for (Value out : n.outputs()) {
       if (out == null) continue;
       if (out.hasUses()) {
@@ -514,7 +514,7 @@ public final class Graph {
 
   /** Renames a value, keeping names unique in scope. */
   public void rename(Value v, String newName) {
-    checkArgument(v.graph() == this, "'%s' is not defined in graph '%s'", v.name(), name);
+    checkArgument(v.isIn(this), "'%s' is not defined in graph '%s'", v.name(), name);
     if (v.name().equals(newName)) return;
     checkArgument(lookup(newName).isEmpty(), "Graph '%s' already has a value '%s'", name, newName);
     byName.remove(v.name());
@@ -562,7 +562,7 @@ public final class Graph {
   public Set<String> captures() {
     return allNodes().stream()
         .flatMap(n -> n.inputs().stream())
-        .filter(v -> v != null && v.graph() != this && !isInside(v.graph()))
+        .filter(v -> v != null && !v.isIn(this) && !(v.isAttached() && isInside(v.graph())))
         .map(Value::name)
         .collect(Collectors.toCollection(LinkedHashSet::new));
   }

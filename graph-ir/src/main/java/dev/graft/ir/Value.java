@@ -107,11 +107,26 @@ public final class Value {
   }
 
   /**
-   * The graph whose scope defines this value, or null while it belongs to none (an exception to
-   * the package's Optional convention, kept for its callers; see package-info).
+   * The graph whose scope defines this value. A value belongs to none before it is added (or its
+   * producer is) and once it is removed; asking then is a mistake, refused in one line. {@link
+   * #isAttached()} and {@link #isIn(Graph)} ask without failing.
    */
   public Graph graph() {
+    if (graph == null) {
+      throw new IllegalStateException(
+          "Value '" + name + "' belongs to no graph: it was removed, or not added yet. Ask isAttached() or isIn(graph) first.");
+    }
     return graph;
+  }
+
+  /** Whether a graph's scope defines this value. */
+  public boolean isAttached() {
+    return graph != null;
+  }
+
+  /** Whether {@code g}'s own scope defines this value. */
+  public boolean isIn(Graph g) {
+    return graph != null && graph == g;
   }
 
   void setGraph(Graph graph) {

@@ -247,14 +247,14 @@ public final class Verifier {
     void checkDefinitions(Graph g, Set<Value> defs) {
       String where = label.get(g);
       for (Value v : defs) {
-        if (v.graph() != g) {
+        if (!v.isIn(g)) {
           problems.add(
               "Value '"
                   + v.name()
                   + "' is defined by "
                   + where
                   + " but its graph() is "
-                  + (v.graph() == null ? "null" : "'" + v.graph().name() + "'")
+                  + (!v.isAttached() ? "null" : "'" + v.graph().name() + "'")
                   + ". Add values through Graph methods, not to two graphs.");
         }
         if (g.value(v.name()).orElse(null) != v) {
@@ -325,14 +325,14 @@ public final class Verifier {
                 + where
                 + "). A node belongs to one graph, once.");
       }
-      if (n.graph() != g) {
+      if (!n.isIn(g)) {
         problems.add(
             "Node '"
                 + n.displayName()
                 + "' is listed in "
                 + where
                 + " but its graph() is "
-                + (n.graph() == null ? "null" : "'" + n.graph().name() + "'")
+                + (!n.isAttached() ? "null" : "'" + n.graph().name() + "'")
                 + ". Add nodes with Graph.addNode or insertBefore/After only.");
       }
       List<Value> outs = n.outputs();
@@ -408,7 +408,7 @@ public final class Verifier {
           .append(label.get(g));
       if (g.outerGraph().isPresent()) b.append(" or of the graphs around it");
       b.append(" defines.");
-      if (v.graph() != null && v.graph() != g) {
+      if (v.isAttached() && !v.isIn(g)) {
         b.append(" It belongs to graph '").append(v.graph().name()).append("', which is out of scope.");
       }
       b.append(" Add it to the graph, or rewire the input with setInput.");
@@ -467,7 +467,7 @@ public final class Verifier {
         String readBy =
             "Value '" + v.name() + "' of " + label.get(g) + " is read by node '" + n.displayName()
                 + "' input " + u.index();
-        if (n.graph() == null) {
+        if (!n.isAttached()) {
           problems.add(
               readBy
                   + ", which belongs to no graph. Add that node to a graph, or clear its inputs"

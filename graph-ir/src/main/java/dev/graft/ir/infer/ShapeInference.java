@@ -159,8 +159,7 @@ public final class ShapeInference {
     if (merged.equals(existing)) return;
     v.setType(merged);
     typed.add(v.name());
-    Graph g = v.graph();
-    if (g != null && v.producer().isPresent() && !v.isGraphOutput()) g.addValueInfo(v);
+    if (v.isAttached() && v.producer().isPresent() && !v.isGraphOutput()) v.graph().addValueInfo(v);
   }
 
   private static Type.TensorType mergeTensor(

@@ -236,7 +236,7 @@ public final class Backprop {
       Value v = work.pop();
       if (!backward.add(v)) continue;
       v.producer()
-          .filter(p -> p.graph() == graph)
+          .filter(p -> p.isIn(graph))
           .ifPresent(
               p -> {
                 for (Value in : p.inputs()) if (in != null) work.push(in);
