@@ -17,8 +17,8 @@ import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.TrainableRegistry;
@@ -56,7 +56,7 @@ import java.util.stream.Collectors;
  *
  * <p>The pass adapts the model as a whole; its one module is {@value #MODULE}.
  */
-public final class PromptTuningPass implements GraphPass {
+public final class PromptTuningPass extends ConfiguredPlannedPass<PromptTuningPass.Config> {
   public static final String METHOD = "prompt";
   public static final String MODULE = "embeddings";
 
@@ -95,44 +95,22 @@ public final class PromptTuningPass implements GraphPass {
     }
   }
 
-  private final Config config;
-
   public PromptTuningPass(Config config) {
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
+    super(METHOD, config);
   }
 
   @Override
-  public String name() {
-    return METHOD;
-  }
-
-  @Override
-  public PassResult run(Model model) {
-    return execute(model, false);
-  }
-
-  @Override
-  public PassResult dryRun(Model model) {
-    return execute(model, true);
-  }
-
-  private PassResult execute(Model model, boolean dry) {
+  public PassResult execute(Model model, boolean dry) {
     ImmutableList<Module> modules = ModuleDiscovery.discover(model);
-    if (TrainableRegistry.modulesOf(model, METHOD).contains(MODULE)) {
-      return new PassResult(METHOD, ImmutableMultiset.of(), 0, dry, ImmutableList.of(MODULE + ": already has " + METHOD));
-    }
+    if (TrainableRegistry.has(model, METHOD, MODULE)) return PassResult.unchanged(METHOD, dry, MODULE + ": already has " + METHOD);
     Value stream = embeddingOutput(METHOD, modules);
     long hidden = width(modules);
     ImmutableMultiset<String> changes = ImmutableMultiset.of(METHOD + "(P=" + config.length() + ") " + MODULE);
     long params = config.length() * hidden;
-    if (dry) return new PassResult(METHOD, changes, params, true, ImmutableList.of());
+    if (dry) return new PassResult(METHOD, changes, params, true);
     List<Entry> entries = attach(model, METHOD, MODULE, modules, stream, hidden, config);
     TrainableRegistry.add(model, entries);
-    return new PassResult(METHOD, changes, params, false, ImmutableList.of());
+    return new PassResult(METHOD, changes, params, false);
   }
 
   /**
