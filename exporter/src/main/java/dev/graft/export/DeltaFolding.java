@@ -163,7 +163,7 @@ public final class DeltaFolding {
     // One ORT session per distinct fold graph (weight shapes and branch form), not per weight.
     try (FoldSessions sessions = new FoldSessions()) {
       for (Node merge : g.nodes()) {
-        if (merge.graph() == null) continue; // removed by an earlier fold
+        if (!merge.isAttached()) continue; // removed by an earlier fold
         if (!GraftTags.isMerge(merge)) continue;
         String method = GraftTags.method(merge).orElse("");
         if (keptOverQuantized.contains(method + " " + GraftTags.module(merge).orElse(""))) continue;
@@ -636,7 +636,7 @@ public final class DeltaFolding {
     if (out.isGraphOutput()) {
       // Splice.wrap gave the wrapper the output's name; hand it back.
       String name = out.name();
-      Type type = out.type();
+      Type type = out.type().orElse(null);
       out.replaceAllUsesWith(keep, true);
       g.rename(out, g.freshName(name + "_unfolded"));
       checkState(
@@ -670,7 +670,7 @@ public final class DeltaFolding {
           g.removeInitializer(v);
           initializers++;
           touched.remove(v);
-        } else if (v.producer().isPresent() && v.producer().get().is("Constant") && v.producer().get().graph() == g) {
+        } else if (v.producer().isPresent() && v.producer().get().is("Constant") && v.producer().get().isIn(g)) {
           remove(g, v.producer().get(), touched, removed);
           touched.remove(v);
           again = true;

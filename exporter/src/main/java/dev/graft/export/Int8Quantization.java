@@ -138,7 +138,7 @@ public final class Int8Quantization {
     Value y = b.op("Mul", b.op("Cast", List.of(rows), Attr.of("to", (long) DataType.FLOAT.code())), scale);
     Value old = gather.output();
     String name = old.name();
-    y.setType(old.type());
+    y.setTypeOf(old);
     old.replaceAllUsesWith(y, true);
     g.removeNode(gather);
     g.rename(y, name);
@@ -161,7 +161,7 @@ public final class Int8Quantization {
     Value y = b.op("Mul", yf, scale);
     Value old = mm.output();
     String name = old.name();
-    y.setType(old.type());
+    y.setTypeOf(old);
     old.replaceAllUsesWith(y, true);
     g.removeNode(mm);
     g.rename(y, name);

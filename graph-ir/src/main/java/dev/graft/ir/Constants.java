@@ -81,7 +81,7 @@ public final class Constants {
       Value out = n.output();
       String name = out.name();
       Value init = g.addInitializer(g.freshName(name + "_lifted"), t.get().withName(name));
-      init.setType(out.type() != null ? out.type() : Type.tensor(t.get().dataType(), t.get().shape()));
+      init.setType(out.type().orElseGet(() -> Type.tensor(t.get().dataType(), t.get().shape())));
       boolean wasOutput = out.isGraphOutput();
       out.replaceAllUsesWith(init, true);
       g.removeNode(n);
@@ -114,7 +114,7 @@ public final class Constants {
               g.freshName(name + "_Constant"));
       if (first == null) g.addNode(c);
       else g.insertBefore(first, c);
-      c.output().setType(v.type());
+      c.output().setTypeOf(v);
       v.replaceAllUsesWith(c.output(), true);
       g.removeInitializer(v);
       g.rename(c.output(), name);

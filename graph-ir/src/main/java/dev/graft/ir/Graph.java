@@ -82,21 +82,30 @@ public final class Graph {
     this.extras = extras == null ? new byte[0] : extras.clone();
   }
 
-  /**
-   * The node whose attribute holds this graph, or null for a top-level graph (an exception to
-   * the package's Optional convention, kept for its callers; see package-info).
-   */
-  public Node parentNode() {
-    return parentNode;
+  /** The node whose attribute holds this graph; empty for a top-level graph. */
+  public Optional<Node> parentNode() {
+    return Optional.ofNullable(parentNode);
   }
 
   void setParentNode(Node n) {
     this.parentNode = n;
   }
 
-  /** The graph around this one, or null for a top-level graph (as {@link #parentNode()}). */
-  public Graph outerGraph() {
-    return parentNode == null ? null : parentNode.graph();
+  /** The graph around this one; empty for a top-level graph (as {@link #parentNode()}). */
+  public Optional<Graph> outerGraph() {
+    return Optional.ofNullable(outer());
+  }
+
+  /** The outermost graph around this one: this graph itself when it is top-level. */
+  public Graph topLevel() {
+    Graph top = this;
+    while (top.outer() != null) top = top.outer();
+    return top;
+  }
+
+  /** The graph around this one, null for a top-level graph: for the scope walks in this class. */
+  private Graph outer() {
+    return parentNode == null || !parentNode.isAttached() ? null : parentNode.graph();
   }
 
   // ---- lookups ------------------------------------------------------------------------------
@@ -112,7 +121,7 @@ public final class Graph {
 
   /** The node stored right after {@code n}, if any; O(1). */
   public Optional<Node> nodeAfter(Node n) {
-    checkArgument(n.graph() == this, "node '%s' is not in graph '%s'", n.displayName(), name);
+    checkArgument(n.isIn(this), "node '%s' is not in graph '%s'", n.displayName(), name);
     return Optional.ofNullable(n.next);
   }
 
@@ -167,7 +176,7 @@ public final class Graph {
 
   /** The value of this name here or in an enclosing graph. */
   public Optional<Value> lookup(String name) {
-    for (Graph g = this; g != null; g = g.outerGraph()) {
+    for (Graph g = this; g != null; g = g.outer()) {
       Value v = g.byName.get(name);
       if (v != null) return Optional.of(v);
     }
@@ -188,8 +197,7 @@ public final class Graph {
 
   /** A name not used in this graph's scope, nor in enclosing ones: {@code prefix}, prefix_1, ... */
   public String freshName(String prefix) {
-    Graph top = this;
-    while (top.outerGraph() != null) top = top.outerGraph();
+    Graph top = topLevel();
     String candidate = prefix;
     while (lookup(candidate).isPresent() || top.nameUsedBelow(candidate)) {
       candidate = prefix + "_" + (++freshCounter);
@@ -286,7 +294,7 @@ public final class Graph {
   public void setInitializer(Value v, Tensor tensor) {
     checkArgument(initializers.get(v.name()) == v, "'%s' is not an initializer of '%s'", v.name(), name);
     v.setInitializerInternal(tensor);
-    if (v.type() == null) v.setType(Type.tensor(tensor.dataType(), tensor.shape()));
+    if (v.type().isEmpty()) v.setType(Type.tensor(tensor.dataType(), tensor.shape()));
   }
 
   /**
@@ -299,7 +307,7 @@ public final class Graph {
         "'%s' is not an input with an initializer default in graph '%s'",
         v.name(),
         name);
-    if (v.type() == null) {
+    if (v.type().isEmpty()) {
       Tensor t = v.initializer().orElseThrow();
       v.setType(Type.tensor(t.dataType(), t.shape()));
     }
@@ -353,12 +361,12 @@ public final class Graph {
   }
 
   private void checkAnchor(Node anchor) {
-    checkArgument(anchor.graph() == this, "node '%s' is not in graph '%s'", anchor.displayName(), name);
+    checkArgument(anchor.isIn(this), "node '%s' is not in graph '%s'", anchor.displayName(), name);
   }
 
   /** Links {@code n} in before {@code next} (null: at the end), after checking its names. */
   private Node insertBefore0(Node next, Node n) {
-    checkArgument(n.graph() == null, "node '%s' already belongs to a graph", n.displayName());
+    checkArgument(!n.isAttached(), "node '%s' already belongs to a graph", n.displayName());
     for (Value out : n.outputs()) {
       if (out == null) continue;
       checkArgument(
@@ -416,9 +424,7 @@ public final class Graph {
    * pick fresh node names without scanning the graph.
    */
   public boolean nodeNameUsed(String nodeName) {
-    Graph top = this;
-    while (top.outerGraph() != null) top = top.outerGraph();
-    return top.nodeNameUsedBelow(nodeName);
+    return topLevel().nodeNameUsedBelow(nodeName);
   }
 
   private boolean nodeNameUsedBelow(String nodeName) {
@@ -441,7 +447,7 @@ public final class Graph {
    * detaches its inputs and drops it.
    */
   public void removeNode(Node n) {
-    checkArgument(n.graph() == this, "node '%s' is not in graph '%s'", n.displayName(), name);
+    checkArgument(n.isIn(this), "node '%s' is not in graph '%s'", n.displayName(), name);
     for (Value out : n.outputs()) {
       if (out == null) continue;
       if (out.hasUses()) {
@@ -508,7 +514,7 @@ public final class Graph {
 
   /** Renames a value, keeping names unique in scope. */
   public void rename(Value v, String newName) {
-    checkArgument(v.graph() == this, "'%s' is not defined in graph '%s'", v.name(), name);
+    checkArgument(v.isIn(this), "'%s' is not defined in graph '%s'", v.name(), name);
     if (v.name().equals(newName)) return;
     checkArgument(lookup(newName).isEmpty(), "Graph '%s' already has a value '%s'", name, newName);
     byName.remove(v.name());
@@ -556,13 +562,13 @@ public final class Graph {
   public Set<String> captures() {
     return allNodes().stream()
         .flatMap(n -> n.inputs().stream())
-        .filter(v -> v != null && v.graph() != this && !isInside(v.graph()))
+        .filter(v -> v != null && !v.isIn(this) && !(v.isAttached() && isInside(v.graph())))
         .map(Value::name)
         .collect(Collectors.toCollection(LinkedHashSet::new));
   }
 
   private boolean isInside(Graph g) {
-    for (Graph x = g; x != null; x = x.outerGraph()) {
+    for (Graph x = g; x != null; x = x.outer()) {
       if (x == this) return true;
     }
     return false;

@@ -83,7 +83,7 @@ final class ModelCopier {
     }
     for (Value init : src.initializers()) {
       Value v = g.addInitializer(init.name(), init.initializer().orElseThrow());
-      v.setType(init.type());
+      v.setTypeOf(init);
       v.setDocString(init.docString());
       v.setExtras(init.extras());
       values.put(init, v);
@@ -91,7 +91,7 @@ final class ModelCopier {
     for (Value s : src.sparseInitializers()) {
       Value v = g.addSparseInitializer(s.name(), s.sparseInitializer());
       if (!values.containsKey(s)) {
-        v.setType(s.type());
+        v.setTypeOf(s);
         v.setDocString(s.docString());
         v.setExtras(s.extras());
         values.put(s, v);
@@ -123,7 +123,7 @@ final class ModelCopier {
       Value o = src.output(i);
       if (o == null) continue;
       Value c = n.output(i);
-      c.setType(o.type());
+      c.setTypeOf(o);
       c.setDocString(o.docString());
       c.setExtras(o.extras());
       values.put(o, c);
@@ -153,7 +153,7 @@ final class ModelCopier {
   }
 
   private static Value valueLike(Value src) {
-    Value v = new Value(src.name(), src.type());
+    Value v = new Value(src.name(), src.type().orElse(null));
     v.setDocString(src.docString());
     v.setExtras(src.extras());
     return v;

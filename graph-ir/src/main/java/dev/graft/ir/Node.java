@@ -137,11 +137,26 @@ public final class Node {
   }
 
   /**
-   * The graph that holds this node, or null once it is removed or before it is added (an
-   * exception to the package's Optional convention, kept for its callers; see package-info).
+   * The graph that holds this node. A node is in no graph before it is added and once it is
+   * removed; asking then is a mistake, refused in one line. {@link #isAttached()} and {@link
+   * #isIn(Graph)} ask without failing.
    */
   public Graph graph() {
+    if (graph == null) {
+      throw new IllegalStateException(
+          "Node '" + displayName() + "' is in no graph: it was removed, or not added yet. Ask isAttached() or isIn(graph) first.");
+    }
     return graph;
+  }
+
+  /** Whether a graph holds this node (false before it is added and once it is removed). */
+  public boolean isAttached() {
+    return graph != null;
+  }
+
+  /** Whether {@code g} holds this node. */
+  public boolean isIn(Graph g) {
+    return graph != null && graph == g;
   }
 
   void setGraph(Graph g) {

@@ -48,16 +48,21 @@ public final class Value {
   }
 
   /**
-   * The type, or null when nothing is known: an exception to the package's convention (a query
-   * with no answer returns Optional; see package-info), kept for its callers. {@link
-   * #tensorType()}, {@link #dataType()} and {@link #shape()} are the Optional forms.
+   * The type; empty when nothing is known. Most callers want {@link #tensorType()}, {@link
+   * #dataType()} or {@link #shape()}.
    */
-  public Type type() {
-    return type;
+  public Optional<Type> type() {
+    return Optional.ofNullable(type);
   }
 
+  /** Sets the type; null makes it unknown again. */
   public void setType(Type type) {
     this.type = type;
+  }
+
+  /** Gives this value {@code other}'s type, or makes it unknown when {@code other}'s is. */
+  public void setTypeOf(Value other) {
+    this.type = other.type;
   }
 
   /** The tensor type, if the type is a tensor type. */
@@ -102,11 +107,26 @@ public final class Value {
   }
 
   /**
-   * The graph whose scope defines this value, or null while it belongs to none (an exception to
-   * the package's Optional convention, kept for its callers; see package-info).
+   * The graph whose scope defines this value. A value belongs to none before it is added (or its
+   * producer is) and once it is removed; asking then is a mistake, refused in one line. {@link
+   * #isAttached()} and {@link #isIn(Graph)} ask without failing.
    */
   public Graph graph() {
+    if (graph == null) {
+      throw new IllegalStateException(
+          "Value '" + name + "' belongs to no graph: it was removed, or not added yet. Ask isAttached() or isIn(graph) first.");
+    }
     return graph;
+  }
+
+  /** Whether a graph's scope defines this value. */
+  public boolean isAttached() {
+    return graph != null;
+  }
+
+  /** Whether {@code g}'s own scope defines this value. */
+  public boolean isIn(Graph g) {
+    return graph != null && graph == g;
   }
 
   void setGraph(Graph graph) {

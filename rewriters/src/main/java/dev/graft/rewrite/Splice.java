@@ -59,7 +59,7 @@ public final class Splice {
       String name = old.name();
       g.rename(old, g.freshName(name + "_inner"));
       g.rename(replacement, name);
-      replacement.setType(old.type());
+      replacement.setTypeOf(old);
       g.setOutput(i, replacement);
     }
   }

@@ -88,7 +88,7 @@ public final class Ort {
   public static void expose(Graph g, Value v, int rank) {
     Dim[] dims = new Dim[rank];
     Arrays.fill(dims, Dim.unknown());
-    if (v.type() == null) v.setType(Type.tensor(DataType.FLOAT, Shape.of(dims)));
+    if (v.type().isEmpty()) v.setType(Type.tensor(DataType.FLOAT, Shape.of(dims)));
     g.addOutput(v);
   }
 

@@ -117,7 +117,7 @@ public final class GraphPrinter {
   }
 
   private static String declaration(Value v) {
-    return v == null ? "_" : v.name() + ": " + typeText(v.type());
+    return v == null ? "_" : v.name() + ": " + typeText(v.type().orElse(null));
   }
 
   static String typeText(Type t) {

@@ -149,7 +149,7 @@ public final class TopologicalOrder {
   private static void addEdge(Graph g, Map<Node, Integer> index, Value v, int to, IntPairs edges) {
     if (v == null) return;
     Optional<Node> producer = v.producer();
-    if (producer.isEmpty() || producer.get().graph() != g) return;
+    if (producer.isEmpty() || !producer.get().isIn(g)) return;
     Integer from = index.get(producer.get());
     if (from != null) edges.add(from, to);
   }

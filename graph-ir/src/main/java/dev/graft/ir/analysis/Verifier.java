@@ -17,6 +17,7 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -93,9 +94,7 @@ public final class Verifier {
   }
 
   private static Graph root(Graph g) {
-    Graph top = g;
-    while (top.outerGraph() != null) top = top.outerGraph();
-    return top;
+    return g.topLevel();
   }
 
   /** One verification run: the scope stack and what has been seen so far. */
@@ -121,7 +120,7 @@ public final class Verifier {
     void verifyTop(Graph g, String what) {
       // A subgraph verified on its own still sees the values of the graphs around it.
       Deque<Graph> outer = new ArrayDeque<>();
-      for (Graph o = g.outerGraph(); o != null; o = o.outerGraph()) outer.push(o);
+      for (Optional<Graph> o = g.outerGraph(); o.isPresent(); o = o.get().outerGraph()) outer.push(o.get());
       List<Graph> registered = new ArrayList<>();
       for (Graph o : outer) {
         label.put(o, "graph '" + o.name() + "'");
@@ -248,14 +247,14 @@ public final class Verifier {
     void checkDefinitions(Graph g, Set<Value> defs) {
       String where = label.get(g);
       for (Value v : defs) {
-        if (v.graph() != g) {
+        if (!v.isIn(g)) {
           problems.add(
               "Value '"
                   + v.name()
                   + "' is defined by "
                   + where
                   + " but its graph() is "
-                  + (v.graph() == null ? "null" : "'" + v.graph().name() + "'")
+                  + (!v.isAttached() ? "null" : "'" + v.graph().name() + "'")
                   + ". Add values through Graph methods, not to two graphs.");
         }
         if (g.value(v.name()).orElse(null) != v) {
@@ -326,14 +325,14 @@ public final class Verifier {
                 + where
                 + "). A node belongs to one graph, once.");
       }
-      if (n.graph() != g) {
+      if (!n.isIn(g)) {
         problems.add(
             "Node '"
                 + n.displayName()
                 + "' is listed in "
                 + where
                 + " but its graph() is "
-                + (n.graph() == null ? "null" : "'" + n.graph().name() + "'")
+                + (!n.isAttached() ? "null" : "'" + n.graph().name() + "'")
                 + ". Add nodes with Graph.addNode or insertBefore/After only.");
       }
       List<Value> outs = n.outputs();
@@ -382,7 +381,7 @@ public final class Verifier {
         }
       }
       for (Graph sub : n.subgraphs()) {
-        if (sub.parentNode() != n) {
+        if (sub.parentNode().orElse(null) != n) {
           problems.add(
               "Subgraph '"
                   + sub.name()
@@ -391,9 +390,7 @@ public final class Verifier {
                   + "' in "
                   + where
                   + " has parentNode() "
-                  + (sub.parentNode() == null
-                      ? "null"
-                      : "'" + sub.parentNode().displayName() + "'")
+                  + sub.parentNode().map(p -> "'" + p.displayName() + "'").orElse("none")
                   + ". A graph is held by one node's attribute; copy it for another node.");
         }
       }
@@ -409,9 +406,9 @@ public final class Verifier {
           .append(v.name())
           .append("', which no node, input or initializer of ")
           .append(label.get(g));
-      if (g.outerGraph() != null) b.append(" or of the graphs around it");
+      if (g.outerGraph().isPresent()) b.append(" or of the graphs around it");
       b.append(" defines.");
-      if (v.graph() != null && v.graph() != g) {
+      if (v.isAttached() && !v.isIn(g)) {
         b.append(" It belongs to graph '").append(v.graph().name()).append("', which is out of scope.");
       }
       b.append(" Add it to the graph, or rewire the input with setInput.");
@@ -470,7 +467,7 @@ public final class Verifier {
         String readBy =
             "Value '" + v.name() + "' of " + label.get(g) + " is read by node '" + n.displayName()
                 + "' input " + u.index();
-        if (n.graph() == null) {
+        if (!n.isAttached()) {
           problems.add(
               readBy
                   + ", which belongs to no graph. Add that node to a graph, or clear its inputs"
@@ -486,8 +483,8 @@ public final class Verifier {
     }
 
     private static boolean within(Graph inner, Graph outer) {
-      for (Graph x = inner; x != null; x = x.outerGraph()) {
-        if (x == outer) return true;
+      for (Optional<Graph> x = Optional.of(inner); x.isPresent(); x = x.get().outerGraph()) {
+        if (x.get() == outer) return true;
       }
       return false;
     }

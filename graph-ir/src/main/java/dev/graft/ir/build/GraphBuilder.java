@@ -82,7 +82,7 @@ public final class GraphBuilder {
   /** New nodes go just before {@code anchor}, in the order they are made. */
   public GraphBuilder before(Node anchor) {
     checkArgument(
-        anchor.graph() == graph,
+        anchor.isIn(graph),
         "Cannot insert before node '%s': it is not in graph '%s'",
         anchor.displayName(),
         graph.name());
@@ -218,7 +218,7 @@ public final class GraphBuilder {
     Node n = new Node(dom, opType, inputs, outputNames, Arrays.asList(attrs), name);
     if (anchor != null) {
       checkState(
-          anchor.graph() == graph,
+          anchor.isIn(graph),
           "The insertion point '%s' was removed from graph '%s'. Call atEnd() or before(...).",
           anchor.displayName(),
           graph.name());
@@ -245,7 +245,7 @@ public final class GraphBuilder {
   public Value output(String name, Value v) {
     Value out = v;
     if (!v.name().equals(name)) {
-      boolean renamable = v.producer().isPresent() && v.graph() == graph && !v.isGraphOutput();
+      boolean renamable = v.producer().isPresent() && v.isIn(graph) && !v.isGraphOutput();
       if (renamable) {
         graph.rename(v, name);
       } else {

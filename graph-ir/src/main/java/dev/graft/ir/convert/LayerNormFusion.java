@@ -47,7 +47,7 @@ public final class LayerNormFusion {
     DecomposedLayerNorm.View view = DecomposedLayerNorm.View.plain();
     Graph g = m.graph();
     for (Node div : g.nodes()) {
-      if (div.graph() != g || !div.is("Div")) continue;
+      if (!div.isIn(g) || !div.is("Div")) continue;
       MatchResult<DecomposedLayerNorm> r = DecomposedLayerNorm.match(div, view);
       if (r instanceof MatchResult.NoMatch<DecomposedLayerNorm> no) {
         if (no.nearMiss()) refused.add(div.displayName() + ": " + no.reason());
@@ -89,7 +89,7 @@ public final class LayerNormFusion {
             List.of(g.freshName(name + "_ln")),
             List.of(Attr.of("axis", -1L), Attr.of("epsilon", m.epsilon())), nodeName);
     g.insertBefore(last, ln);
-    ln.output().setType(y.type());
+    ln.output().setTypeOf(y);
     boolean listed = g.valueInfo().contains(y);
     y.replaceAllUsesWith(ln.output(), true);
     List<Value> constantsFed = new ArrayList<>();
@@ -101,7 +101,7 @@ public final class LayerNormFusion {
     }
     for (Value v : constantsFed) {
       Node p = v.producer().orElse(null);
-      if (p != null && p.is("Constant") && p.graph() == g && !v.hasUses() && !v.isGraphOutput()) g.removeNode(p);
+      if (p != null && p.is("Constant") && p.isIn(g) && !v.hasUses() && !v.isGraphOutput()) g.removeNode(p);
     }
     g.rename(ln.output(), name);
     if (listed) g.addValueInfo(ln.output());

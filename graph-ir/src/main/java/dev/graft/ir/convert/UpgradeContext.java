@@ -122,7 +122,7 @@ public final class UpgradeContext {
             old.opType());
         continue;
       }
-      if (r.type() == null) r.setType(o.type());
+      if (r.type().isEmpty()) r.setTypeOf(o);
       o.replaceAllUsesWith(r, true);
     }
     graph.removeNode(old);

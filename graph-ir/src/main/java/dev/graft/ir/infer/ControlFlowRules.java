@@ -27,7 +27,7 @@ final class ControlFlowRules {
     if (then == null || other == null) return;
     for (int i = 0; i < c.outputCount(); i++) {
       if (i >= then.outputs().size() || i >= other.outputs().size()) break;
-      Type t = join(then.outputs().get(i).type(), other.outputs().get(i).type());
+      Type t = join(then.outputs().get(i).type().orElse(null), other.outputs().get(i).type().orElse(null));
       c.setOutputType(i, t);
     }
   }
@@ -44,13 +44,13 @@ final class ControlFlowRules {
     if (params.size() >= 2) trySetInput(c, params.get(1), Type.tensor(DataType.BOOL, Shape.scalar()));
     int carried = c.inputCount() - 2;
     for (int i = 0; i < carried && 2 + i < params.size(); i++) {
-      if (c.hasInput(2 + i)) trySetInput(c, params.get(2 + i), c.input(2 + i).type());
+      if (c.hasInput(2 + i)) trySetInput(c, params.get(2 + i), c.input(2 + i).type().orElse(null));
     }
     c.inferSubgraph(body);
     List<Value> results = body.outputs();
     for (int i = 0; i < carried && i < c.outputCount(); i++) {
-      Type init = c.hasInput(2 + i) ? c.input(2 + i).type() : null;
-      Type fromBody = 1 + i < results.size() ? results.get(1 + i).type() : null;
+      Type init = c.hasInput(2 + i) ? c.input(2 + i).type().orElse(null) : null;
+      Type fromBody = 1 + i < results.size() ? results.get(1 + i).type().orElse(null) : null;
       c.setOutputType(i, join(init, fromBody));
     }
     // Without a condition input the trip count is M itself, when known.
@@ -59,7 +59,7 @@ final class ControlFlowRules {
     for (int k = carried; k < c.outputCount(); k++) {
       int r = 1 + k;
       if (r >= results.size()) break;
-      Type t = results.get(r).type();
+      Type t = results.get(r).type().orElse(null);
       if (t instanceof Type.TensorType tt) {
         c.setOutput(k, tt.elementType(), tt.shape().map(s -> prepend(iterations, s)).orElse(null));
       }
@@ -84,7 +84,7 @@ final class ControlFlowRules {
     Dim seq = Dim.unknown();
     for (int i = 0; i < c.inputCount() && i < params.size(); i++) {
       if (!c.hasInput(i)) continue;
-      Type t = c.input(i).type();
+      Type t = c.input(i).type().orElse(null);
       if (i >= n && t instanceof Type.TensorType tt && tt.shape().isPresent()) {
         Shape s = tt.shape().get();
         int axis = c.axis(inAxes.length > i - n ? inAxes[i - n] : 0, s.rank());
@@ -98,12 +98,12 @@ final class ControlFlowRules {
     c.inferSubgraph(body);
     List<Value> results = body.outputs();
     for (int i = 0; i < n && i < c.outputCount() && i < results.size(); i++) {
-      c.setOutputType(i, join(c.input(i) == null ? null : c.input(i).type(), results.get(i).type()));
+      c.setOutputType(i, join(c.input(i) == null ? null : c.input(i).type().orElse(null), results.get(i).type().orElse(null)));
     }
     int k = c.outputCount() - n;
     long[] outAxes = c.attrLongs("scan_output_axes").orElse(new long[k]);
     for (int j = 0; j < k && n + j < results.size(); j++) {
-      if (!(results.get(n + j).type() instanceof Type.TensorType tt)) continue;
+      if (!(results.get(n + j).type().orElse(null) instanceof Type.TensorType tt)) continue;
       if (tt.shape().isEmpty()) {
         c.setOutput(n + j, tt.elementType(), null);
         continue;

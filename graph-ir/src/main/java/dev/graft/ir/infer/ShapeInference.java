@@ -67,7 +67,7 @@ public final class ShapeInference {
     List<String> untyped = new ArrayList<>();
     for (Node n : g.allNodes()) {
       for (Value v : n.outputs()) {
-        if (v != null && v.shape().isEmpty() && !(v.type() != null && !(v.type() instanceof Type.TensorType))) {
+        if (v != null && v.shape().isEmpty() && !v.type().map(t -> !(t instanceof Type.TensorType)).orElse(false)) {
           untyped.add(v.name());
         }
       }
@@ -147,7 +147,7 @@ public final class ShapeInference {
 
   /** Sets {@code v}'s type to the merge of what it had and {@code inferred}. */
   void assign(Node n, Value v, Type inferred) {
-    Type existing = v.type();
+    Type existing = v.type().orElse(null);
     Type merged;
     if (existing == null || existing instanceof Type.UnsetType) {
       merged = inferred;
@@ -159,8 +159,7 @@ public final class ShapeInference {
     if (merged.equals(existing)) return;
     v.setType(merged);
     typed.add(v.name());
-    Graph g = v.graph();
-    if (g != null && v.producer().isPresent() && !v.isGraphOutput()) g.addValueInfo(v);
+    if (v.isAttached() && v.producer().isPresent() && !v.isGraphOutput()) v.graph().addValueInfo(v);
   }
 
   private static Type.TensorType mergeTensor(

@@ -203,7 +203,7 @@ final class ModelReader {
             origin + ": graph '" + g.name() + "' has an initializer with no name.");
       }
       Value existing = g.value(t.getName()).orElse(null);
-      Type declared = existing == null ? null : existing.type();
+      Type declared = existing == null ? null : existing.type().orElse(null);
       Value v = g.addInitializer(t.getName(), tensor(t));
       if (declared != null) v.setType(declared);
     }
@@ -215,7 +215,7 @@ final class ModelReader {
         () -> {
           for (Onnx.ValueInfoProto vi : p.getOutputList()) {
             Value v = resolve(g, vi.getName(), "output of graph '" + g.name() + "'");
-            if (v.type() == null && vi.hasType()) v.setType(type(vi.getType()));
+            if (v.type().isEmpty() && vi.hasType()) v.setType(type(vi.getType()));
             if (v.docString() == null && vi.hasDocString()) v.setDocString(vi.getDocString());
             g.addOutput(v);
           }

@@ -330,7 +330,7 @@ final class ModelWriter {
     Onnx.ValueInfoProto.Builder b =
         parse(Onnx.ValueInfoProto.parser(), v.extras(), Onnx.ValueInfoProto.getDefaultInstance()).toBuilder();
     b.setName(v.name());
-    if (v.type() != null) b.setType(type(v.type()));
+    v.type().ifPresent(t -> b.setType(type(t)));
     if (v.docString() != null) b.setDocString(v.docString());
     return b.build();
   }

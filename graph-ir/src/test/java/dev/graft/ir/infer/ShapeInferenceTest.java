@@ -70,7 +70,7 @@ class ShapeInferenceTest {
     b.output("k", known);
     InferenceReport r = ShapeInference.infer(b.model(17));
     assertThat(r.unknownOps()).containsExactlyInAnyOrder("com.microsoft:FusedMatMul", "MyOwnOp");
-    assertThat(fused.type()).isNull();
+    assertThat(fused.type()).isEmpty();
     assertThat(after.shape()).isEmpty();
     assertThat(r.untypedValues()).contains(fused.name(), mine.name(), after.name());
     assertThat(known.shape()).contains(Shape.of(2, 4));

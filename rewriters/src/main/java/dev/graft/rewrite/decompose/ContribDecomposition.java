@@ -121,7 +121,7 @@ public final class ContribDecomposition implements GraphPass {
     for (int i = 0; i < names.size(); i++) {
       Value now = i < replacement.size() ? replacement.get(i) : null;
       if (names.get(i) != null && now != null && now.producer().isPresent()
-          && now.graph() == model.graph() && model.graph().lookup(names.get(i)).isEmpty()) {
+          && now.isIn(model.graph()) && model.graph().lookup(names.get(i)).isEmpty()) {
         model.graph().rename(now, names.get(i));
       }
     }

@@ -116,7 +116,7 @@ public final class CodaDistillation {
     }
     Value out = b.output(RESIDUAL, residual);
     for (Node n : g.nodes().subList(before, g.nodeCount())) GraftTags.tag(n, CodaPass.METHOD, "teacher", "residual");
-    out.setType(h.type());
+    out.setTypeOf(h);
     return out;
   }
 

@@ -295,7 +295,7 @@ public final class CodaPass extends ConfiguredPlannedPass<CodaPass.Config> {
       String name = y.name();
       g.rename(y, g.freshName(name + "_inner"));
       g.rename(merge.output(), name);
-      merge.output().setType(y.type());
+      merge.output().setTypeOf(y);
       g.setOutput(i, merge.output());
     }
     return new CodaLayers.Layer(

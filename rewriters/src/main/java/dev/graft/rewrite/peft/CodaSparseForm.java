@@ -175,7 +175,7 @@ public final class CodaSparseForm {
     g.rename(dense, g.freshName(name + "_dense"));
     g.rename(sparse, name);
     if (output) {
-      sparse.setType(dense.type());
+      sparse.setTypeOf(dense);
       g.setOutput(outIndex, sparse);
     }
   }

@@ -135,7 +135,7 @@ public final class FullFineTuningPass extends ModulePass<Module> {
     if (!t.dataType().isFloatingPoint()) return null;
     String name = v.name();
     Value init = g.addInitializer(g.freshName(name + "_lifted"), t.withName(name));
-    init.setType(v.type() != null ? v.type() : Type.tensor(t.dataType(), t.shape()));
+    init.setType(v.type().orElseGet(() -> Type.tensor(t.dataType(), t.shape())));
     v.replaceAllUsesWith(init, true);
     g.removeNode(producer.get());
     g.rename(init, name);

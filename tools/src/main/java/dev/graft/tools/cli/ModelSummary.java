@@ -254,13 +254,13 @@ record ModelSummary(
   }
 
   private static Port port(Value v) {
-    Type type = v.type();
-    if (type instanceof Type.TensorType t) {
+    if (v.tensorType().isPresent()) {
+      Type.TensorType t = v.tensorType().get();
       String elem = t.elementType() == null ? null : typeName(t.elementType());
       List<Object> shape = t.shape().map(ModelSummary::dims).orElse(null);
       return new Port(v.name(), elem, shape);
     }
-    return new Port(v.name(), type == null ? null : type.toString(), null);
+    return new Port(v.name(), v.type().map(Type::toString).orElse(null), null);
   }
 
   private static List<Object> dims(Shape shape) {

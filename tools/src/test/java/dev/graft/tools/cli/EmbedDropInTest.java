@@ -94,8 +94,8 @@ class EmbedDropInTest {
   /** Inputs and outputs: name, element type and shape, in order. */
   private static List<String> signature(Model m) {
     List<String> out = new ArrayList<>();
-    for (Value v : m.graph().inputs()) if (!v.isInitializer()) out.add("in " + v.name() + " " + v.type());
-    for (Value v : m.graph().outputs()) out.add("out " + v.name() + " " + v.type());
+    for (Value v : m.graph().inputs()) if (!v.isInitializer()) out.add("in " + v.name() + " " + v.type().orElse(null));
+    for (Value v : m.graph().outputs()) out.add("out " + v.name() + " " + v.type().orElse(null));
     return out;
   }
 

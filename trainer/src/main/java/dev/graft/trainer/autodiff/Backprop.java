@@ -175,7 +175,7 @@ public final class Backprop {
                   + " lead into that input, or extend its rule in GradientRules.");
         }
         Value gv = g.get();
-        if (gv.type() == null) gv.setType(in.type());
+        if (gv.type().isEmpty()) gv.setTypeOf(in);
         contributions.computeIfAbsent(in, k2 -> new ArrayList<>()).add(gv);
       }
     }
@@ -202,7 +202,7 @@ public final class Backprop {
     // Called before the reading node's rule runs, which re-enters the builder for it.
     b.enterDriver(v.name() + "/sum");
     Value s = b.op("Sum", cs);
-    s.setType(v.type());
+    s.setTypeOf(v);
     contributions.put(v, new ArrayList<>(List.of(s)));
     return s;
   }
@@ -236,7 +236,7 @@ public final class Backprop {
       Value v = work.pop();
       if (!backward.add(v)) continue;
       v.producer()
-          .filter(p -> p.graph() == graph)
+          .filter(p -> p.isIn(graph))
           .ifPresent(
               p -> {
                 for (Value in : p.inputs()) if (in != null) work.push(in);

@@ -117,7 +117,8 @@ public final class GradBuilder {
 
   /** Gives {@code v} the type of {@code like} (same element type and shape) and returns it. */
   public Value typedLike(Value v, Value like) {
-    return typed(v, like.type());
+    like.type().ifPresent(v::setType);
+    return v;
   }
 
   /** Gives {@code v} the element type of {@code like} and shape {@code s}, when known. */

@@ -54,7 +54,7 @@ final class SavedStatistics {
             List.copyOf(n.attributes().values()),
             n.name());
     g.insertAfter(n, withStats);
-    withStats.output(0).setType(y.type());
+    withStats.output(0).setTypeOf(y);
     Type stats = Type.tensor(DataType.FLOAT);
     withStats.output(1).setType(stats);
     withStats.output(2).setType(stats);

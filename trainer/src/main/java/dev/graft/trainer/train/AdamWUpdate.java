@@ -68,7 +68,7 @@ final class AdamWUpdate {
     ImmutableList.Builder<Value> vs = ImmutableList.builder();
     for (Slot s : slots) {
       Value p = s.param();
-      Type type = p.type();
+      Type type = p.type().orElse(null);
       Value m = b.graph().addInput(StateNames.m(p.name()), type);
       Value v = b.graph().addInput(StateNames.v(p.name()), type);
       Value g = scale == null ? s.grad() : b.op("Mul", s.grad(), scale);

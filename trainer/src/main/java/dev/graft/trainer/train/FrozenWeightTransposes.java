@@ -38,12 +38,12 @@ public final class FrozenWeightTransposes {
     Graph g = m.graph();
     int fused = 0;
     for (Node t : List.copyOf(g.nodes())) {
-      if (t.graph() != g || !t.is("Transpose")) continue;
+      if (!t.isIn(g) || !t.is("Transpose")) continue;
       Value w = t.input(0);
       if (!isFrozenMatrix(g, w) || !swapsTwoDims(t) || t.output().isGraphOutput()) continue;
       for (Use u : List.copyOf(t.output().uses())) {
         Node mm = u.node();
-        if (u.index() != 1 || !mm.is("MatMul") || mm.graph() != g) continue;
+        if (u.index() != 1 || !mm.is("MatMul") || !mm.isIn(g)) continue;
         if (rank(mm.input(0)) < 2) continue;
         rewrite(g, mm, w);
         fused++;
@@ -67,7 +67,7 @@ public final class FrozenWeightTransposes {
             List.of(Attr.of("transB", 1L)),
             nodeName);
     g.insertBefore(mm, f);
-    f.output().setType(y.type());
+    f.output().setTypeOf(y);
     boolean listed = g.valueInfo().contains(y);
     y.replaceAllUsesWith(f.output(), true);
     g.removeNode(mm);

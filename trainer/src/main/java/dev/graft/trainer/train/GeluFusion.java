@@ -44,7 +44,7 @@ public final class GeluFusion {
     Graph g = m.graph();
     ImmutableList.Builder<String> fused = ImmutableList.builder();
     for (Node erf : List.copyOf(g.nodes())) {
-      if (erf.graph() != g || !erf.is("Erf")) continue;
+      if (!erf.isIn(g) || !erf.is("Erf")) continue;
       Match match = match(erf);
       if (match != null) fused.add(rewrite(g, match));
     }
@@ -94,18 +94,18 @@ public final class GeluFusion {
     String nodeName = m.half.name().isEmpty() ? g.freshName("Gelu") : m.half.name();
     Node gelu = new Node(DOMAIN, "Gelu", List.of(m.x), List.of(g.freshName(name + "_gelu")), List.of(), nodeName);
     g.insertBefore(m.half, gelu);
-    gelu.output().setType(y.type());
+    gelu.output().setTypeOf(y);
     boolean listed = g.valueInfo().contains(y);
     y.replaceAllUsesWith(gelu.output(), true);
     List<Value> constantsFed = new ArrayList<>();
     for (Node n : List.of(m.half, m.mul, m.add, m.erf, m.scale)) {
-      if (n.graph() != g) continue;
+      if (!n.isIn(g)) continue;
       for (Value in : n.inputs()) if (in != null) constantsFed.add(in);
       g.removeNode(n);
     }
     for (Value v : constantsFed) {
       Node p = v.producer().orElse(null);
-      if (p != null && p.is("Constant") && p.graph() == g && !v.hasUses() && !v.isGraphOutput()) g.removeNode(p);
+      if (p != null && p.is("Constant") && p.isIn(g) && !v.hasUses() && !v.isGraphOutput()) g.removeNode(p);
     }
     g.rename(gelu.output(), name);
     if (listed) g.addValueInfo(gelu.output());

@@ -51,7 +51,7 @@ public final class SkipLayerNormFusion {
     Graph g = m.graph();
     ImmutableList.Builder<String> fused = ImmutableList.builder();
     for (Node norm : List.copyOf(g.nodes())) {
-      if (norm.graph() != g || !norm.is("LayerNormalization") || !norm.domain().isEmpty()) continue;
+      if (!norm.isIn(g) || !norm.is("LayerNormalization") || !norm.domain().isEmpty()) continue;
       Match match = match(norm);
       if (match != null) fused.add(rewrite(g, match));
     }
@@ -120,8 +120,8 @@ public final class SkipLayerNormFusion {
             List.of(Attr.of("epsilon", norm.attrFloat("epsilon", 1e-5f))),
             nodeName);
     g.insertBefore(norm, skip);
-    skip.output(0).setType(y.type());
-    skip.output(3).setType(sum.type());
+    skip.output(0).setTypeOf(y);
+    skip.output(3).setTypeOf(sum);
     boolean listed = g.valueInfo().contains(y);
     y.replaceAllUsesWith(skip.output(0), true);
     g.removeNode(norm);

@@ -224,7 +224,7 @@ public final class TrainStepGraph {
     GraphBuilder b = GraphBuilder.on(g).prefix("/graft/accumulate");
     List<Value> sums = new ArrayList<>();
     for (Value pv : p.params) {
-      Value acc = g.addInput(StateNames.gradSum(pv.name()), pv.type());
+      Value acc = g.addInput(StateNames.gradSum(pv.name()), pv.type().orElse(null));
       sums.add(b.op("Add", acc, grads.get(pv)));
     }
     for (int i = 0; i < sums.size(); i++) {
@@ -311,7 +311,7 @@ public final class TrainStepGraph {
   /** Moves initializer {@code name} to a graph input of the same name and type. */
   private static Value toInput(Graph g, String name) {
     Value init = g.initializer(name).orElseThrow();
-    Value in = g.addInput(g.freshName(name + ".graft_input"), init.type());
+    Value in = g.addInput(g.freshName(name + ".graft_input"), init.type().orElse(null));
     init.replaceAllUsesWith(in);
     boolean alsoInput = g.inputs().contains(init);
     g.removeInitializer(init);

@@ -100,7 +100,7 @@ class CodaSoftTopKTest {
     Model bwd = graph(0.5, 6, 4, true, r);
     Value sv = bwd.graph().valueOrThrow("s");
     Value g = Backprop.gradients(bwd, bwd.graph().valueOrThrow("loss"), List.of(sv)).get(sv);
-    g.setType(sv.type());
+    g.setTypeOf(sv);
     bwd.graph().addOutput(g);
     float[] analytic = run(bwd, s, Set.of(g.name())).get(g.name());
     double eps = 1e-2;

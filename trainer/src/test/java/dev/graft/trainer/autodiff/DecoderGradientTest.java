@@ -49,7 +49,7 @@ class DecoderGradientTest {
     Value a = training.graph().valueOrThrow(A);
     Map<Value, Value> grads = Backprop.gradients(training, training.graph().valueOrThrow("loss"), List.of(a));
     Value g = grads.get(a);
-    g.setType(a.type());
+    g.setTypeOf(a);
     training.graph().addOutput(g);
     Verifier.verify(training);
     float[] analytic = run(training, g.name());

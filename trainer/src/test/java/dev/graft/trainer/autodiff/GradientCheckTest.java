@@ -384,7 +384,7 @@ class GradientCheckTest {
     List<String> gradNames = new ArrayList<>();
     for (Value t : trainables) {
       Value g = grads.get(t);
-      if (g.type() == null) g.setType(t.type());
+      if (g.type().isEmpty()) g.setTypeOf(t);
       bwd.addOutput(g);
       gradNames.add(g.name());
     }
@@ -497,7 +497,7 @@ class GradientCheckTest {
       Value r = g.addInitializer("r" + i, tensor("r" + i, loss.types()[i], loss.shapes()[i], loss.r()[i]));
       Node m = g.addNode(new Node("", "Mul", List.of(y, r), List.of("m" + i), List.of(), "loss_mul" + i));
       Node s = g.addNode(new Node("", "ReduceSum", List.of(m.output()), List.of("s" + i), List.of(Attr.of("keepdims", 0L)), "loss_sum" + i));
-      m.output().setType(y.type());
+      m.output().setTypeOf(y);
       s.output().setType(Type.tensor(loss.types()[i]));
       Value term = s.output();
       if (loss.types()[i] != k.dtype()) {

@@ -96,7 +96,7 @@ class SkipLayerNormFusionTest {
     List<String> names = new ArrayList<>();
     for (Value v : wrt) {
       Value d = grads.get(v);
-      if (d.type() == null) d.setType(v.type());
+      if (d.type().isEmpty()) d.setTypeOf(v);
       g.addOutput(d);
       names.add(d.name());
     }

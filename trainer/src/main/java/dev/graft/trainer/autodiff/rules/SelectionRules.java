@@ -20,7 +20,7 @@ public final class SelectionRules {
     Value gy = g.get(0);
     Value y = n.output();
     Value c = n.input(0);
-    Value zero = b.scalar(0.0, gy.type() != null ? gy : y);
+    Value zero = b.scalar(0.0, gy.type().isPresent() ? gy : y);
     return grads(
         none(),
         b.needs(1) ? some(b.unbroadcast(b.where(c, gy, zero), y, n.input(1))) : none(),
