@@ -1,12 +1,14 @@
 package dev.graft.rewrite;
 
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 
 /**
  * A pass whose dry run is its run stopped before the first edit: one procedure, {@link #execute},
  * plans (discover, skip what the {@link TrainableRegistry} says is done, count the changes and
  * parameters) and then, unless {@code dry}, edits. Plan and run cannot disagree, since they are
- * the same code up to the first edit; {@link #run} and {@link #dryRun} only choose the flag.
+ * the same code up to the first edit; {@link #run} and {@link #dryRun} only choose the flag,
+ * after refusing a model older than the working opset (load it with {@code WorkingModels.load}).
  */
 public interface PlannedPass extends GraphPass {
   /** Plans the pass on {@code model} and, unless {@code dry}, applies it in place. */
@@ -14,11 +16,13 @@ public interface PlannedPass extends GraphPass {
 
   @Override
   default PassResult run(Model model) {
+    WorkingModels.requireWorkingOpset(model, "Pass '" + name() + "'");
     return execute(model, false);
   }
 
   @Override
   default PassResult dryRun(Model model) {
+    WorkingModels.requireWorkingOpset(model, "Pass '" + name() + "'");
     return execute(model, true);
   }
 }

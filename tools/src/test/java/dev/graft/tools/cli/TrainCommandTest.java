@@ -76,6 +76,31 @@ class TrainCommandTest {
   }
 
   @Test
+  void aModelInExternalDataIsTrainedWithoutCopyingItsFrozenWeights(@TempDir Path dir) throws Exception {
+    Path base = dir.resolve("base.onnx");
+    ModelIO.save(ModelIO.load(dev.graft.fixtures.PretrainedModels.miniLm()), base, dev.graft.ir.io.SaveOptions.external());
+    Path run = dir.resolve("run");
+    List<String> args = new java.util.ArrayList<>(List.of(train(run, "head-only.yaml", 1)));
+    args.add(1, base.toString());
+    CliRun r = CliRun.of(args.toArray(String[]::new));
+    assertThat(r.exit()).as(r.err()).isZero();
+    assertThat(r.out()).contains("frozen weights hard-linked: tuned.onnx.base.data");
+    assertThat(Files.isSameFile(run.resolve("tuned.onnx.base.data"), dir.resolve("base.onnx.data"))).isTrue();
+    // Every frozen weight reads back with the base's bytes, and the base can go.
+    Model before = ModelIO.load(base);
+    Files.delete(dir.resolve("base.onnx.data"));
+    Model tuned = ModelIO.load(run.resolve("tuned.onnx"));
+    for (var v : before.graph().initializers()) {
+      var t = tuned.graph().initializer(v.name()).orElseThrow().initializer().orElseThrow();
+      assertThat(t.rawData()).as(v.name()).isEqualTo(v.initializer().orElseThrow().rawData());
+    }
+    assertThat(TrainableRegistry.parameterCount(tuned)).isEqualTo(770);
+    CliRun eval = CliRun.of("eval", run.resolve("tuned.onnx").toString(), "--data",
+        run.resolve("test-split.jsonl").toString(), "--max-length", "32", "--json");
+    assertThat(eval.exit()).as(eval.err()).isZero();
+  }
+
+  @Test
   void aResumedRunContinuesExactlyWhereItStopped(@TempDir Path dir) throws Exception {
     Path whole = dir.resolve("whole");
     assertThat(CliRun.of(train(whole, "head-only.yaml", 2)).exit()).isZero();

@@ -134,8 +134,10 @@ public final class Pipeline {
     }
     model = task.finish(model);
     Path out = config.out().resolve(TextClassificationRun.TUNED);
-    ModelIO.save(model, out);
-    listener.message("wrote " + out);
+    // Training changes no frozen weight: a model read from external data keeps them there, and the
+    // run folder hard-links those data files (OUT.base.data) instead of copying them.
+    List<String> links = ModelIO.saveWithLinkedData(model, out);
+    listener.message("wrote " + out + (links.isEmpty() ? "" : " (frozen weights hard-linked: " + String.join(", ", links) + ")"));
     return new RunResult(out, log.epochs(), trainable, task.name());
   }
 
