@@ -87,13 +87,12 @@ class TrainCommandTest {
     assertThat(r.out()).contains("frozen weights hard-linked: tuned.onnx.base.data");
     assertThat(Files.isSameFile(run.resolve("tuned.onnx.base.data"), dir.resolve("base.onnx.data"))).isTrue();
     // Every frozen weight reads back with the base's bytes, and the base can go.
-    Model before = ModelIO.load(base);
+    java.util.Map<String, byte[]> before = new java.util.HashMap<>();
+    for (var v : ModelIO.load(base).graph().initializers()) before.put(v.name(), v.initializer().orElseThrow().rawData());
     Files.delete(dir.resolve("base.onnx.data"));
     Model tuned = ModelIO.load(run.resolve("tuned.onnx"));
-    for (var v : before.graph().initializers()) {
-      var t = tuned.graph().initializer(v.name()).orElseThrow().initializer().orElseThrow();
-      assertThat(t.rawData()).as(v.name()).isEqualTo(v.initializer().orElseThrow().rawData());
-    }
+    before.forEach((name, bytes) ->
+        assertThat(tuned.graph().initializer(name).orElseThrow().initializer().orElseThrow().rawData()).as(name).isEqualTo(bytes));
     assertThat(TrainableRegistry.parameterCount(tuned)).isEqualTo(770);
     CliRun eval = CliRun.of("eval", run.resolve("tuned.onnx").toString(), "--data",
         run.resolve("test-split.jsonl").toString(), "--max-length", "32", "--json");
