@@ -87,8 +87,13 @@ class TrainCommandTest {
     assertThat(r.out()).contains("frozen weights hard-linked: tuned.onnx.base.data");
     assertThat(Files.isSameFile(run.resolve("tuned.onnx.base.data"), dir.resolve("base.onnx.data"))).isTrue();
     // Every frozen weight reads back with the base's bytes, and the base can go.
-    java.util.Map<String, byte[]> before = new java.util.HashMap<>();
-    for (var v : ModelIO.load(base).graph().initializers()) before.put(v.name(), v.initializer().orElseThrow().rawData());
+    java.util.Map<String, java.nio.ByteBuffer> before = new java.util.HashMap<>();
+    for (var v : ModelIO.load(base).graph().initializers()) {
+      java.nio.ByteBuffer data = v.initializer().orElseThrow().rawData();
+      byte[] copy = new byte[data.remaining()];
+      data.duplicate().get(copy);
+      before.put(v.name(), java.nio.ByteBuffer.wrap(copy));
+    }
     Files.delete(dir.resolve("base.onnx.data"));
     Model tuned = ModelIO.load(run.resolve("tuned.onnx"));
     before.forEach((name, bytes) ->
