@@ -97,6 +97,7 @@ public final class GradientRules {
               .put("Cos", TrigRules::cos)
               .put("Reciprocal", TrigRules::reciprocal)
               .put("com.microsoft.Gelu", UnaryRules::contribGelu)
+              .put("com.microsoft.SkipLayerNormalization", NormalizationRules::skipLayerNormalization)
               .buildOrThrow());
 
   private final ImmutableMap<String, GradientRule> byOp;

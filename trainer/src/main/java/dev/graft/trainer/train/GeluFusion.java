@@ -24,7 +24,7 @@ import java.util.Optional;
  *
  * ORT fuses the same pattern for inference, but not in a train-step graph, where the backward pass
  * reads the intermediate values; fused here, the forward runs one kernel instead of five, and the
- * gradient rule ({@code UnaryRules.erfGelu}) recomputes what it needs from {@code x} alone, so the
+ * gradient rule ({@code UnaryRules.contribGelu}) recomputes what it needs from {@code x} alone, so the
  * intermediates are no longer kept alive until the backward pass reaches them. Com.microsoft Gelu
  * is a contrib op of every ONNX Runtime build (CPU and CUDA); the model gains the import
  * {@code com.microsoft} version 1 when something is fused. A candidate is fused only when the

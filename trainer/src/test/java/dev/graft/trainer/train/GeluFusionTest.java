@@ -99,6 +99,10 @@ class GeluFusionTest {
         TrainStepGraph.builder(model).trainables(List.of("encoder.layer.5.output.LayerNorm.bias")).build();
     Model step = graphs.trainStep();
     assertThat(OpCensus.of(step.graph())).containsEntry("com.microsoft:Gelu", 6);
+    // SkipLayerNormFusion: every LayerNorm (12 after a residual Add, the embeddings' after theirs).
+    assertThat(OpCensus.of(step.graph()))
+        .containsEntry("com.microsoft:SkipLayerNormalization", 13)
+        .doesNotContainKey("LayerNormalization");
     // Every Erf left is a backward node's (the gradient rule recomputes erf(x / sqrt 2)).
     assertThat(step.graph().nodes().stream().filter(n -> n.is("Erf")).map(Node::name)).allMatch(n -> n.startsWith("grad/"));
 

@@ -72,19 +72,23 @@ public final class UnaryRules {
 
   /**
    * dx = g * (Phi(x) + x phi(x)) in nine elementwise ops over x's size, none of them kept from
-   * the forward pass:
+   * the forward pass, and no scalar-broadcast Sum (ORT's Sum with a broadcast scalar costs three
+   * same-shape Adds):
    *
    * <pre>
-   *   t = x / sqrt 2;  q = t * t = x^2 / 2;  p = exp(ln sqrt(2 / pi) - q) = 2 phi(x)
-   *   dx = (g * 0.5) * Sum(erf(t), x * p, 1)        since 2 Phi(x) = 1 + erf(t)
+   *   t = x / sqrt 2;  p = exp(c - t * t),  c = ln(2 / sqrt pi),  so  t * p = 2 x phi(x)
+   *   dx = (g * 0.5) * ((erf(t) + t * p) + 1)          since 2 Phi(x) = 1 + erf(t)
    * </pre>
+   *
+   * The constant of phi is folded into the Exp's offset, and {@code g * 0.5} comes first, where
+   * ORT folds it into the MatMul that produced g (its MatMulScaleFusion) when it can.
    */
   private static Value exactGeluBackward(GradBuilder b, Value x, Value g) {
     Value t = b.mul(x, b.scalar(1 / Math.sqrt(2), x));
-    Value e = b.op("Erf", t);
-    Value p = b.op("Exp", b.sub(b.scalar(0.5 * Math.log(2 / Math.PI), x), b.mul(t, t)));
-    Value twice = b.op("Sum", e, b.mul(x, p), b.scalar(1.0, x));
-    return b.mul(b.mul(g, b.scalar(0.5, x)), twice);
+    Value half = b.mul(g, b.scalar(0.5, x));
+    Value p = b.op("Exp", b.sub(b.scalar(Math.log(2 / Math.sqrt(Math.PI)), x), b.mul(t, t)));
+    Value twice = b.add(b.add(b.op("Erf", t), b.mul(t, p)), b.scalar(1.0, x));
+    return b.mul(half, twice);
   }
 
   /**
