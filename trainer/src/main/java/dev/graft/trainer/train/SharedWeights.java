@@ -25,9 +25,9 @@ import java.util.Set;
  *
  * Only with pre-packing off ({@link TrainSessionOptions}): a session that packs a weight keeps its
  * own packed copy beside the shared one. Shared are the frozen float32 initializers of at least
- * {@link #MIN_BYTES} that the model holds in memory; weights in a model's external data file are
- * mapped from that file by each session, so the page cache holds them once already. Close it after
- * the sessions that read it.
+ * {@link #MIN_BYTES} that the model holds in memory; weights in a model's external data file stay
+ * there (sharing them would first copy them out of the file, which the large-model path avoids).
+ * Close it after the sessions that read it.
  */
 final class SharedWeights implements AutoCloseable {
   /** Smaller initializers (shapes, scalars, biases of tiny layers) stay in the model file. */
