@@ -214,6 +214,8 @@ public final class TrainStepGraph {
       slots.add(new AdamWUpdate.Slot(pv, grads.get(pv), params.get(i).decay()));
     }
     addOptimizer(b, slots);
+    // Last, as it replaces nodes (and so values the gradient map holds): see the class comment.
+    TransposedMatMulFusion.fuse(p.model);
     return p.model;
   }
 
@@ -236,6 +238,7 @@ public final class TrainStepGraph {
     for (int i = 0; i < sums.size(); i++) {
       b.output(StateNames.updated(StateNames.gradSum(p.params.get(i).name())), sums.get(i));
     }
+    TransposedMatMulFusion.fuse(p.model);
     return p.model;
   }
 
