@@ -15,6 +15,7 @@ import com.google.gson.JsonPrimitive;
 import dev.graft.ir.io.AtomicFiles;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.Value;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.io.SafeTensors;
@@ -384,7 +385,7 @@ public final class AdapterExport {
         adapterDir,
         version,
         VERSION);
-    Model m = ModelIO.load(baseModel);
+    Model m = WorkingModels.load(baseModel);
     List<Map<String, Object>> entries = new ArrayList<>();
     for (JsonElement e : config.getAsJsonArray("passes")) {
       AppliedMethods.Applied a = AppliedMethods.fromJson(e);

@@ -14,6 +14,7 @@ import dev.graft.ir.Type;
 import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.io.StagedSave;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraftTags;
@@ -85,6 +86,30 @@ public final class DeltaFolding {
     KEEP
   }
 
+  /**
+   * Where the linear-branch rule puts each merged weight: {@link #apply} stores one computed on
+   * the heap; {@link #reserve} may instead give ORT a place in the export's data file to write it
+   * (a {@link StagedSave.Slot}), so the weight never passes through the heap.
+   */
+  interface MergedStore extends UnaryOperator<Tensor> {
+    Optional<StagedSave.Slot> reserve(String name, DataType type, long[] dims);
+
+    /** Into {@code staged}: reserved and written by ORT in place. */
+    static MergedStore into(StagedSave staged) {
+      return new MergedStore() {
+        @Override
+        public Tensor apply(Tensor t) {
+          return staged.put(t);
+        }
+
+        @Override
+        public Optional<StagedSave.Slot> reserve(String name, DataType type, long[] dims) {
+          return Optional.of(staged.reserve(name, type, dims));
+        }
+      };
+    }
+  }
+
   /** Folds {@code model} in place. */
   public static FoldReport fold(Model model) {
     return fold(model, UnaryOperator.identity());
@@ -102,6 +127,15 @@ public final class DeltaFolding {
    * Linear branches over 4-bit weights are refused or kept as {@code quantized} says.
    */
   public static FoldReport fold(Model model, UnaryOperator<Tensor> store, Quantized quantized) {
+    return fold(model, store, quantized, null);
+  }
+
+  /**
+   * As {@link #fold(Model, UnaryOperator, Quantized)}; with a {@code probe}, each merged weight of
+   * the linear-branch rule is checked as {@code store} returned it ({@link FoldProbe}) before the
+   * next one is computed.
+   */
+  static FoldReport fold(Model model, UnaryOperator<Tensor> store, Quantized quantized, FoldProbe probe) {
     Graph g = model.graph();
     Set<String> keptOverQuantized = overQuantized(g, quantized);
     Set<Value> touched = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -134,7 +168,7 @@ public final class DeltaFolding {
         String method = GraftTags.method(merge).orElse("");
         if (keptOverQuantized.contains(method + " " + GraftTags.module(merge).orElse(""))) continue;
         if (Methods.foldOf(method) instanceof Fold.LinearBranch && !convWeightForm(merge)) {
-          foldLinearBranch(model, merge, touched, removed, store, sessions);
+          foldLinearBranch(model, merge, touched, removed, store, sessions, probe);
           folded.add(method + " " + GraftTags.module(merge).orElse(""));
         } else if (Methods.foldOf(method) instanceof Fold.ConvBranch) {
           ConvLoraFold.fold(g, merge, touched, removed);
@@ -234,7 +268,8 @@ public final class DeltaFolding {
       Set<Value> touched,
       int[] removed,
       UnaryOperator<Tensor> store,
-      FoldSessions sessions) {
+      FoldSessions sessions,
+      FoldProbe probe) {
     Graph g = model.graph();
     String method = GraftTags.method(merge).orElse("");
     String module = GraftTags.module(merge).orElse("");
@@ -280,14 +315,18 @@ public final class DeltaFolding {
         where,
         x.dataType().orElse(null));
     Node sink = merge.input(1).producer().orElseThrow();
-    Tensor merged;
+    Tensor stored;
     try {
-      merged = mergedWeight(model, ordered, sink, x, in, wT, transB, alpha, sessions);
+      stored = mergedWeight(model, ordered, sink, x, in, wT, transB, alpha, sessions, store);
     } catch (RuntimeException e) {
       throw new IllegalStateException(
           where + ": cannot compute W + branch(I) (W " + wT.shape() + "): " + e.getMessage(), e);
     }
-    setConstant(g, linear, 1, store.apply(merged));
+    if (probe != null) {
+      // Before the branch goes: the probe runs it as the tuned graph does.
+      probe.check(method + " " + module, model, ordered, sink, x, linear, wT, stored, in, sessions);
+    }
+    setConstant(g, linear, 1, stored);
 
     bypass(merge, merge.input(0));
     remove(g, merge, touched, removed);
@@ -308,7 +347,8 @@ public final class DeltaFolding {
    *
    * The branch's constants (A, B, s...) are inputs of the graph like W, and its values are named
    * by position, so the graph is the same for every weight of one shape and branch form and
-   * {@code sessions} runs them all in one ORT session.
+   * {@code sessions} runs them all in one ORT session. Returns the weight as {@code store} keeps
+   * it; a {@link MergedStore} with room for it has ORT write it there directly.
    */
   private static Tensor mergedWeight(
       Model owner,
@@ -319,7 +359,8 @@ public final class DeltaFolding {
       Tensor w,
       boolean transB,
       float alpha,
-      FoldSessions sessions) {
+      FoldSessions sessions,
+      UnaryOperator<Tensor> store) {
     GraphBuilder gb = GraphBuilder.create("fold_linear");
     Graph mini = gb.graph();
     Map<String, Tensor> feeds = new LinkedHashMap<>();
@@ -379,7 +420,14 @@ public final class DeltaFolding {
     Model m = gb.model(owner.defaultOpset().orElse(17));
     owner.opsets().forEach(m::setOpset);
     if (owner.irVersion() > 0) m.setIrVersion(owner.irVersion());
-    return sessions.run(m, feeds, "a merged weight").get("merged");
+    Optional<StagedSave.Slot> slot =
+        store instanceof MergedStore ms ? ms.reserve("merged", w.dataType(), w.dims()) : Optional.empty();
+    if (slot.isPresent()) {
+      // ORT writes W + ΔW straight into the export's data file.
+      sessions.runInto(m, feeds, "merged", slot.get().tensor(), slot.get().buffer(), "a merged weight");
+      return slot.get().tensor();
+    }
+    return store.apply(sessions.run(m, feeds, "a merged weight").get("merged"));
   }
 
   /**
@@ -406,7 +454,7 @@ public final class DeltaFolding {
   }
 
   /** The fold graph's input for constant {@code v} (added once), fed its value. */
-  private static Value constantInput(GraphBuilder gb, Map<Value, Value> map, Map<String, Tensor> feeds, Value v) {
+  static Value constantInput(GraphBuilder gb, Map<Value, Value> map, Map<String, Tensor> feeds, Value v) {
     Value mapped = map.get(v);
     if (mapped == null) {
       Tensor t = Constants.valueOf(v).orElseThrow();

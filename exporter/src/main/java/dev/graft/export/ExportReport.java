@@ -10,6 +10,9 @@ import java.util.TreeSet;
  * What a merged export did: the folding, the verification, the op census before and after.
  *
  * @param fp16Initializers how many weights were stored as fp16 (0 without the option)
+ * @param verifiedBy the check that ran: {@code FULL} (both models, {@code verification} holds
+ *     each output's difference), {@code PROBE} (each merged weight on a random probe, one entry
+ *     per weight, see {@link FoldProbe}) or {@code NONE} (no entries)
  * @param timing wall seconds of each phase
  */
 public record ExportReport(
@@ -20,6 +23,7 @@ public record ExportReport(
     ImmutableMap<String, Integer> censusAfter,
     int fp16Initializers,
     long irVersion,
+    ExportOptions.Verify verifiedBy,
     Timing timing) {
 
   /**
@@ -45,7 +49,18 @@ public record ExportReport(
       ImmutableMap<String, Integer> censusAfter,
       int fp16Initializers,
       long irVersion) {
-    this(written, fold, verification, censusBefore, censusAfter, fp16Initializers, irVersion, Timing.NONE);
+    this(
+        written, fold, verification, censusBefore, censusAfter, fp16Initializers, irVersion,
+        ExportOptions.Verify.FULL, Timing.NONE);
+  }
+
+  /** What was checked, in one line (after "Verified: "). */
+  public String verificationSummary() {
+    return switch (verifiedBy) {
+      case PROBE -> FoldProbe.summary(verification);
+      case NONE -> "nothing (--verify none): the export was written unchecked";
+      default -> verification.summary();
+    };
   }
 
   /** The operators whose count changed: {@code "MatMul 84 -> 60 (-24)"}, in name order. */

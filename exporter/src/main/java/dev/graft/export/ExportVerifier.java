@@ -92,8 +92,14 @@ public final class ExportVerifier {
   }
 
   /** Thrown when an export does not reproduce the tuned graph; nothing has been written. */
-  public static final class VerificationFailedException extends RuntimeException {
+  public static class VerificationFailedException extends RuntimeException {
     private final Verification verification;
+
+    /** A failure that says itself what differs (a merged weight's probe, see {@code FoldProbe}). */
+    protected VerificationFailedException(String message, Verification v) {
+      super(message);
+      this.verification = v;
+    }
 
     public VerificationFailedException(Verification v) {
       super(

@@ -38,25 +38,41 @@ final class FoldSessions implements AutoCloseable {
    * it in errors.
    */
   ImmutableMap<String, Tensor> run(Model graph, Map<String, Tensor> feeds, String what) {
-    byte[] bytes = ModelIO.toBytes(graph);
     try {
-      Open s = open.get(ByteBuffer.wrap(bytes));
-      if (s == null) {
-        OrtSession.SessionOptions o = new OrtSession.SessionOptions();
-        try {
-          o.setIntraOpNumThreads(2);
-          o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.NO_OPT);
-          s = new Open(o, OrtEval.ENV.createSession(bytes, o));
-        } catch (OrtException | RuntimeException e) {
-          o.close();
-          throw e;
-        }
-        open.put(ByteBuffer.wrap(bytes), s);
-      }
-      return OrtEval.run(s.session(), feeds);
+      return OrtEval.run(session(graph), feeds);
     } catch (OrtException e) {
       throw new IllegalStateException("ONNX Runtime failed on " + what + ": " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * As {@link #run}, with the graph's one output {@code output} written by ORT straight into
+   * {@code into} (a direct buffer of its exact size: a mapped region of the export's data file).
+   */
+  void runInto(Model graph, Map<String, Tensor> feeds, String output, Tensor shape, ByteBuffer into, String what) {
+    try {
+      OrtEval.runInto(session(graph), feeds, output, shape, into);
+    } catch (OrtException e) {
+      throw new IllegalStateException("ONNX Runtime failed on " + what + ": " + e.getMessage(), e);
+    }
+  }
+
+  private OrtSession session(Model graph) throws OrtException {
+    byte[] bytes = ModelIO.toBytes(graph);
+    Open s = open.get(ByteBuffer.wrap(bytes));
+    if (s == null) {
+      OrtSession.SessionOptions o = new OrtSession.SessionOptions();
+      try {
+        o.setIntraOpNumThreads(2);
+        o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.NO_OPT);
+        s = new Open(o, OrtEval.ENV.createSession(bytes, o));
+      } catch (OrtException | RuntimeException e) {
+        o.close();
+        throw e;
+      }
+      open.put(ByteBuffer.wrap(bytes), s);
+    }
+    return s.session();
   }
 
   /** How many sessions were opened. */

@@ -61,11 +61,11 @@ public final class MergedExport {
       // never committed, so its file is deleted after the export and OUT.data holds no fp32
       // copies nobody reads.
       try (StagedSave spill = StagedSave.begin(out, SaveOptions.external())) {
-        return write(tuned, out, options, beforeVerify, spill::put, null);
+        return write(tuned, out, options, beforeVerify, DeltaFolding.MergedStore.into(spill), null);
       }
     }
     try (StagedSave staged = StagedSave.begin(out, SaveOptions.external())) {
-      return write(tuned, out, options, beforeVerify, staged::put, staged);
+      return write(tuned, out, options, beforeVerify, DeltaFolding.MergedStore.into(staged), staged);
     }
   }
 
@@ -93,8 +93,13 @@ public final class MergedExport {
     Model export = tuned.copy();
     DeltaFolding.Quantized quantized =
         options.keepUnmerged() ? DeltaFolding.Quantized.KEEP : DeltaFolding.Quantized.REFUSE;
+    ExportOptions.Verify asked = options.verify();
+    FoldProbe probe =
+        asked == ExportOptions.Verify.PROBE || (asked == ExportOptions.Verify.AUTO && store != null && !options.fp16())
+            ? new FoldProbe(options.effectiveTolerance(), PROBE_SEED)
+            : null;
     FoldReport fold =
-        DeltaFolding.fold(export, store == null ? UnaryOperator.identity() : store, quantized);
+        DeltaFolding.fold(export, store == null ? UnaryOperator.identity() : store, quantized, probe);
     Model reference = CodaExport.sparsify(tuned, export);
     int fp16 = options.fp16() ? Fp16Storage.apply(export) : 0;
     if (options.irVersion() != null) {
@@ -104,10 +109,29 @@ public final class MergedExport {
     Verifier.verify(export);
     long t1 = System.nanoTime();
     beforeVerify.accept(export);
-    ImmutableMap<String, Tensor> feeds =
-        options.feeds().isEmpty() ? ExportVerifier.verificationInputs(tuned, 20240611L) : options.feeds();
-    ExportVerifier.Verification v =
-        ExportVerifier.verify(reference, export, feeds, options.effectiveTolerance());
+    // The probe covers merged linear weights as stored; anything else the export changed (other
+    // folds, CoDA's sparse form, fp16 storage) needs the whole models.
+    boolean probedAll = probe != null && probe.count() == fold.folded().size() && reference == tuned && fp16 == 0;
+    if (asked == ExportOptions.Verify.PROBE && !probedAll) {
+      throw new IllegalArgumentException(
+          "--verify probe checks merged linear weights (LoRA and its kin) only, but this export also "
+              + (fp16 > 0 ? "stores weights as fp16" : "folds " + unprobed(fold, probe) + " or changes the graph's form")
+              + ": use --verify full (or auto).");
+    }
+    ExportOptions.Verify used =
+        asked == ExportOptions.Verify.NONE
+            ? ExportOptions.Verify.NONE
+            : asked == ExportOptions.Verify.FULL || !probedAll ? ExportOptions.Verify.FULL : ExportOptions.Verify.PROBE;
+    ExportVerifier.Verification v;
+    if (used == ExportOptions.Verify.FULL) {
+      ImmutableMap<String, Tensor> feeds =
+          options.feeds().isEmpty() ? ExportVerifier.verificationInputs(tuned, 20240611L) : options.feeds();
+      v = ExportVerifier.verify(reference, export, feeds, options.effectiveTolerance());
+    } else if (used == ExportOptions.Verify.PROBE) {
+      v = probe.result();
+    } else {
+      v = new ExportVerifier.Verification(com.google.common.collect.ImmutableList.of(), options.effectiveTolerance());
+    }
     long t2 = System.nanoTime();
     if (staged != null) {
       staged.commit(export);
@@ -124,7 +148,21 @@ public final class MergedExport {
         OpCensus.of(export.graph()),
         fp16,
         export.irVersion(),
+        used,
         new ExportReport.Timing((t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9));
+  }
+
+  /** The seed of the probe rows ({@link FoldProbe}): the same probe for every export. */
+  static final long PROBE_SEED = 20240611L;
+
+  /** The folds the probe did not check, e.g. {@code "layernorm-affine layer.0.ffn.norm, ..."}. */
+  private static String unprobed(FoldReport fold, FoldProbe probe) {
+    java.util.Set<String> probed = probe == null ? java.util.Set.of() : probe.modules();
+    java.util.List<String> rest = fold.folded().stream().filter(f -> !probed.contains(f)).toList();
+    return rest.isEmpty()
+        ? "nothing else"
+        : String.join(", ", rest.subList(0, Math.min(3, rest.size())))
+            + (rest.size() > 3 ? " and " + (rest.size() - 3) + " more" : "");
   }
 
   /** Folds a copy of {@code tuned} and returns it, unverified and unwritten (for benchmarks). */

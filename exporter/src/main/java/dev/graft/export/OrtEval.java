@@ -142,6 +142,34 @@ final class OrtEval {
   }
 
   /**
+   * Runs an open session whose output {@code output} ORT writes into {@code into}, a direct
+   * buffer of exactly the output's size, as the tensor {@code shape} describes it (type and
+   * dims); nothing of it passes through the heap. Other outputs are not computed.
+   */
+  static void runInto(OrtSession s, Map<String, Tensor> feeds, String output, Tensor shape, ByteBuffer into)
+      throws OrtException {
+    checkArgument(into.isDirect(), "ORT writes output '%s' in place only into a direct buffer", output);
+    checkArgument(
+        into.remaining() == shape.byteSize(),
+        "Output '%s' takes %s bytes; the buffer holds %s",
+        output,
+        shape.byteSize(),
+        into.remaining());
+    Map<String, OnnxTensor> in = new LinkedHashMap<>();
+    try (OnnxTensor target =
+            OnnxTensor.createTensor(
+                ENV, into.duplicate().order(ByteOrder.nativeOrder()), shape.dims(), javaType(shape.dataType(), output));
+        OrtSession.RunOptions ro = new OrtSession.RunOptions()) {
+      for (Map.Entry<String, Tensor> e : feeds.entrySet()) in.put(e.getKey(), toOrt(e.getValue()));
+      try (OrtSession.Result r = s.run(in, java.util.Set.of(), Map.of(output, target), ro)) {
+        // The output is in the buffer; the result holds nothing else.
+      }
+    } finally {
+      in.values().forEach(OnnxTensor::close);
+    }
+  }
+
+  /**
    * An ORT tensor over {@code t}'s data: the data itself when it is already outside the heap (a
    * mapped external weight: ORT reads the mapping, nothing is copied), else a copy.
    */

@@ -12,10 +12,10 @@ import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.io.AtomicFiles;
-import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.io.SafeTensors;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraftTags;
@@ -211,7 +211,7 @@ public final class PeftAdapterFiles {
         "%s: use_dora with use_rslora; Graft's DoRA scales by lora_alpha / r only", adapterDir.resolve(CONFIG));
     SafeTensors.Contents contents = SafeTensors.read(adapterDir.resolve(SAFETENSORS));
     Map<String, Tensor> byKey = contents.tensors();
-    Model m = ModelIO.load(baseModel);
+    Model m = WorkingModels.load(baseModel);
     Map<String, LinearModule> byPath = new LinkedHashMap<>();
     for (LinearModule l : linears(m).values()) byPath.put(torchPath(l), l);
 

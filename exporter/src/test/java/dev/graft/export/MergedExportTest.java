@@ -204,7 +204,7 @@ class MergedExportTest {
         .hasMessageContaining("newer than the ONNX Runtime in use");
     assertThatThrownBy(() -> MergedExport.write(tuned, out, ExportOptions.defaults().withIrVersion(5L)))
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("too old for opset 11");
+        .hasMessageContaining("too old for opset 17");
     assertThat(out).doesNotExist();
     assertThat(IrVersions.ortLoads(10)).isTrue();
   }

@@ -4,6 +4,7 @@ import dev.graft.fixtures.PretrainedModels;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
@@ -45,7 +46,7 @@ final class TunedMiniLm {
   }
 
   Model base() {
-    return ModelIO.fromBytes(bytes, path.getParent());
+    return WorkingModels.of(ModelIO.fromBytes(bytes, path.getParent()));
   }
 
   /** The base model with only the head (same seed, same weights as the tuned head before training). */

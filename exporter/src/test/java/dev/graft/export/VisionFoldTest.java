@@ -12,6 +12,7 @@ import dev.graft.ir.Shape;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
@@ -57,7 +58,7 @@ class VisionFoldTest {
 
   /** The classifier with a fixed input size, batch × 3 × 48 × 96, and its pooled features as an output. */
   static Model cnn() {
-    Model m = ModelIO.fromBytes(cnn, cnnPath.getParent());
+    Model m = WorkingModels.of(ModelIO.fromBytes(cnn, cnnPath.getParent()));
     Value x = m.graph().inputs().get(0);
     x.setType(Type.tensor(DataType.FLOAT, Shape.of(Dim.of("batch"), Dim.of(3), Dim.of(48), Dim.of(96))));
     // The pooled features too, which a softmax over two classes would hide.

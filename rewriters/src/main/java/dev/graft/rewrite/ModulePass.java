@@ -3,6 +3,7 @@ package dev.graft.rewrite;
 import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMultiset;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.ModuleDiscovery;
 import dev.graft.ir.Node;
@@ -27,7 +28,7 @@ import java.util.Set;
  *
  * @param <M> the kind of module the pass adapts
  */
-public abstract class ModulePass<M extends Module> implements GraphPass {
+public abstract class ModulePass<M extends Module> implements PlannedPass {
   protected final Targets targets;
 
   protected ModulePass(Targets targets) {
@@ -53,16 +54,6 @@ public abstract class ModulePass<M extends Module> implements GraphPass {
 
   public Targets targets() {
     return targets;
-  }
-
-  @Override
-  public final PassResult run(Model model) {
-    return execute(model, false);
-  }
-
-  @Override
-  public final PassResult dryRun(Model model) {
-    return execute(model, true);
   }
 
   /**
@@ -123,7 +114,9 @@ public abstract class ModulePass<M extends Module> implements GraphPass {
     return out;
   }
 
-  private PassResult execute(Model model, boolean dry) {
+  @Override
+  public final PassResult execute(Model model, boolean dry) {
+    WorkingModels.requireWorkingOpset(model, "Pass '" + name() + "'");
     ImmutableList<Module> modules = ModuleDiscovery.discover(model);
     List<M> candidateList = candidates(modules);
     ImmutableList<M> selected = targets.select(candidateList, name(), kindDescription());

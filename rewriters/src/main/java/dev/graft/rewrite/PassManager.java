@@ -6,6 +6,7 @@ import com.google.common.collect.ImmutableList;
 import dev.graft.ir.Model;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.analysis.Verifier;
 import java.util.List;
 import java.util.Objects;
@@ -13,7 +14,9 @@ import java.util.Objects;
 /**
  * Runs passes in order. After each pass it checks that the pass told the truth (a pass that
  * reports changes must have changed the graph or its metadata, and one that reports none must
- * not have) and, unless told otherwise, that the model still verifies.
+ * not have) and, unless told otherwise, that the model still verifies. Passes speak the working
+ * opset's dialect only: a model older than that is refused before any pass runs (load it with
+ * {@link WorkingModels#load}).
  */
 public final class PassManager {
   private final ImmutableList<GraphPass> passes;
@@ -36,6 +39,7 @@ public final class PassManager {
   public ImmutableList<PassResult> run(Model model) {
     ImmutableList.Builder<PassResult> out = ImmutableList.builder();
     for (GraphPass p : passes) {
+      WorkingModels.requireWorkingOpset(model, "Pass '" + p.name() + "'");
       long before = fingerprint(model);
       PassResult r = p.run(model);
       long after = fingerprint(model);
@@ -54,7 +58,10 @@ public final class PassManager {
   /** What each pass would do, on the model as it is (passes do not see each other's plans). */
   public ImmutableList<PassResult> dryRun(Model model) {
     ImmutableList.Builder<PassResult> out = ImmutableList.builder();
-    for (GraphPass p : passes) out.add(p.dryRun(model));
+    for (GraphPass p : passes) {
+      WorkingModels.requireWorkingOpset(model, "Pass '" + p.name() + "'");
+      out.add(p.dryRun(model));
+    }
     return out.build();
   }
 

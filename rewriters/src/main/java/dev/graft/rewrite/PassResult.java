@@ -24,6 +24,16 @@ public record PassResult(
     this(pass, changes, parametersAdded, false, ImmutableList.of());
   }
 
+  /** A result without notes (every target was applied or planned). */
+  public PassResult(String pass, ImmutableMultiset<String> changes, long parametersAdded, boolean dryRun) {
+    this(pass, changes, parametersAdded, dryRun, ImmutableList.of());
+  }
+
+  /** No change, for the reason in {@code note}: {@code "prompt: already has prompt"}. */
+  public static PassResult unchanged(String pass, boolean dryRun, String note) {
+    return new PassResult(pass, ImmutableMultiset.of(), 0, dryRun, ImmutableList.of(note));
+  }
+
   public boolean changed() {
     return !changes.isEmpty();
   }

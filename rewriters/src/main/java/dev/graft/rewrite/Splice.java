@@ -9,12 +9,17 @@ import dev.graft.ir.Node;
 import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.convert.OpsetUpgrade;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.tensor.Tensor;
 import java.util.List;
 
 /**
  * The edits passes share: where new nodes go, how a wrapped value's readers move to the wrapper,
- * and the ops whose form depends on the opset (axes as attributes before 13, inputs after).
+ * and the ops whose form depends on the opset. Passes meet models at the working opset (17) or
+ * newer only ({@link WorkingModels#load} upgrades older ones once), so only the changes after 17
+ * have two forms here (ReduceMax's axes became an input at 18); an older model is refused with a
+ * message that says how to load it.
  */
 public final class Splice {
   private Splice() {}
@@ -65,17 +70,16 @@ public final class Splice {
     return g.addInitializer(name, t.withName(name));
   }
 
-  /** Unsqueeze with axes as an attribute (opset below 13) or an input. */
+  /** Unsqueeze, axes as an input; {@code m} must be at the working opset. */
   public static Value unsqueeze(GraphBuilder b, Model m, Value x, long... axes) {
-    if (opset(m) < 13) return b.op("Unsqueeze", List.of(x), Attr.ints("axes", axes));
+    opset(m);
     return b.op("Unsqueeze", x, b.int64s(axes));
   }
 
-  /** ReduceSum with axes as an attribute (below 13) or an input. */
+  /** ReduceSum, axes as an input; {@code m} must be at the working opset. */
   public static Value reduceSum(GraphBuilder b, Model m, Value x, boolean keepDims, long... axes) {
-    Attr keep = Attr.of("keepdims", keepDims ? 1L : 0L);
-    if (opset(m) < 13) return b.op("ReduceSum", List.of(x), Attr.ints("axes", axes), keep);
-    return b.op("ReduceSum", List.of(x, b.int64s(axes)), keep);
+    opset(m);
+    return b.op("ReduceSum", List.of(x, b.int64s(axes)), Attr.of("keepdims", keepDims ? 1L : 0L));
   }
 
   /** ReduceMax with axes as an attribute (below 18) or an input. */
@@ -86,15 +90,20 @@ public final class Splice {
   }
 
   /**
-   * Dropout, an identity at inference: ratio as an attribute (below 12) or an input; the training
-   * graph sets training_mode.
+   * Dropout, an identity at inference, ratio as an input; the training graph sets training_mode.
+   * {@code m} must be at the working opset.
    */
   public static Value dropout(GraphBuilder b, Model m, Value x, float ratio) {
-    if (opset(m) < 12) return b.op("Dropout", List.of(x), Attr.of("ratio", ratio));
+    opset(m);
     return b.op("Dropout", x, b.scalar(ratio));
   }
 
+  /**
+   * The model's default-domain opset, the working one when it imports none; refuses a model older
+   * than the working opset ({@link WorkingModels#requireWorkingOpset}).
+   */
   public static long opset(Model m) {
-    return m.defaultOpset().orElse(17);
+    WorkingModels.requireWorkingOpset(m, "A pass");
+    return m.defaultOpset().orElse(OpsetUpgrade.WORKING_OPSET);
   }
 }

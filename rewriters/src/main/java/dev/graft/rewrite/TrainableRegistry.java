@@ -110,6 +110,11 @@ public final class TrainableRegistry {
     write(m, all);
   }
 
+  /** Whether {@code method} already adapted {@code module} (so a second run leaves it alone). */
+  public static boolean has(Model m, String method, String module) {
+    return modulesOf(m, method).contains(module);
+  }
+
   /** The modules {@code method} has already been applied to. */
   public static Set<String> modulesOf(Model m, String method) {
     Set<String> out = new LinkedHashSet<>();

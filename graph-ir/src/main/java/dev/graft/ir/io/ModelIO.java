@@ -47,4 +47,15 @@ public final class ModelIO {
   public static java.util.List<String> saveLinked(Model model, Path path) {
     return LinkedSave.save(model, path, SaveOptions.keep()).linked();
   }
+
+  /**
+   * Saves as {@link #save(Model, Path)} does, but leaves external tensors in the data files that
+   * hold them: each is hard-linked beside the target as {@code OUT.base.data} (see {@link
+   * LinkedSave#saveWithOwnLinks}) and only the model's new tensors are written, to {@code
+   * OUT.data}. For a model derived from a large one without changing its weights (a rewrite).
+   * Returns the names of the links.
+   */
+  public static java.util.List<String> saveWithLinkedData(Model model, Path path) {
+    return LinkedSave.saveWithOwnLinks(model, path, SaveOptions.keep()).linked();
+  }
 }

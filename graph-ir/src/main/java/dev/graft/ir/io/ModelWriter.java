@@ -116,6 +116,21 @@ final class ModelWriter {
    */
   static void write(
       Model model, Path path, SaveOptions options, StagedSave staged, Map<Tensor, String> references) {
+    write(model, path, options, staged, references, Map.of());
+  }
+
+  /**
+   * As above; {@code links} maps hard links made under temporary names ({@link LinkedSave}) to
+   * the names they take beside the model: they are moved there after the data file and before
+   * the model file, and deleted if the save fails.
+   */
+  static void write(
+      Model model,
+      Path path,
+      SaveOptions options,
+      StagedSave staged,
+      Map<Tensor, String> references,
+      Map<Path, Path> links) {
     Path target = path.toAbsolutePath().normalize();
     Path dir = target.getParent();
     if (dir == null || !Files.isDirectory(dir)) {
@@ -193,6 +208,10 @@ final class ModelWriter {
         AtomicFiles.replace(dataTmp, dataTarget);
         dataTmp = null;
       }
+      for (Map.Entry<Path, Path> link : links.entrySet()) {
+        mapTensorsReading(model, link.getValue());
+        AtomicFiles.replace(link.getKey(), link.getValue());
+      }
       mapTensorsReading(model, target);
       AtomicFiles.replace(modelTmp, target);
       modelTmp = null;
@@ -201,6 +220,7 @@ final class ModelWriter {
     } finally {
       AtomicFiles.deleteQuietly(modelTmp);
       AtomicFiles.deleteQuietly(dataTmp);
+      links.keySet().forEach(AtomicFiles::deleteQuietly); // moved already on success
     }
   }
 

@@ -69,7 +69,8 @@ public final class StagedSave implements AutoCloseable {
     Path dataTarget = ExternalTensor.resolveInside(t.getParent(), location, "<data file>");
     try {
       Path file = AtomicFiles.createTemp(dataTarget).toAbsolutePath().normalize();
-      return new StagedSave(t, options, file, FileChannel.open(file, StandardOpenOption.WRITE));
+      return new StagedSave(
+          t, options, file, FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE));
     } catch (IOException e) {
       throw new UncheckedIOException(
           "Cannot create a temporary data file beside " + dataTarget + ": " + e.getMessage()
@@ -98,11 +99,54 @@ public final class StagedSave implements AutoCloseable {
           e);
     }
     end = offset + length;
+    return external(t.name(), t.dataType(), t.dims(), offset, length, t.docString(), t.extras());
+  }
+
+  /**
+   * A region of the staged data file reserved for one tensor and mapped for writing, and the
+   * tensor that reads it back: whoever computes the tensor (ORT, given the buffer as its output)
+   * writes it straight into the file's pages, with no copy on the heap and no write call.
+   */
+  public record Slot(ExternalTensor tensor, ByteBuffer buffer) {}
+
+  /**
+   * Reserves room for a tensor of {@code type} and {@code dims} at the end of the staged file, as
+   * {@link #put} would place it, and maps it for writing (the file grows to hold it). The tensor
+   * reads what the buffer holds once it is written.
+   */
+  public Slot reserve(String name, dev.graft.ir.DataType type, long[] dims) {
+    checkState(!committed, "This staged save of %s is committed; begin another", target);
+    long count = 1;
+    for (long d : dims) count = Math.multiplyExact(count, d);
+    checkArgument(type.bits() > 0 && type.bits() % 8 == 0, "Cannot reserve %s '%s': not whole bytes", type, name);
+    long length = Math.multiplyExact(count, (long) type.bits() / 8);
+    int align = length >= PAGE_ALIGNED_FROM ? PAGE : ALIGNMENT;
+    long offset = (end + align - 1) / align * align;
+    ByteBuffer buffer;
+    try {
+      buffer = channel.map(FileChannel.MapMode.READ_WRITE, offset, length);
+    } catch (IOException e) {
+      throw new UncheckedIOException(
+          "Cannot make room for tensor '" + name + "' in " + file + ": " + e.getMessage() + ". Free disk space there.",
+          e);
+    }
+    end = offset + length;
+    return new Slot(external(name, type, dims, offset, length, null, null), buffer);
+  }
+
+  private ExternalTensor external(
+      String name,
+      dev.graft.ir.DataType type,
+      long[] dims,
+      long offset,
+      long length,
+      String docString,
+      byte[] extras) {
     String location = file.getFileName().toString();
     return new ExternalTensor(
-        t.name(),
-        t.dataType(),
-        t.dims(),
+        name,
+        type,
+        dims,
         dir,
         location,
         offset,
@@ -111,8 +155,8 @@ public final class StagedSave implements AutoCloseable {
             Map.entry("location", location),
             Map.entry("offset", Long.toString(offset)),
             Map.entry("length", Long.toString(length))),
-        t.docString(),
-        t.extras());
+        docString,
+        extras);
   }
 
   /** Bytes staged so far (the end of the last tensor put). */

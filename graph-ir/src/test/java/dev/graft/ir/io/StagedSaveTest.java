@@ -125,4 +125,58 @@ class StagedSaveTest {
         .containsExactly(data(floats("b", 1, 4, 5)));
     assertThat(out.resolveSibling("d.onnx.data")).as("nothing copied").doesNotExist();
   }
+
+  @Test
+  void aSaveWithLinkedDataWritesOnlyNewTensorsAndOutlivesTheBase() throws Exception {
+    Path src = dir.resolve("src");
+    Model m = source(src);
+    Graph g = m.graph();
+    // A new tensor of 64 KiB beside the unchanged W1, W2.
+    Value a = g.addInitializer("A", floats("A", 256, 64, 7));
+    Node extra = g.addNode(new Node("", "MatMul", List.of(g.inputs().get(0), a), List.of("xa"), List.of(), "ma"));
+    g.addOutput(extra.output());
+    Path out = src.resolve("lora.onnx");
+
+    List<String> links = ModelIO.saveWithLinkedData(m, out);
+
+    assertThat(links).containsExactly("lora.onnx.base.data");
+    Path base = src.resolve("src.onnx.data");
+    assertThat(Files.isSameFile(out.resolveSibling("lora.onnx.base.data"), base)).as("a link, not a copy").isTrue();
+    Model back = ModelIO.load(out);
+    ExternalTensor w1 = (ExternalTensor) back.graph().initializer("W1").orElseThrow().initializer().orElseThrow();
+    assertThat(w1.location()).isEqualTo("lora.onnx.base.data");
+    // Lossless: every tensor reads back as it was written.
+    for (String name : List.of("W1", "W2", "b", "A")) {
+      assertThat(data(back.graph().initializer(name).orElseThrow().initializer().orElseThrow()))
+          .as(name)
+          .containsExactly(data(g.initializer(name).orElseThrow().initializer().orElseThrow()));
+    }
+    // New tensors are laid out as a plain save lays them out (made in memory: inline); nothing
+    // of W1 and W2 is copied.
+    assertThat(out.resolveSibling("lora.onnx.data")).doesNotExist();
+    assertThat(Files.size(out)).as("only the new tensor is written").isLessThan(256L * 64 * 4 + 4096);
+
+    // The base is replaced by a plain save of other weights, then deleted: the linked model keeps
+    // its bytes, since every writer writes a new file and moves it (the link keeps the old one).
+    Model other = source(dir.resolve("other"));
+    ModelIO.save(other, src.resolve("src.onnx"), SaveOptions.external(1024));
+    Files.delete(src.resolve("src.onnx"));
+    Files.delete(base);
+    Model again = ModelIO.load(out);
+    assertThat(data(again.graph().initializer("W2").orElseThrow().initializer().orElseThrow()))
+        .containsExactly(data(floats("W2", 256, 256, 2)));
+
+    // Saving the linked model over itself (a rewrite --in-place) keeps the link and the data.
+    ModelIO.saveWithLinkedData(again, out);
+    Model third = ModelIO.load(out);
+    assertThat(data(third.graph().initializer("W1").orElseThrow().initializer().orElseThrow()))
+        .containsExactly(data(floats("W1", 256, 256, 1)));
+    assertThat(data(third.graph().initializer("A").orElseThrow().initializer().orElseThrow()))
+        .containsExactly(data(floats("A", 256, 64, 7)));
+    try (Stream<Path> files = Files.list(src)) {
+      assertThat(files.map(p -> p.getFileName().toString()))
+          .as("no temporary file left behind")
+          .containsExactlyInAnyOrder("lora.onnx", "lora.onnx.base.data");
+    }
+  }
 }

@@ -7,8 +7,8 @@ import dev.graft.ir.Model;
 import dev.graft.ir.Node;
 import dev.graft.ir.Use;
 import dev.graft.ir.Value;
-import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassResult;
+import dev.graft.rewrite.PlannedPass;
 import java.util.ArrayList;
 
 /**
@@ -23,7 +23,7 @@ import java.util.ArrayList;
  * A past input is a rank-4 float graph input whose every reader is one of those two; any other
  * reader keeps it (and the note says which).
  */
-public final class DropPastKeyValues implements GraphPass {
+public final class DropPastKeyValues implements PlannedPass {
   public static final String NAME = "drop-past-key-values";
 
   @Override
@@ -32,16 +32,7 @@ public final class DropPastKeyValues implements GraphPass {
   }
 
   @Override
-  public PassResult run(Model model) {
-    return apply(model, false);
-  }
-
-  @Override
-  public PassResult dryRun(Model model) {
-    return apply(model, true);
-  }
-
-  private PassResult apply(Model model, boolean dry) {
+  public PassResult execute(Model model, boolean dry) {
     Graph g = model.graph();
     ImmutableMultiset.Builder<String> changes = ImmutableMultiset.builder();
     ImmutableList.Builder<String> notes = ImmutableList.builder();

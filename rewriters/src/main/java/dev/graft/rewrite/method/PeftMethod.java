@@ -2,8 +2,12 @@ package dev.graft.rewrite.method;
 
 import static com.google.common.base.Preconditions.checkArgument;
 
+import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.recipe.PassFactory;
+import dev.graft.rewrite.recipe.PassOptions;
+import java.util.List;
 import java.util.Optional;
+import java.util.function.Function;
 
 /**
  * One PEFT method, defined in one place (DESIGN.md decision 10): its name, its option schema and
@@ -27,6 +31,21 @@ public record PeftMethod(String name, PassFactory factory, Fold fold, Optional<P
 
   public static PeftMethod of(String name, PassFactory factory, Fold fold) {
     return new PeftMethod(name, factory, fold, Optional.empty());
+  }
+
+  /**
+   * A method that adapts the modules its targets select: {@code PeftMethod.of(name,
+   * PassFactory.targeted(summary, defaultTargets, options, build), fold)} in one call.
+   */
+  public static PeftMethod targeted(
+      String name, String summary, String defaultTargets, List<String> options, Function<PassOptions, GraphPass> build, Fold fold) {
+    return of(name, PassFactory.targeted(summary, defaultTargets, options, build), fold);
+  }
+
+  /** A method that takes no targets (a head, a prompt): {@link PassFactory#untargeted} in one call. */
+  public static PeftMethod untargeted(
+      String name, String summary, List<String> options, Function<PassOptions, GraphPass> build, Fold fold) {
+    return of(name, PassFactory.untargeted(summary, options, build), fold);
   }
 
   public PeftMethod withPeft(PeftLayout layout) {

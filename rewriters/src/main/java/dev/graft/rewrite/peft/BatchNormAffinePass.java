@@ -19,7 +19,6 @@ import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.NormModule;
 import dev.graft.rewrite.method.Fold;
 import dev.graft.rewrite.method.PeftMethod;
-import dev.graft.rewrite.recipe.PassFactory;
 import java.util.List;
 
 /**
@@ -41,13 +40,12 @@ public final class BatchNormAffinePass extends ModulePass<NormModule> {
 
   /** The method: no options; default targets every BatchNormalization. */
   public static final PeftMethod DEFINITION =
-      PeftMethod.of(
+      PeftMethod.targeted(
           METHOD,
-          PassFactory.targeted(
-              "BatchNorm-affine: the scale and shift of each targeted BatchNormalization train through zero-initialised deltas",
-              "**",
-              List.of(),
-              o -> new BatchNormAffinePass(o.targets())),
+          "BatchNorm-affine: the scale and shift of each targeted BatchNormalization train through zero-initialised deltas",
+          "**",
+          List.of(),
+          o -> new BatchNormAffinePass(o.targets()),
           Fold.constants());
 
   public BatchNormAffinePass(Targets targets) {

@@ -13,8 +13,8 @@ import dev.graft.ir.Shape;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.TrainableRegistry;
@@ -39,7 +39,7 @@ import java.util.stream.Collectors;
  * W starts normal with std 0.02 (BERT's initializer range), b at zero; both are trainable. The
  * hidden-state output stays unless {@link Config#keepHiddenOutput} is false.
  */
-public final class ClassificationHeadPass implements GraphPass {
+public final class ClassificationHeadPass extends ConfiguredPlannedPass<ClassificationHeadPass.Config> {
   public static final String METHOD = "head";
   public static final String MODULE = "head";
   public static final String LOGITS = "logits";
@@ -74,15 +74,8 @@ public final class ClassificationHeadPass implements GraphPass {
     }
   }
 
-  private final Config config;
-
   public ClassificationHeadPass(Config config) {
-    this.config = config;
-  }
-
-  @Override
-  public String name() {
-    return "classification-head";
+    super("classification-head", config);
   }
 
   /**
@@ -98,27 +91,16 @@ public final class ClassificationHeadPass implements GraphPass {
   }
 
   @Override
-  public PassResult run(Model model) {
-    return execute(model, false);
-  }
-
-  @Override
-  public PassResult dryRun(Model model) {
-    return execute(model, true);
-  }
-
-  private PassResult execute(Model model, boolean dry) {
+  public PassResult execute(Model model, boolean dry) {
     Graph g = model.graph();
-    if (TrainableRegistry.modulesOf(model, METHOD).contains(MODULE)) {
-      return new PassResult(name(), ImmutableMultiset.of(), 0, dry, ImmutableList.of(MODULE + ": already has a head"));
-    }
+    if (TrainableRegistry.has(model, METHOD, MODULE)) return PassResult.unchanged(name(), dry, MODULE + ": already has a head");
     Value hidden = hiddenOutput(g);
     long d = hiddenSize(hidden);
     int c = config.numClasses();
     long params = d * c + c;
     ImmutableMultiset<String> changes =
         ImmutableMultiset.of("head(" + config.pooling().name().toLowerCase() + ", " + c + " classes) on " + hidden.name());
-    if (dry) return new PassResult(name(), changes, params, true, ImmutableList.of());
+    if (dry) return new PassResult(name(), changes, params, true);
 
     checkArgument(g.lookup(LOGITS).isEmpty(), "The model already has a value '%s'; rename it before adding a head", LOGITS);
     GraphBuilder b = GraphBuilder.on(g).atEnd().prefix("/graft/head");
@@ -142,7 +124,7 @@ public final class ClassificationHeadPass implements GraphPass {
     }
     TrainableRegistry.add(
         model, List.of(new Entry(weight.name(), METHOD, MODULE, "weight"), new Entry(bias.name(), METHOD, MODULE, "bias")));
-    return new PassResult(name(), changes, params, false, ImmutableList.of());
+    return new PassResult(name(), changes, params, false);
   }
 
   private Value pool(GraphBuilder b, Model model, Value h) {

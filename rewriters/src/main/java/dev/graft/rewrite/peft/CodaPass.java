@@ -8,13 +8,14 @@ import dev.graft.ir.Attr;
 import dev.graft.ir.DataType;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.Node;
 import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.Targets;
@@ -88,7 +89,7 @@ import java.util.stream.Collectors;
  * {@code up_weight}, {@code up_bias}. The values the sparse form needs are recorded per layer in
  * the model's metadata ({@link CodaLayers}).
  */
-public final class CodaPass implements GraphPass {
+public final class CodaPass extends ConfiguredPlannedPass<CodaPass.Config> {
   public static final String METHOD = "coda";
 
   /** Which computation the pass emits; see the class comment. */
@@ -202,39 +203,15 @@ public final class CodaPass implements GraphPass {
   record Site(String name, int layer, Value input, Value output, AttentionModule attention, long width) {}
 
   private final Targets targets;
-  private final Config config;
 
   public CodaPass(Targets targets, Config config) {
+    super(METHOD, config);
     this.targets = targets;
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
   }
 
   @Override
-  public String name() {
-    return METHOD;
-  }
-
-  @Override
-  public PassResult run(Model model) {
-    return execute(model, false);
-  }
-
-  @Override
-  public PassResult dryRun(Model model) {
-    return execute(model, true);
-  }
-
-  private PassResult execute(Model model, boolean dry) {
-    long opset = Splice.opset(model);
-    checkArgument(
-        opset >= 11,
-        "%s: the model is at opset %s; CoDA needs 11 or newer (TopK with K as an input, GatherElements)."
-            + " Upgrade it first: graft convert IN OUT --opset 17.",
-        METHOD, opset);
+  public PassResult execute(Model model, boolean dry) {
+    WorkingModels.requireWorkingOpset(model, "Pass '" + METHOD + "'");
     ImmutableList<Module> modules = ModuleDiscovery.discover(model);
     List<Site> selected = select(sites(modules));
     Set<String> done = TrainableRegistry.modulesOf(model, METHOD);

@@ -11,8 +11,8 @@ import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.ConfiguredPass;
 import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.ModulePass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -21,7 +21,6 @@ import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.ModuleKind;
 import dev.graft.rewrite.method.Fold;
 import dev.graft.rewrite.method.PeftMethod;
-import dev.graft.rewrite.recipe.PassFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -49,47 +48,26 @@ import java.util.SplittableRandom;
  * would not stay grouped, so it could not fold; {@link BatchNormAffinePass} or full fine-tuning
  * reach those.
  */
-public final class ConvLoraPass extends ModulePass<LinearModule> {
+public final class ConvLoraPass extends ConfiguredPass<LinearModule, LoraPass.Config> {
   public static final String METHOD = "conv-lora";
 
   /** The method: LoRA's options; default targets every ungrouped Conv. */
   public static final PeftMethod DEFINITION =
-      PeftMethod.of(
+      PeftMethod.targeted(
           METHOD,
-          PassFactory.targeted(
-              "Conv-LoRA: a k x k Conv to r channels then a 1 x 1 Conv beside each targeted ungrouped Conv",
-              "**",
-              List.of("rank", "alpha", "rslora", "dropout", "init", "seed"),
-              o -> {
-                LoraPass.Config d = LoraPass.Config.defaults();
-                return new ConvLoraPass(
-                    o.targets(),
-                    new LoraPass.Config(
-                        o.integer("rank", d.rank()), o.number("alpha", d.alpha()), o.bool("rslora", d.rsLora()),
-                        o.number("dropout", d.dropout()), o.choice("init", LoraPass.Init.class, d.init()),
-                        o.longInteger("seed", d.seed())));
-              }),
+          "Conv-LoRA: a k x k Conv to r channels then a 1 x 1 Conv beside each targeted ungrouped Conv",
+          "**",
+          LoraPass.OPTIONS,
+          o -> new ConvLoraPass(o.targets(), LoraPass.Config.read(o)),
           Fold.convBranch());
 
-  private final LoraPass.Config config;
-
   public ConvLoraPass(Targets targets, LoraPass.Config config) {
-    super(targets);
+    super(METHOD, targets, config);
     checkArgument(
         !config.init().fromWeight(),
         "conv-lora: init '%s' starts A and B from a linear weight's SVD or QR, which Conv-LoRA does not"
             + " compute; use init: kaiming-uniform or gaussian",
         config.init().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'));
-    this.config = config;
-  }
-
-  public LoraPass.Config config() {
-    return config;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
   }
 
   @Override
@@ -107,11 +85,6 @@ public final class ConvLoraPass extends ModulePass<LinearModule> {
   @Override
   protected String kindDescription() {
     return "ungrouped conv";
-  }
-
-  @Override
-  protected String describe(LinearModule t) {
-    return METHOD + "(r=" + config.rank() + ") " + t.name();
   }
 
   @Override

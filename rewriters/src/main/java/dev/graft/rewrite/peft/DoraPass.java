@@ -12,8 +12,8 @@ import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPass;
 import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.ModulePass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -47,13 +47,13 @@ import java.util.SplittableRandom;
  * ({@link Fold.Constants}): the exporter evaluates W' once and it replaces W. The norm is
  * differentiated through (the paper's form; PEFT's default detaches it to save memory).
  */
-public final class DoraPass extends ModulePass<LinearModule> {
+public final class DoraPass extends ConfiguredPass<LinearModule, DoraPass.Config> {
   public static final String METHOD = "dora";
 
   /**
    * DoRA's hyperparameters: the LoRA rank and alpha of the direction update (s = alpha / r).
    */
-  public record Config(int rank, double alpha, long seed) {
+  public record Config(int rank, double alpha, long seed) implements LowRank {
     public Config {
       checkArgument(rank > 0, "DoRA rank must be positive, got %s", rank);
     }
@@ -65,37 +65,19 @@ public final class DoraPass extends ModulePass<LinearModule> {
 
   /** The method: options rank, alpha and seed; default targets the attention's query and value. */
   public static final PeftMethod DEFINITION =
-      PeftMethod.of(
+      PeftMethod.targeted(
           METHOD,
-          PassFactory.targeted(
-              "DoRA: a magnitude vector and a LoRA-updated, renormalised direction for each targeted linear",
-              "layer.*.attention.{query,value}",
-              List.of("rank", "alpha", "seed"),
-              o -> {
-                Config d = Config.defaults();
-                return new DoraPass(
-                    o.targets(),
-                    new Config(o.integer("rank", d.rank()), o.number("alpha", d.alpha()), o.longInteger("seed", d.seed())));
-              }),
+          "DoRA: a magnitude vector and a LoRA-updated, renormalised direction for each targeted linear",
+          PassFactory.QUERY_VALUE,
+          LowRank.OPTIONS,
+          o -> new DoraPass(o.targets(), LowRank.read(o, Config.defaults(), Config::new)),
           Fold.constants())
           // PEFT's LoRA keys with use_dora; its magnitude m = ‖W‖ + dm, converted by PeftAdapterFiles.
           .withPeft(new PeftLayout("LORA", ImmutableMap.of("A", "lora_A.weight", "B", "lora_B.weight", "dm", "lora_magnitude_vector"),
               ImmutableSet.of("A", "B")));
 
-  private final Config config;
-
   public DoraPass(Targets targets, Config config) {
-    super(targets);
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
+    super(METHOD, targets, config);
   }
 
   @Override
@@ -110,11 +92,6 @@ public final class DoraPass extends ModulePass<LinearModule> {
   @Override
   protected String kindDescription() {
     return "linear with a constant 2-D weight";
-  }
-
-  @Override
-  protected String describe(LinearModule t) {
-    return METHOD + "(r=" + config.rank() + ") " + t.name();
   }
 
   @Override

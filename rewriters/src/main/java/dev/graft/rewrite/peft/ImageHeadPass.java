@@ -2,7 +2,6 @@ package dev.graft.rewrite.peft;
 
 import static com.google.common.base.Preconditions.checkArgument;
 
-import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMultiset;
 import dev.graft.ir.Attr;
 import dev.graft.ir.DataType;
@@ -16,15 +15,14 @@ import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.infer.ShapeInference;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.TrainableRegistry.Entry;
 import dev.graft.rewrite.method.Fold;
 import dev.graft.rewrite.method.PeftMethod;
-import dev.graft.rewrite.recipe.PassFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -46,7 +44,7 @@ import java.util.SplittableRandom;
  * as method {@value ClassificationHeadPass#METHOD}, module {@value ClassificationHeadPass#MODULE},
  * like the text head, so the exporter keeps them as nodes.
  */
-public final class ImageHeadPass implements GraphPass {
+public final class ImageHeadPass extends ConfiguredPlannedPass<ImageHeadPass.Config> {
   /** @param feature the feature-map value to pool; "" for the input of the last GlobalAveragePool */
   public record Config(int numClasses, String feature, long seed) {
     public Config {
@@ -56,41 +54,24 @@ public final class ImageHeadPass implements GraphPass {
 
   /** The method: options classes (required), feature, seed. */
   public static final PeftMethod DEFINITION =
-      PeftMethod.of(
+      PeftMethod.untargeted(
           "image-head",
-          PassFactory.untargeted(
-              "an image classification head: global average pooling of the last feature map, then a linear layer to logits",
-              List.of("classes", "feature", "seed"),
-              o -> {
-                if (!o.has("classes")) throw o.error("option 'classes' is required (the number of classes, 2 or more)");
-                return new ImageHeadPass(new Config(o.integer("classes", 0), o.string("feature", ""), o.longInteger("seed", 0)));
-              }),
+          "an image classification head: global average pooling of the last feature map, then a linear layer to logits",
+          List.of("classes", "feature", "seed"),
+          o -> {
+            if (!o.has("classes")) throw o.error("option 'classes' is required (the number of classes, 2 or more)");
+            return new ImageHeadPass(new Config(o.integer("classes", 0), o.string("feature", ""), o.longInteger("seed", 0)));
+          },
           Fold.kept("a new layer on the feature map"));
 
-  private final Config config;
-
   public ImageHeadPass(Config config) {
-    this.config = config;
+    super("image-head", config);
   }
 
   @Override
-  public String name() {
-    return "image-head";
-  }
-
-  @Override
-  public PassResult run(Model model) {
-    return execute(model, false);
-  }
-
-  @Override
-  public PassResult dryRun(Model model) {
-    return execute(model, true);
-  }
-
-  private PassResult execute(Model model, boolean dry) {
-    if (TrainableRegistry.modulesOf(model, ClassificationHeadPass.METHOD).contains(ClassificationHeadPass.MODULE)) {
-      return new PassResult(name(), ImmutableMultiset.of(), 0, dry, ImmutableList.of("head: already has a head"));
+  public PassResult execute(Model model, boolean dry) {
+    if (TrainableRegistry.has(model, ClassificationHeadPass.METHOD, ClassificationHeadPass.MODULE)) {
+      return PassResult.unchanged(name(), dry, "head: already has a head");
     }
     Graph g = model.graph();
     Value feature = feature(g);
@@ -104,7 +85,7 @@ public final class ImageHeadPass implements GraphPass {
     int k = config.numClasses();
     ImmutableMultiset<String> changes =
         ImmutableMultiset.of("head(global average pool, " + k + " classes) on " + feature.name());
-    if (dry) return new PassResult(name(), changes, c * k + k, true, ImmutableList.of());
+    if (dry) return new PassResult(name(), changes, c * k + k, true);
     checkArgument(g.lookup(ClassificationHeadPass.LOGITS).isEmpty(),
         "The model already has a value '%s'; rename it before adding a head", ClassificationHeadPass.LOGITS);
 
@@ -134,7 +115,7 @@ public final class ImageHeadPass implements GraphPass {
     TrainableRegistry.add(model, List.of(
         new Entry(weight.name(), ClassificationHeadPass.METHOD, ClassificationHeadPass.MODULE, "weight"),
         new Entry(bias.name(), ClassificationHeadPass.METHOD, ClassificationHeadPass.MODULE, "bias")));
-    return new PassResult(name(), changes, c * k + k, false, ImmutableList.of());
+    return new PassResult(name(), changes, c * k + k, false);
   }
 
   /**

@@ -29,10 +29,10 @@ import java.util.SplittableRandom;
  * A1, A2 and B1 start Gaussian (std 0.1, PEFT's LoHa init), B2 at zero, so ΔW = 0 at
  * initialisation. The update reads constants only and folds into W on export.
  */
-public final class LohaPass extends WeightDeltaPass {
+public final class LohaPass extends WeightDeltaPass<LohaPass.Config> {
   public static final String METHOD = "loha";
 
-  public record Config(int rank, double alpha, long seed) {
+  public record Config(int rank, double alpha, long seed) implements LowRank {
     public Config {
       checkArgument(rank > 0, "LoHa rank must be positive, got %s", rank);
     }
@@ -43,39 +43,16 @@ public final class LohaPass extends WeightDeltaPass {
   }
 
   public static final PeftMethod DEFINITION =
-      PeftMethod.of(
+      PeftMethod.targeted(
           METHOD,
-          PassFactory.targeted(
-              "LoHa: the Hadamard product of two low-rank products as each targeted linear's weight delta",
-              "layer.*.attention.{query,value}",
-              List.of("rank", "alpha", "seed"),
-              o -> {
-                Config d = Config.defaults();
-                return new LohaPass(
-                    o.targets(),
-                    new Config(o.integer("rank", d.rank()), o.number("alpha", d.alpha()), o.longInteger("seed", d.seed())));
-              }),
+          "LoHa: the Hadamard product of two low-rank products as each targeted linear's weight delta",
+          PassFactory.QUERY_VALUE,
+          LowRank.OPTIONS,
+          o -> new LohaPass(o.targets(), LowRank.read(o, Config.defaults(), Config::new)),
           Fold.constants());
 
-  private final Config config;
-
   public LohaPass(Targets targets, Config config) {
-    super(targets);
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
-  }
-
-  @Override
-  protected String describe(LinearModule t) {
-    return METHOD + "(r=" + config.rank() + ") " + t.name();
+    super(METHOD, targets, config);
   }
 
   @Override

@@ -31,10 +31,10 @@ import java.util.SplittableRandom;
  * not divide are not candidates. C starts at zero (so ΔW = 0 at initialisation), A and B
  * Kaiming-uniform. The update reads constants only and folds into W on export.
  */
-public final class LokrPass extends WeightDeltaPass {
+public final class LokrPass extends WeightDeltaPass<LokrPass.Config> {
   public static final String METHOD = "lokr";
 
-  public record Config(int rank, double alpha, int factor, long seed) {
+  public record Config(int rank, double alpha, int factor, long seed) implements LowRank {
     public Config {
       checkArgument(rank > 0, "LoKr rank must be positive, got %s", rank);
       checkArgument(factor > 0, "LoKr factor must be positive, got %s", factor);
@@ -46,38 +46,25 @@ public final class LokrPass extends WeightDeltaPass {
   }
 
   public static final PeftMethod DEFINITION =
-      PeftMethod.of(
+      PeftMethod.targeted(
           METHOD,
-          PassFactory.targeted(
-              "LoKr: the Kronecker product of a small matrix and a low-rank product as each targeted linear's weight delta",
-              "layer.*.attention.{query,value}",
-              List.of("rank", "alpha", "factor", "seed"),
-              o -> {
-                Config d = Config.defaults();
-                return new LokrPass(
-                    o.targets(),
-                    new Config(
-                        o.integer("rank", d.rank()),
-                        o.number("alpha", d.alpha()),
-                        o.integer("factor", d.factor()),
-                        o.longInteger("seed", d.seed())));
-              }),
+          "LoKr: the Kronecker product of a small matrix and a low-rank product as each targeted linear's weight delta",
+          PassFactory.QUERY_VALUE,
+          List.of("rank", "alpha", "factor", "seed"),
+          o -> {
+            Config d = Config.defaults();
+            return new LokrPass(
+                o.targets(),
+                new Config(
+                    o.integer("rank", d.rank()),
+                    o.number("alpha", d.alpha()),
+                    o.integer("factor", d.factor()),
+                    o.longInteger("seed", d.seed())));
+          },
           Fold.constants());
 
-  private final Config config;
-
   public LokrPass(Targets targets, Config config) {
-    super(targets);
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
+    super(METHOD, targets, config);
   }
 
   @Override

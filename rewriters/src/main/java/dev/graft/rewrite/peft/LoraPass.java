@@ -9,14 +9,15 @@ import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPass;
 import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.ModulePass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry.Entry;
 import dev.graft.rewrite.discover.LinearModule;
 import dev.graft.rewrite.discover.Module;
 import dev.graft.rewrite.discover.ModuleKind;
+import dev.graft.rewrite.recipe.PassOptions;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -41,8 +42,11 @@ import java.util.SplittableRandom;
  * is an identity at inference; the training graph turns it on. Gemm linears get the same branch
  * added to their output. Conv layers are not adapted yet.
  */
-public final class LoraPass extends ModulePass<LinearModule> {
+public final class LoraPass extends ConfiguredPass<LinearModule, LoraPass.Config> {
   public static final String METHOD = "lora";
+
+  /** The recipe options of LoRA, and of Conv-LoRA, which reads them the same way ({@link Config#read}). */
+  public static final List<String> OPTIONS = List.of("rank", "alpha", "rslora", "dropout", "init", "seed");
 
   /**
    * How A and B start: B at zero and A at random, or both from the frozen weight, which then keeps
@@ -65,7 +69,7 @@ public final class LoraPass extends ModulePass<LinearModule> {
    *
    * @param rsLora scale by alpha / sqrt(r) (rank-stabilised LoRA) instead of alpha / r
    */
-  public record Config(int rank, double alpha, boolean rsLora, double dropout, Init init, long seed) {
+  public record Config(int rank, double alpha, boolean rsLora, double dropout, Init init, long seed) implements LowRank {
     public Config {
       checkArgument(rank > 0, "LoRA rank must be positive, got %s", rank);
       checkArgument(dropout >= 0 && dropout < 1, "LoRA dropout must be in [0, 1), got %s", dropout);
@@ -100,26 +104,26 @@ public final class LoraPass extends ModulePass<LinearModule> {
       return new Config(rank, alpha, rsLora, dropout, init, s);
     }
 
+    /** The {@link #OPTIONS} of a recipe entry, each defaulting to {@link #defaults()}. */
+    public static Config read(PassOptions o) {
+      Config d = defaults();
+      return new Config(
+          o.integer("rank", d.rank()),
+          o.number("alpha", d.alpha()),
+          o.bool("rslora", d.rsLora()),
+          o.number("dropout", d.dropout()),
+          o.choice("init", Init.class, d.init()),
+          o.longInteger("seed", d.seed()));
+    }
+
     /** alpha / r, or alpha / sqrt(r) with rsLoRA. */
     public double scaling() {
       return rsLora ? alpha / Math.sqrt(rank) : alpha / rank;
     }
   }
 
-  private final Config config;
-
   public LoraPass(Targets targets, Config config) {
-    super(targets);
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
+    super(METHOD, targets, config);
   }
 
   @Override
@@ -133,11 +137,6 @@ public final class LoraPass extends ModulePass<LinearModule> {
   @Override
   protected String kindDescription() {
     return "linear";
-  }
-
-  @Override
-  protected String describe(LinearModule t) {
-    return METHOD + "(r=" + config.rank() + ") " + t.name();
   }
 
   @Override

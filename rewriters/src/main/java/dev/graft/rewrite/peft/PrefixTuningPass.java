@@ -6,12 +6,13 @@ import com.google.common.collect.ImmutableList;
 import dev.graft.ir.Attr;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPass;
 import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.ModulePass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -53,7 +54,7 @@ import java.util.SplittableRandom;
  * <p>Identity initialisation is impossible (any key joins the softmax), so the proof is a separate
  * attention computation with the prefix joined by hand.
  */
-public final class PrefixTuningPass extends ModulePass<AttentionModule> {
+public final class PrefixTuningPass extends ConfiguredPass<AttentionModule, PrefixTuningPass.Config> {
   public static final String METHOD = "prefix";
   /** The role of the training-only reparameterisation MLP's nodes. */
   public static final String REPARAM = "reparam";
@@ -104,22 +105,11 @@ public final class PrefixTuningPass extends ModulePass<AttentionModule> {
     }
   }
 
-  private final Config config;
   /** Extended masks made in this run, by the mask they extend: layers share one mask. */
   private final Map<Value, Value> extendedMasks = new IdentityHashMap<>();
 
   public PrefixTuningPass(Targets targets, Config config) {
-    super(targets);
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
+    super(METHOD, targets, config);
   }
 
   @Override
@@ -156,7 +146,7 @@ public final class PrefixTuningPass extends ModulePass<AttentionModule> {
         a.numHeads().isPresent(),
         "%s: cannot split the prefix of '%s' into heads: the head count is not a constant of its reshape.",
         method, a.name());
-    checkArgument(Splice.opset(model) >= 11, "%s needs opset 11 or newer (Slice with inputs, Concat on axis -1); the model has opset %s. Convert it first (graft convert --opset 17).", method, Splice.opset(model));
+    WorkingModels.requireWorkingOpset(model, "Pass '" + method + "'");
     Graph g = model.graph();
     String module = a.name();
     int heads = a.numHeads().getAsInt();

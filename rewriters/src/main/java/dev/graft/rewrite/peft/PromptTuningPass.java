@@ -9,6 +9,7 @@ import dev.graft.ir.DataType;
 import dev.graft.ir.Dim;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.Node;
 import dev.graft.ir.Shape;
 import dev.graft.ir.Type;
@@ -16,8 +17,8 @@ import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.TrainableRegistry;
@@ -55,7 +56,7 @@ import java.util.stream.Collectors;
  *
  * <p>The pass adapts the model as a whole; its one module is {@value #MODULE}.
  */
-public final class PromptTuningPass implements GraphPass {
+public final class PromptTuningPass extends ConfiguredPlannedPass<PromptTuningPass.Config> {
   public static final String METHOD = "prompt";
   public static final String MODULE = "embeddings";
 
@@ -94,44 +95,22 @@ public final class PromptTuningPass implements GraphPass {
     }
   }
 
-  private final Config config;
-
   public PromptTuningPass(Config config) {
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
+    super(METHOD, config);
   }
 
   @Override
-  public String name() {
-    return METHOD;
-  }
-
-  @Override
-  public PassResult run(Model model) {
-    return execute(model, false);
-  }
-
-  @Override
-  public PassResult dryRun(Model model) {
-    return execute(model, true);
-  }
-
-  private PassResult execute(Model model, boolean dry) {
+  public PassResult execute(Model model, boolean dry) {
     ImmutableList<Module> modules = ModuleDiscovery.discover(model);
-    if (TrainableRegistry.modulesOf(model, METHOD).contains(MODULE)) {
-      return new PassResult(METHOD, ImmutableMultiset.of(), 0, dry, ImmutableList.of(MODULE + ": already has " + METHOD));
-    }
+    if (TrainableRegistry.has(model, METHOD, MODULE)) return PassResult.unchanged(METHOD, dry, MODULE + ": already has " + METHOD);
     Value stream = embeddingOutput(METHOD, modules);
     long hidden = width(modules);
     ImmutableMultiset<String> changes = ImmutableMultiset.of(METHOD + "(P=" + config.length() + ") " + MODULE);
     long params = config.length() * hidden;
-    if (dry) return new PassResult(METHOD, changes, params, true, ImmutableList.of());
+    if (dry) return new PassResult(METHOD, changes, params, true);
     List<Entry> entries = attach(model, METHOD, MODULE, modules, stream, hidden, config);
     TrainableRegistry.add(model, entries);
-    return new PassResult(METHOD, changes, params, false, ImmutableList.of());
+    return new PassResult(METHOD, changes, params, false);
   }
 
   /**
@@ -178,7 +157,7 @@ public final class PromptTuningPass implements GraphPass {
    */
   static List<Entry> attach(
       Model model, String method, String module, List<Module> modules, Value stream, long hidden, Config config, int leading) {
-    checkArgument(Splice.opset(model) >= 11, "%s needs opset 11 or newer; the model has opset %s. Convert it first (graft convert --opset 17).", method, Splice.opset(model));
+    WorkingModels.requireWorkingOpset(model, "Pass '" + method + "'");
     checkArgument(leading >= 0, "%s: the positions kept ahead of the prompt must not be negative, got %s", method, leading);
     checkArgument(
         leading == 0 || modules.stream().noneMatch(m -> m instanceof AttentionModule a && a.maskAdd() != null),

@@ -6,7 +6,7 @@ import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMultiset;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
-import dev.graft.rewrite.GraphPass;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry;
@@ -45,7 +45,7 @@ import java.util.stream.Collectors;
  * the layer and y the stream leaving it (after its last norm in a post-norm encoder). The prefix
  * branch ignores s: its softmax already weighs it against the frozen attention.
  */
-public final class UTuningPass implements GraphPass {
+public final class UTuningPass extends ConfiguredPlannedPass<UTuningPass.Config> {
   public static final String METHOD = "u-tuning";
 
   /** The frozen operation U attaches to. */
@@ -110,15 +110,10 @@ public final class UTuningPass implements GraphPass {
   private record Site(String name, OptionalInt layer, Module module, Value input, Value output, long width) {}
 
   private final Targets targets;
-  private final Config config;
 
   public UTuningPass(Targets targets, Config config) {
+    super(METHOD, config);
     this.targets = targets;
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
   }
 
   public Targets targets() {
@@ -126,21 +121,7 @@ public final class UTuningPass implements GraphPass {
   }
 
   @Override
-  public String name() {
-    return METHOD;
-  }
-
-  @Override
-  public PassResult run(Model model) {
-    return execute(model, false);
-  }
-
-  @Override
-  public PassResult dryRun(Model model) {
-    return execute(model, true);
-  }
-
-  private PassResult execute(Model model, boolean dry) {
+  public PassResult execute(Model model, boolean dry) {
     ImmutableList<Module> modules = ModuleDiscovery.discover(model);
     List<Site> selected = select(sites(modules));
     if (config.tuner() == Tuner.PROMPT) {

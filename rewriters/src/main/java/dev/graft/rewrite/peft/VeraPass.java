@@ -7,6 +7,7 @@ import dev.graft.ir.Model;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.rewrite.ConfiguredPass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry.Entry;
@@ -32,10 +33,10 @@ import java.util.SplittableRandom;
  * the same ones); d starts at {@code d-init} (0.1, the paper's), b at zero, so ΔW = 0 at
  * initialisation. The update reads constants only and folds into W on export.
  */
-public final class VeraPass extends WeightDeltaPass {
+public final class VeraPass extends WeightDeltaPass<VeraPass.Config> {
   public static final String METHOD = "vera";
 
-  public record Config(int rank, double dInit, long seed) {
+  public record Config(int rank, double dInit, long seed) implements ConfiguredPass.Ranked {
     public Config {
       checkArgument(rank > 0, "VeRA rank must be positive, got %s", rank);
     }
@@ -46,39 +47,21 @@ public final class VeraPass extends WeightDeltaPass {
   }
 
   public static final PeftMethod DEFINITION =
-      PeftMethod.of(
+      PeftMethod.targeted(
           METHOD,
-          PassFactory.targeted(
-              "VeRA: frozen random matrices shared across layers, two trained scaling vectors per targeted linear",
-              "layer.*.attention.{query,value}",
-              List.of("rank", "d-init", "seed"),
-              o -> {
-                Config d = Config.defaults();
-                return new VeraPass(
-                    o.targets(),
-                    new Config(o.integer("rank", d.rank()), o.number("d-init", d.dInit()), o.longInteger("seed", d.seed())));
-              }),
+          "VeRA: frozen random matrices shared across layers, two trained scaling vectors per targeted linear",
+          PassFactory.QUERY_VALUE,
+          List.of("rank", "d-init", "seed"),
+          o -> {
+            Config d = Config.defaults();
+            return new VeraPass(
+                o.targets(),
+                new Config(o.integer("rank", d.rank()), o.number("d-init", d.dInit()), o.longInteger("seed", d.seed())));
+          },
           Fold.constants());
 
-  private final Config config;
-
   public VeraPass(Targets targets, Config config) {
-    super(targets);
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
-  }
-
-  @Override
-  public String name() {
-    return METHOD;
-  }
-
-  @Override
-  protected String describe(LinearModule t) {
-    return METHOD + "(r=" + config.rank() + ") " + t.name();
+    super(METHOD, targets, config);
   }
 
   @Override

@@ -11,7 +11,7 @@ import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
-import dev.graft.rewrite.GraphPass;
+import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.TrainableRegistry;
@@ -21,12 +21,10 @@ import dev.graft.rewrite.discover.ModuleDiscovery;
 import dev.graft.rewrite.discover.ResidualModule;
 import dev.graft.rewrite.method.Fold;
 import dev.graft.rewrite.method.PeftMethod;
-import dev.graft.rewrite.recipe.PassFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalInt;
-import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -53,7 +51,7 @@ import java.util.TreeMap;
  * checks against ORT on the cut base graph. Modules: {@code layer.N} (the prompt entering block
  * N).
  */
-public final class VisualPromptTuningPass implements GraphPass {
+public final class VisualPromptTuningPass extends ConfiguredPlannedPass<VisualPromptTuningPass.Config> {
   public static final String METHOD = "vpt";
 
   /**
@@ -80,61 +78,37 @@ public final class VisualPromptTuningPass implements GraphPass {
 
   /** The method: {@code length}, {@code deep}, {@code leading}, {@code keep-prompt-positions}, {@code init-std}, {@code seed}. */
   public static final PeftMethod DEFINITION =
-      PeftMethod.of(
+      PeftMethod.untargeted(
           METHOD,
-          PassFactory.untargeted(
-              "visual prompt tuning: learned tokens after a ViT's class token, entering the first block (deep: every block)",
-              List.of("length", "deep", "leading", "keep-prompt-positions", "init-std", "seed"),
-              o -> {
-                Config d = defaults();
-                PromptTuningPass.Config p =
-                    new PromptTuningPass.Config(
-                        o.integer("length", d.prompt().length()),
-                        o.bool("keep-prompt-positions", false),
-                        o.number("init-std", d.prompt().initStd()),
-                        o.longInteger("seed", 0));
-                OptionalInt leading = o.has("leading") ? OptionalInt.of(o.integer("leading", 0)) : OptionalInt.empty();
-                if (leading.isPresent() && leading.getAsInt() < 0) throw o.error("'leading' must be 0 or more, got " + leading.getAsInt());
-                return new VisualPromptTuningPass(new Config(p, o.bool("deep", false), leading));
-              }),
+          "visual prompt tuning: learned tokens after a ViT's class token, entering the first block (deep: every block)",
+          List.of("length", "deep", "leading", "keep-prompt-positions", "init-std", "seed"),
+          o -> {
+            Config d = defaults();
+            PromptTuningPass.Config p =
+                new PromptTuningPass.Config(
+                    o.integer("length", d.prompt().length()),
+                    o.bool("keep-prompt-positions", false),
+                    o.number("init-std", d.prompt().initStd()),
+                    o.longInteger("seed", 0));
+            OptionalInt leading = o.has("leading") ? OptionalInt.of(o.integer("leading", 0)) : OptionalInt.empty();
+            if (leading.isPresent() && leading.getAsInt() < 0) throw o.error("'leading' must be 0 or more, got " + leading.getAsInt());
+            return new VisualPromptTuningPass(new Config(p, o.bool("deep", false), leading));
+          },
           Fold.kept("learned tokens join the sequence"));
 
   private static Config defaults() {
     return Config.defaults();
   }
 
-  private final Config config;
-
   public VisualPromptTuningPass(Config config) {
-    this.config = config;
-  }
-
-  public Config config() {
-    return config;
+    super(METHOD, config);
   }
 
   @Override
-  public String name() {
-    return METHOD;
-  }
-
-  @Override
-  public PassResult run(Model model) {
-    return execute(model, false);
-  }
-
-  @Override
-  public PassResult dryRun(Model model) {
-    return execute(model, true);
-  }
-
-  private PassResult execute(Model model, boolean dry) {
+  public PassResult execute(Model model, boolean dry) {
     ImmutableList<Module> modules = ModuleDiscovery.discover(model);
     TreeMap<Integer, Value> blockInputs = blockInputs(modules);
-    Set<String> done = TrainableRegistry.modulesOf(model, METHOD);
-    if (done.contains("layer.0")) {
-      return new PassResult(METHOD, ImmutableMultiset.of(), 0, dry, ImmutableList.of("layer.0: already has " + METHOD));
-    }
+    if (TrainableRegistry.has(model, METHOD, "layer.0")) return PassResult.unchanged(METHOD, dry, "layer.0: already has " + METHOD);
     long hidden = PromptTuningPass.width(modules);
     Value stream = blockInputs.get(0);
     int leading = config.leading().orElseGet(() -> tokensAhead(stream));
@@ -143,7 +117,7 @@ public final class VisualPromptTuningPass implements GraphPass {
     ImmutableMultiset.Builder<String> changes = ImmutableMultiset.builder();
     for (int layer : layers) changes.add(METHOD + "(P=" + p + ",after=" + leading + ") layer." + layer);
     long params = layers.size() * p * hidden;
-    if (dry) return new PassResult(METHOD, changes.build(), params, true, ImmutableList.of());
+    if (dry) return new PassResult(METHOD, changes.build(), params, true);
 
     List<Entry> entries = new ArrayList<>();
     entries.addAll(PromptTuningPass.attach(model, METHOD, "layer.0", modules, stream, hidden, config.prompt(), leading));
@@ -152,7 +126,7 @@ public final class VisualPromptTuningPass implements GraphPass {
       entries.add(replaceAt(model, "layer." + layer, blockInputs.get(layer), hidden, leading));
     }
     TrainableRegistry.add(model, entries);
-    return new PassResult(METHOD, changes.build(), params, false, ImmutableList.of());
+    return new PassResult(METHOD, changes.build(), params, false);
   }
 
   /** Deep VPT at block {@code module}: its input's prompt positions are replaced by a prompt of its own. */

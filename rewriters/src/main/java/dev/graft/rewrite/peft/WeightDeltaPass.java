@@ -7,8 +7,8 @@ import dev.graft.ir.Model;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.rewrite.ConfiguredPass;
 import dev.graft.rewrite.GraftTags;
-import dev.graft.rewrite.ModulePass;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry.Entry;
 import dev.graft.rewrite.discover.LinearModule;
@@ -30,9 +30,9 @@ import java.util.List;
  * A subclass builds ΔW in the {@code [in, out]} layout from parameters it adds, and must make it
  * exactly zero at initialisation, so the adapted model computes what the original did.
  */
-public abstract class WeightDeltaPass extends ModulePass<LinearModule> {
-  protected WeightDeltaPass(Targets targets) {
-    super(targets);
+public abstract class WeightDeltaPass<C extends Record> extends ConfiguredPass<LinearModule, C> {
+  protected WeightDeltaPass(String method, Targets targets, C config) {
+    super(method, targets, config);
   }
 
   /** ΔW and the trainables it reads. */

@@ -26,6 +26,8 @@ public record PassFactory(
   public static final String METHOD = "method";
   public static final String TARGETS = "targets";
   public static final String LAYERS = "layers";
+  /** The default targets of the low-rank methods (LoRA, DoRA, VeRA, LoHa, LoKr): the attention's query and value. */
+  public static final String QUERY_VALUE = "layer.*.attention.{query,value}";
 
   /** A method that adapts the modules its targets select ({@code defaultTargets} when none). */
   public static PassFactory targeted(

@@ -31,20 +31,9 @@ public final class PassRegistry {
   public static final PassFactory LORA =
       PassFactory.targeted(
           "LoRA: a low-rank update A·B·alpha/r beside each targeted linear layer",
-          "layer.*.attention.{query,value}",
-          List.of("rank", "alpha", "rslora", "dropout", "init", "seed"),
-          o -> {
-            LoraPass.Config d = LoraPass.Config.defaults();
-            return new LoraPass(
-                o.targets(),
-                new LoraPass.Config(
-                    o.integer("rank", d.rank()),
-                    o.number("alpha", d.alpha()),
-                    o.bool("rslora", d.rsLora()),
-                    o.number("dropout", d.dropout()),
-                    o.choice("init", LoraPass.Init.class, d.init()),
-                    o.longInteger("seed", d.seed())));
-          });
+          PassFactory.QUERY_VALUE,
+          LoraPass.OPTIONS,
+          o -> new LoraPass(o.targets(), LoraPass.Config.read(o)));
 
   public static final PassFactory LAYERNORM_AFFINE =
       PassFactory.targeted(

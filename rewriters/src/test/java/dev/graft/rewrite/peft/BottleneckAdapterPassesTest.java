@@ -16,6 +16,7 @@ import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.analysis.Verifier;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.rewrite.Ort;
 import dev.graft.rewrite.Ort.In;
 import dev.graft.rewrite.PassManager;
@@ -148,7 +149,7 @@ class BottleneckAdapterPassesTest extends PeftFixtures.MiniLmSetup {
 
   @Test
   void secondRunChangesNothingAndDiscoveryStillSeesTheModules() {
-    Model m = TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11);
+    Model m = WorkingModels.of(TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11));
     List<String> names = PeftFixtures.moduleNames(m);
     PassManager pm =
         new PassManager(

@@ -7,6 +7,7 @@ import dev.graft.fixtures.TinyModels;
 import dev.graft.fixtures.TinyModels.Flavour;
 import dev.graft.ir.Model;
 import dev.graft.ir.analysis.Verifier;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.rewrite.Ort;
 import dev.graft.rewrite.Ort.In;
 import dev.graft.rewrite.PassResult;
@@ -38,7 +39,7 @@ class ClassificationHeadPassTest {
   @ParameterizedTest
   @EnumSource(Pooling.class)
   void logitsArePooledHiddenStatesTimesW(Pooling pooling) {
-    Model m = TinyModels.bertLike(Flavour.DECOMPOSED_OPSET11);
+    Model m = WorkingModels.of(TinyModels.bertLike(Flavour.DECOMPOSED_OPSET11));
     PassResult r = new ClassificationHeadPass(Config.of(C, pooling).withSeed(4)).run(m);
     Verifier.verify(m);
     assertThat(r.parametersAdded()).isEqualTo((long) D * C + C);

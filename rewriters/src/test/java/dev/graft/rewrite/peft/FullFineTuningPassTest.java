@@ -8,6 +8,7 @@ import dev.graft.fixtures.TinyModels;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.Targets;
@@ -70,7 +71,7 @@ class FullFineTuningPassTest extends PeftFixtures.MiniLmSetup {
 
   @Test
   void weightsStoredAsConstantNodesAreLiftedToInitializersOfTheSameName() {
-    Model m = TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11);
+    Model m = WorkingModels.of(TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11));
     long[] shape = {1, 5};
     java.util.Map<String, dev.graft.rewrite.Ort.In> in =
         java.util.Map.of(

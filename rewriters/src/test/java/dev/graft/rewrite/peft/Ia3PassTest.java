@@ -15,6 +15,7 @@ import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.analysis.Verifier;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.rewrite.Ort;
 import dev.graft.rewrite.Ort.In;
 import dev.graft.rewrite.PassManager;
@@ -98,7 +99,7 @@ class Ia3PassTest extends PeftFixtures.MiniLmSetup {
 
   @Test
   void secondRunChangesNothingAndDiscoveryStillSeesTheModules() {
-    Model m = TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11);
+    Model m = WorkingModels.of(TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11));
     List<String> names = PeftFixtures.moduleNames(m);
     PassManager pm = new PassManager(List.of(Ia3Pass.defaults()));
     assertThat(pm.run(m).get(0).changed()).isTrue();

@@ -11,7 +11,7 @@ import dev.graft.ir.Model;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.analysis.Verifier;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.rewrite.Ort;
 import dev.graft.rewrite.Ort.In;
@@ -32,8 +32,8 @@ class LayerNormAffinePassTest {
 
   @Test
   void zeroDeltasLeaveMiniLmOutputsUnchanged() throws Exception {
-    Model original = ModelIO.load(PretrainedModels.miniLm());
-    Model adapted = ModelIO.load(PretrainedModels.miniLm());
+    Model original = WorkingModels.load(PretrainedModels.miniLm());
+    Model adapted = WorkingModels.load(PretrainedModels.miniLm());
     PassResult r = new LayerNormAffinePass(Targets.all()).run(adapted);
     Verifier.verify(adapted);
     assertThat(r.changes()).hasSize(13);
@@ -54,9 +54,9 @@ class LayerNormAffinePassTest {
   @ParameterizedTest
   @EnumSource(Flavour.class)
   void randomDeltasEqualTheFoldedModel(Flavour flavour) {
-    Model adapted = TinyModels.bertLike(flavour);
+    Model adapted = WorkingModels.of(TinyModels.bertLike(flavour));
     new LayerNormAffinePass(Targets.glob("layer.*.*.norm")).run(adapted);
-    Model folded = TinyModels.bertLike(flavour);
+    Model folded = WorkingModels.of(TinyModels.bertLike(flavour));
     Map<String, NormModule> foldedNorms = new LinkedHashMap<>();
     for (Module m : ModuleDiscovery.discover(folded)) if (m instanceof NormModule n) foldedNorms.put(n.name(), n);
 

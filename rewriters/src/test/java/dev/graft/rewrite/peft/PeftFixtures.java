@@ -8,6 +8,7 @@ import dev.graft.ir.Model;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.Verifier;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
@@ -51,7 +52,7 @@ final class PeftFixtures {
   }
 
   static Model copy(byte[] bytes) {
-    return ModelIO.fromBytes(bytes, null);
+    return WorkingModels.of(ModelIO.fromBytes(bytes, null));
   }
 
   /** "[CLS] hello world [SEP]" = [101, 7592, 2088, 102], one sentence, no padding. */

@@ -17,6 +17,7 @@ import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.analysis.Verifier;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.Ort;
@@ -157,7 +158,7 @@ class PrefixTuningPassTest extends PeftFixtures.MiniLmSetup {
 
   @Test
   void secondRunChangesNothingDryRunAndNoMatch() {
-    Model m = TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11);
+    Model m = WorkingModels.of(TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11));
     List<String> names = PeftFixtures.moduleNames(m);
     PrefixTuningPass pass = new PrefixTuningPass(Targets.all(), PrefixTuningPass.Config.defaults());
     assertThat(pass.dryRun(m).changes()).containsExactly("prefix(L=10) layer.0.attention", "prefix(L=10) layer.1.attention");

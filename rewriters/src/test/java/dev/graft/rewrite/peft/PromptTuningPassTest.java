@@ -14,6 +14,7 @@ import dev.graft.ir.Type;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.analysis.Verifier;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.rewrite.Ort;
 import dev.graft.rewrite.Ort.In;
 import dev.graft.rewrite.PassManager;
@@ -128,7 +129,7 @@ class PromptTuningPassTest {
 
   @Test
   void secondRunChangesNothingDryRunAndNoMatch() {
-    Model m = TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11);
+    Model m = WorkingModels.of(TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11));
     PromptTuningPass pass = new PromptTuningPass(PromptTuningPass.Config.defaults());
     PassResult dry = pass.dryRun(m);
     assertThat(dry.changes()).containsExactly("prompt(P=20) embeddings");

@@ -13,7 +13,7 @@ import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.analysis.Verifier;
 import dev.graft.ir.build.GraphBuilder;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.rewrite.Ort;
 import dev.graft.rewrite.Ort.In;
 import dev.graft.rewrite.PassManager;
@@ -31,7 +31,7 @@ class TaylorChannelPassTest {
   private static final List<Integer> VALUE_CHANNELS = List.of(0, 383, 17);
 
   private static Model miniLm() {
-    return ModelIO.load(PretrainedModels.miniLm());
+    return WorkingModels.load(PretrainedModels.miniLm());
   }
 
   @Test

@@ -17,6 +17,7 @@ import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.analysis.Verifier;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.Ort;
 import dev.graft.rewrite.Ort.In;
@@ -138,7 +139,7 @@ class UTuningPassTest extends PeftFixtures.MiniLmSetup {
 
   @Test
   void secondRunChangesNothingDryRunAndErrors() {
-    Model m = TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11);
+    Model m = WorkingModels.of(TinyModels.bertLike(TinyModels.Flavour.DECOMPOSED_OPSET11));
     List<String> names = PeftFixtures.moduleNames(m);
     UTuningPass pass =
         new UTuningPass(Targets.all(), UTuningPass.Config.bottleneck(Op.BLOCK, Form.SEQUENTIAL, BottleneckAdapter.Config.defaults().withSize(4)));

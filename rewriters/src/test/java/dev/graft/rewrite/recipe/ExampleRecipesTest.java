@@ -1,5 +1,6 @@
 package dev.graft.rewrite.recipe;
 
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.rewrite.method.Methods;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -74,7 +75,7 @@ class ExampleRecipesTest {
     assertThat(name).as("vision recipes say their family").matches("(cnn|vit)-.*");
     Model m =
         name.startsWith("cnn-")
-            ? ModelIO.load(dev.graft.fixtures.PretrainedCnn.mobileNetV3())
+            ? WorkingModels.load(dev.graft.fixtures.PretrainedCnn.mobileNetV3())
             : dev.graft.fixtures.VisionTransformer.build(dev.graft.fixtures.VisionTransformer.Config.tiny(), 1);
     List<PassResult> results = applyAll(r, m);
     Verifier.verify(m);
@@ -95,7 +96,7 @@ class ExampleRecipesTest {
     Model m =
         vit
             ? dev.graft.fixtures.VisionTransformer.build(dev.graft.fixtures.VisionTransformer.Config.tiny(), 1)
-            : ModelIO.load(cnn ? dev.graft.fixtures.PretrainedCnn.mobileNetV3() : PretrainedModels.miniLm());
+            : WorkingModels.load(cnn ? dev.graft.fixtures.PretrainedCnn.mobileNetV3() : PretrainedModels.miniLm());
     List<PassResult> results = applyAll(r, m);
     Verifier.verify(m);
     assertThat(results).allMatch(PassResult::changed);
@@ -135,10 +136,10 @@ class ExampleRecipesTest {
   @Test
   void loraRecipeIsTheClosedFormOnMiniLmAndFitsOtherEncoders() throws Exception {
     Recipe lora = Recipe.load(examples().resolve("lora.yaml"));
-    Model m = ModelIO.load(PretrainedModels.miniLm());
+    Model m = WorkingModels.load(PretrainedModels.miniLm());
     assertThat(lora.manager().run(m).get(0).parametersAdded()).isEqualTo(6L * 2 * (384 * 8 + 8 * 384));
     for (TinyModels.Flavour f : TinyModels.Flavour.values()) {
-      Model tiny = TinyModels.bertLike(f);
+      Model tiny = WorkingModels.of(TinyModels.bertLike(f));
       PassResult r = lora.manager().run(tiny).get(0);
       long h = TinyModels.BERT_HIDDEN;
       assertThat(r.parametersAdded()).as("%s", f).isEqualTo(TinyModels.BERT_LAYERS * 2L * (h * 8 + 8 * h));

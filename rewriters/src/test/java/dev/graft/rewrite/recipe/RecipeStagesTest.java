@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.google.common.collect.ImmutableList;
 import dev.graft.fixtures.PretrainedModels;
 import dev.graft.ir.Model;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.method.AppliedPass;
 import dev.graft.rewrite.PassResult;
@@ -118,7 +118,7 @@ class RecipeStagesTest {
     assertThat(t.batches()).isEqualTo(8);
     assertThat(t.initStd()).isZero();
 
-    Model m = ModelIO.load(PretrainedModels.miniLm());
+    Model m = WorkingModels.load(PretrainedModels.miniLm());
     assertThat(t.modules(m))
         .containsExactly(
             "layer.0.ffn.down", "layer.1.ffn.down", "layer.2.ffn.down",

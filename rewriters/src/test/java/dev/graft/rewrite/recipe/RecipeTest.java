@@ -1,5 +1,6 @@
 package dev.graft.rewrite.recipe;
 
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.rewrite.method.AppliedPass;
 import dev.graft.rewrite.method.Methods;
 
@@ -9,7 +10,6 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.graft.fixtures.PretrainedModels;
 import dev.graft.fixtures.TinyModels;
 import dev.graft.ir.Model;
-import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.TrainableRegistry;
@@ -69,14 +69,14 @@ class RecipeTest {
   /** The recipe's passes do on MiniLM what the closed form says: 6 layers x 2 x (384*8 + 8*384). */
   @Test
   void recipeAppliesToMiniLmWithTheClosedFormCount() throws Exception {
-    Model m = ModelIO.load(PretrainedModels.miniLm());
+    Model m = WorkingModels.load(PretrainedModels.miniLm());
     List<PassResult> results = Recipe.parse(LORA_YAML, "lora.yaml").manager().run(m);
     assertThat(results.get(0).changes()).hasSize(12);
     assertThat(results.get(0).parametersAdded()).isEqualTo(73_728L);
     assertThat(results.get(1).parametersAdded()).isEqualTo(384 * 2 + 2);
     assertThat(TrainableRegistry.parameterCount(m)).isEqualTo(73_728L + 770);
 
-    Model two = ModelIO.load(PretrainedModels.miniLm());
+    Model two = WorkingModels.load(PretrainedModels.miniLm());
     String firstTwoLayers = LORA_YAML.replace("[0, 5]", "\"1-2\"");
     PassResult r = Recipe.parse(firstTwoLayers, "x.yaml").passes().get(0).run(two);
     assertThat(r.changes())

@@ -4,7 +4,7 @@ import dev.graft.export.ExportOptions;
 import dev.graft.export.ExportReport;
 import dev.graft.fixtures.Datasets;
 import dev.graft.fixtures.PretrainedModels;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.rewrite.recipe.Recipe;
 import dev.graft.trainer.data.Split;
 import dev.graft.trainer.data.TextDatasets;
@@ -105,7 +105,7 @@ final class QuickstartCommand implements Callable<Integer> {
 
     stdout.println("== 3/4 export merged: fold LoRA into the weights, verify against the tuned graph");
     Path merged = out.resolve("merged.onnx");
-    ExportReport export = MergedExport.write(ModelIO.load(lora.tunedModel()), merged, ExportOptions.defaults());
+    ExportReport export = MergedExport.write(WorkingModels.load(lora.tunedModel()), merged, ExportOptions.defaults());
     stdout.printf(Locale.ROOT, "max difference to the tuned model %.2e; op census change: %s%n",
         export.verification().maxAbsDiff(), String.join(", ", export.censusChange()));
 

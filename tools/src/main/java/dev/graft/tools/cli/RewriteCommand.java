@@ -182,10 +182,14 @@ final class RewriteCommand implements Callable<Integer> {
       return 0;
     }
     for (PassResult p : r.manager().run(model)) stdout.println(p.summary());
-    ModelIO.save(model, out);
+    // A rewrite changes no frozen weight: their data files are hard-linked, not copied.
+    List<String> links = ModelIO.saveWithLinkedData(model, out);
     stdout.printf(
         "Wrote %s: %,d trainable parameters in %d initializers.%n",
         out, TrainableRegistry.parameterCount(model), TrainableRegistry.read(model).size());
+    if (!links.isEmpty()) {
+      stdout.println("Frozen weights: " + String.join(", ", links) + " (hard links to the input's data, no copy).");
+    }
     stdout.flush();
     return 0;
   }

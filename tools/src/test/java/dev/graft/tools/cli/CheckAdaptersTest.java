@@ -4,19 +4,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.graft.export.AdapterExport;
 import dev.graft.fixtures.PretrainedModels;
-import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
-import dev.graft.ir.Value;
 import dev.graft.ir.io.ModelIO;
-import dev.graft.ir.tensor.DenseTensor;
-import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.PassManager;
-import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.recipe.Recipe;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
@@ -116,7 +110,7 @@ class CheckAdaptersTest {
 
   /** MiniLM + LoRA + head through a recipe (so the adapter export can replay it), trainables random. */
   private static Path tuned(String name, long seed) {
-    Model m = ModelIO.load(PretrainedModels.miniLm());
+    Model m = TrainedMiniLm.base();
     new PassManager(
             Recipe.parse(
                     """
@@ -127,15 +121,7 @@ class CheckAdaptersTest {
                     "check-adapters.yaml")
                 .passes())
         .run(m);
-    SplittableRandom r = new SplittableRandom(seed);
-    Graph g = m.graph();
-    for (TrainableRegistry.Entry e : TrainableRegistry.read(m)) {
-      Value v = g.initializer(e.initializer()).orElseThrow();
-      Tensor t = v.initializer().orElseThrow();
-      float[] d = new float[Math.toIntExact(t.numElements())];
-      for (int i = 0; i < d.length; i++) d[i] = (float) (r.nextGaussian() * 0.05);
-      g.setInitializer(v, DenseTensor.ofFloats(v.name(), t.dims(), d));
-    }
+    TrainedMiniLm.randomise(m, seed, true);
     Path out = shared.resolve(name + "-tuned.onnx");
     ModelIO.save(m, out);
     return out;

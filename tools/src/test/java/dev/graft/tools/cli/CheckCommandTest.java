@@ -5,16 +5,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.graft.export.ExportOptions;
 import dev.graft.export.MergedExport;
 import dev.graft.fixtures.PretrainedModels;
-import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
-import dev.graft.ir.Value;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
-import dev.graft.ir.tensor.DenseTensor;
-import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassManager;
 import dev.graft.rewrite.Targets;
-import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.peft.BottleneckAdapter;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
 import dev.graft.rewrite.peft.HoulsbyAdapterPass;
@@ -23,7 +19,6 @@ import dev.graft.tools.check.RuntimeCheck;
 import dev.graft.tools.check.TargetRuntime;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.SplittableRandom;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -47,7 +42,7 @@ class CheckCommandTest {
     loraTuned = tuned("lora", new LoraPass(Targets.glob("layer.*.attention.{query,value}"), LoraPass.Config.defaults()));
     loraMerged = shared.resolve("lora-merged.onnx");
     MergedExport.write(ModelIO.load(loraTuned), loraMerged, ExportOptions.defaults());
-    Model base = ModelIO.load(PretrainedModels.miniLm());
+    Model base = WorkingModels.load(PretrainedModels.miniLm());
     new PassManager(List.of(new ClassificationHeadPass(HEAD))).run(base);
     baseWithHead = shared.resolve("base-head.onnx");
     ModelIO.save(base, baseWithHead);
@@ -113,24 +108,7 @@ class CheckCommandTest {
 
   /** MiniLM + {@code pass} + a mean-pooling head, every trainable random as training would leave it. */
   private static Path tuned(String name, GraphPass pass) {
-    Model m = ModelIO.load(PretrainedModels.miniLm());
-    new PassManager(List.of(pass, new ClassificationHeadPass(HEAD))).run(m);
-    randomise(m, name.hashCode());
-    Path out = shared.resolve(name + "-tuned.onnx");
-    ModelIO.save(m, out);
-    return out;
-  }
-
-  private static void randomise(Model m, long seed) {
-    SplittableRandom r = new SplittableRandom(seed);
-    Graph g = m.graph();
-    for (TrainableRegistry.Entry e : TrainableRegistry.read(m)) {
-      if (e.role().equals("A")) continue; // LoRA A keeps its Kaiming draw
-      Value v = g.initializer(e.initializer()).orElseThrow();
-      Tensor t = v.initializer().orElseThrow();
-      float[] d = new float[Math.toIntExact(t.numElements())];
-      for (int i = 0; i < d.length; i++) d[i] = (float) (r.nextGaussian() * 0.05);
-      g.setInitializer(v, DenseTensor.ofFloats(v.name(), t.dims(), d));
-    }
+    return TrainedMiniLm.tune(
+        TrainedMiniLm.base(), List.of(pass, new ClassificationHeadPass(HEAD)), name.hashCode(), shared.resolve(name + "-tuned.onnx"));
   }
 }

@@ -3,20 +3,15 @@ package dev.graft.tools.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.graft.fixtures.PretrainedModels;
-import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
-import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
-import dev.graft.ir.tensor.DenseTensor;
-import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.PassManager;
 import dev.graft.rewrite.recipe.Recipe;
-import dev.graft.rewrite.TrainableRegistry;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.SplittableRandom;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -30,10 +25,11 @@ class ExportCommandTest {
   @BeforeAll
   static void tune() {
     miniLm = PretrainedModels.miniLm();
-    Model m = ModelIO.load(miniLm);
     // Through a recipe, as graft rewrite and graft train do, so the model records what was applied
     // (the adapter-only export replays that record on the base).
-    new PassManager(
+    tuned =
+        TrainedMiniLm.tune(
+            TrainedMiniLm.base(),
             Recipe.parse(
                     """
                     passes:
@@ -42,20 +38,9 @@ class ExportCommandTest {
                       - {method: classification-head, classes: 2, pooling: mean}
                     """,
                     "export-test.yaml")
-                .passes())
-        .run(m);
-    SplittableRandom r = new SplittableRandom(1);
-    Graph g = m.graph();
-    for (TrainableRegistry.Entry e : TrainableRegistry.read(m)) {
-      if (e.role().equals("A")) continue;
-      Value v = g.initializer(e.initializer()).orElseThrow();
-      Tensor t = v.initializer().orElseThrow();
-      float[] d = new float[Math.toIntExact(t.numElements())];
-      for (int i = 0; i < d.length; i++) d[i] = (float) (r.nextGaussian() * 0.05);
-      g.setInitializer(v, DenseTensor.ofFloats(v.name(), t.dims(), d));
-    }
-    tuned = shared.resolve("tuned.onnx");
-    ModelIO.save(m, tuned);
+                .passes(),
+            1,
+            shared.resolve("tuned.onnx"));
   }
 
   @Test
@@ -119,5 +104,41 @@ class ExportCommandTest {
     try (var files = Files.list(dir)) {
       assertThat(files).isEmpty();
     }
+  }
+
+  @Test
+  void verifyChoosesTheCheckAndRefusesWhatItCannotDo(@TempDir Path dir) throws Exception {
+    // The tuned model folds LayerNorm-affine as well as LoRA: the probe cannot check those folds.
+    CliRun probe = CliRun.of("export", tuned.toString(), dir.resolve("p.onnx").toString(), "--verify", "probe");
+    assertThat(probe.exit()).isEqualTo(1);
+    assertThat(probe.err()).contains("--verify probe checks merged linear weights").contains("use --verify full");
+
+    CliRun bad = CliRun.of("export", tuned.toString(), dir.resolve("b.onnx").toString(), "--verify", "fast");
+    assertThat(bad.exit()).isEqualTo(2);
+    assertThat(bad.err()).contains("--verify takes auto, full, probe or none, got 'fast'");
+    CliRun half = CliRun.of("export", tuned.toString(), dir.resolve("h.onnx").toString(), "--verify", "probe", "--fp16");
+    assertThat(half.exit()).isEqualTo(2);
+    assertThat(half.err()).contains("--fp16 changes them after the fold");
+    CliRun adapter =
+        CliRun.of("export", tuned.toString(), dir.resolve("a").toString(), "--adapter-only", "--base", miniLm.toString(),
+            "--verify", "full");
+    assertThat(adapter.exit()).isEqualTo(2);
+    assertThat(adapter.err()).contains("--verify applies to merged exports");
+    try (var files = Files.list(dir)) {
+      assertThat(files).isEmpty();
+    }
+
+    // LoRA alone, probed: one line says what was checked; the export is written.
+    Model lora = WorkingModels.load(miniLm);
+    new PassManager(
+            Recipe.parse("passes: [{method: lora, targets: \"layer.0.attention.query\", rank: 4}]", "probe.yaml").passes())
+        .run(lora);
+    Path loraFile = dir.resolve("lora.onnx");
+    ModelIO.save(lora, loraFile);
+    Path out = dir.resolve("merged.onnx");
+    CliRun probed = CliRun.of("export", loraFile.toString(), out.toString(), "--verify", "probe");
+    assertThat(probed.exit()).as(probed.err()).isZero();
+    assertThat(probed.out()).contains("Verified: probed 1 merged weight on 4 random rows").doesNotContain("max |diff|");
+    assertThat(out).exists();
   }
 }

@@ -3,29 +3,20 @@ package dev.graft.tools.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.graft.export.ExportVerifier;
-import dev.graft.fixtures.PretrainedModels;
 import dev.graft.ir.DataType;
-import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.convert.LayerNormFusion;
-import dev.graft.ir.convert.OpsetUpgrade;
 import dev.graft.ir.io.ModelIO;
-import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
-import dev.graft.rewrite.PassManager;
-import dev.graft.rewrite.Targets;
-import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
-import dev.graft.rewrite.peft.LoraPass;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -39,26 +30,16 @@ class ExportOpsetTest {
 
   @Test
   void anOpsetThirteenExportOfAMergedMiniLmComputesWhatTheOpsetSeventeenOneDoes() {
-    Model m = ModelIO.load(PretrainedModels.miniLm());
-    OpsetUpgrade.upgrade(m, 17);
+    Model m = TrainedMiniLm.base();
     assertThat(LayerNormFusion.fuse(m).fused()).hasSize(13);
-    new PassManager(
+    Path tuned =
+        TrainedMiniLm.tune(
+            m,
             List.of(
-                new LoraPass(Targets.glob("layer.*.attention.{query,value}"), LoraPass.Config.defaults()),
-                new ClassificationHeadPass(ClassificationHeadPass.Config.of(2, ClassificationHeadPass.Pooling.MEAN))))
-        .run(m);
-    SplittableRandom r = new SplittableRandom(3);
-    Graph g = m.graph();
-    for (TrainableRegistry.Entry e : TrainableRegistry.read(m)) {
-      if (e.role().equals("A")) continue;
-      Value v = g.initializer(e.initializer()).orElseThrow();
-      Tensor t = v.initializer().orElseThrow();
-      float[] d = new float[Math.toIntExact(t.numElements())];
-      for (int i = 0; i < d.length; i++) d[i] = (float) (r.nextGaussian() * 0.05);
-      g.setInitializer(v, DenseTensor.ofFloats(v.name(), t.dims(), d));
-    }
-    Path tuned = dir.resolve("tuned.onnx");
-    ModelIO.save(m, tuned);
+                TrainedMiniLm.loraOnQueryValue(),
+                new ClassificationHeadPass(ClassificationHeadPass.Config.of(2, ClassificationHeadPass.Pooling.MEAN))),
+            3,
+            dir.resolve("tuned.onnx"));
     Path merged17 = dir.resolve("merged17.onnx");
     Path merged13 = dir.resolve("merged13.onnx");
 

@@ -13,26 +13,17 @@ import dev.graft.export.MergedExport;
 import dev.graft.export.QuantizedExport;
 import dev.graft.fixtures.Datasets;
 import dev.graft.fixtures.PretrainedModels;
-import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
-import dev.graft.ir.Value;
 import dev.graft.ir.analysis.OpCensus;
-import dev.graft.ir.convert.OpsetUpgrade;
 import dev.graft.ir.io.ModelIO;
-import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
-import dev.graft.rewrite.PassManager;
-import dev.graft.rewrite.Targets;
-import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
-import dev.graft.rewrite.peft.LoraPass;
 import dev.graft.trainer.data.TextDatasets;
 import dev.graft.trainer.data.TextExample;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
 import java.util.function.ToDoubleFunction;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -51,25 +42,14 @@ class QuantizeExportTest {
 
   @BeforeAll
   static void tune() throws Exception {
-    Model m = ModelIO.load(PretrainedModels.miniLm());
-    OpsetUpgrade.upgrade(m, 17);
-    new PassManager(
+    tuned =
+        TrainedMiniLm.tune(
+            TrainedMiniLm.base(),
             List.of(
-                new LoraPass(Targets.glob("layer.*.attention.{query,value}"), LoraPass.Config.defaults()),
-                new ClassificationHeadPass(ClassificationHeadPass.Config.of(2, ClassificationHeadPass.Pooling.MEAN).withSeed(5))))
-        .run(m);
-    SplittableRandom r = new SplittableRandom(4);
-    Graph g = m.graph();
-    for (TrainableRegistry.Entry e : TrainableRegistry.read(m)) {
-      if (e.role().equals("A")) continue;
-      Value v = g.initializer(e.initializer()).orElseThrow();
-      Tensor t = v.initializer().orElseThrow();
-      float[] d = new float[Math.toIntExact(t.numElements())];
-      for (int i = 0; i < d.length; i++) d[i] = (float) (r.nextGaussian() * 0.05);
-      g.setInitializer(v, DenseTensor.ofFloats(v.name(), t.dims(), d));
-    }
-    tuned = shared.resolve("tuned.onnx");
-    ModelIO.save(m, tuned);
+                TrainedMiniLm.loraOnQueryValue(),
+                new ClassificationHeadPass(ClassificationHeadPass.Config.of(2, ClassificationHeadPass.Pooling.MEAN).withSeed(5))),
+            4,
+            shared.resolve("tuned.onnx"));
     // 100 real sentences (Yelp reviews of the UCI sentiment set) as JSONL with text and label.
     JsonArray yelp = new Gson().fromJson(Files.readString(Datasets.sentiment("yelp")), JsonArray.class);
     StringBuilder jsonl = new StringBuilder();

@@ -167,4 +167,33 @@ class RewriteCommandTest {
     assertThat(pooling.exit()).isEqualTo(1);
     assertThat(pooling.err()).contains("option 'pooling' is 'avg'; choose one of mean, first, max");
   }
+
+  @Test
+  void aModelWithExternalDataIsRewrittenWithoutCopyingItsWeights(@TempDir Path dir) throws Exception {
+    Path base = dir.resolve("base.onnx");
+    ModelIO.save(ModelIO.load(Path.of(miniLm)), base, dev.graft.ir.io.SaveOptions.external());
+    Path out = dir.resolve("lora.onnx");
+
+    CliRun run = CliRun.of("rewrite", base.toString(), out.toString(), "--lora", "--rank", "4");
+
+    assertThat(run.exit()).as(run.err()).isZero();
+    assertThat(run.out()).contains("Frozen weights: lora.onnx.base.data (hard links to the input's data, no copy).");
+    assertThat(Files.isSameFile(dir.resolve("lora.onnx.base.data"), dir.resolve("base.onnx.data"))).isTrue();
+    // Lossless: every weight of the base reads back from the rewritten model with its bytes.
+    Model before = ModelIO.load(base);
+    Model after = ModelIO.load(out);
+    for (var v : before.graph().initializers()) {
+      var t = after.graph().initializer(v.name()).orElseThrow().initializer().orElseThrow();
+      assertThat(t.rawData()).as(v.name()).isEqualTo(v.initializer().orElseThrow().rawData());
+    }
+    assertThat(TrainableRegistry.modulesOf(after, "lora")).isNotEmpty();
+    // The input's own files are as they were; deleting them leaves the rewrite whole.
+    Files.delete(dir.resolve("base.onnx.data"));
+    Model reloaded = ModelIO.load(out);
+    Verifier.verify(reloaded);
+    for (var v : before.graph().initializers()) {
+      var t = reloaded.graph().initializer(v.name()).orElseThrow().initializer().orElseThrow();
+      assertThat(t.rawData()).as(v.name()).isEqualTo(v.initializer().orElseThrow().rawData());
+    }
+  }
 }

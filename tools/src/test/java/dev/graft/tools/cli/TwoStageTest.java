@@ -8,7 +8,7 @@ import com.google.gson.JsonParser;
 import dev.graft.fixtures.PretrainedModels;
 import dev.graft.ir.Model;
 import dev.graft.ir.analysis.OpCensus;
-import dev.graft.ir.convert.OpsetUpgrade;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.PassManager;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
@@ -57,8 +57,7 @@ class TwoStageTest {
 
     // Every delta folded: the merged graph is the base (at the working opset, as training runs it)
     // with the head the recipe added, op for op.
-    Model expected = ModelIO.load(PretrainedModels.miniLm());
-    OpsetUpgrade.upgrade(expected);
+    Model expected = WorkingModels.load(PretrainedModels.miniLm());
     new PassManager(List.of(new ClassificationHeadPass(ClassificationHeadPass.Config.of(2, ClassificationHeadPass.Pooling.MEAN))))
         .run(expected);
     assertThat(OpCensus.of(ModelIO.load(merged).graph())).isEqualTo(OpCensus.of(expected.graph()));

@@ -7,6 +7,8 @@ import com.google.common.collect.ImmutableSet;
 import dev.graft.ir.DataType;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.OpsetUpgrade;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.TopologicalOrder;
@@ -41,7 +43,7 @@ import java.util.Set;
  */
 public final class Backprop {
   /** The oldest default-domain opset whose operator forms the rules read and emit. */
-  public static final long MIN_OPSET = 17;
+  public static final long MIN_OPSET = OpsetUpgrade.WORKING_OPSET;
 
   /** Ops whose outputs are never differentiable, whatever their (possibly unknown) types. */
   private static final Set<String> NON_DIFFERENTIABLE =
@@ -75,13 +77,8 @@ public final class Backprop {
    * #MIN_OPSET} or newer (upgrade it first).
    */
   public static Map<Value, Value> gradients(Model model, Value loss, Collection<Value> trainables) {
-    long opset = model.defaultOpset().orElse(0);
-    checkArgument(
-        opset >= MIN_OPSET,
-        "Cannot differentiate a model at opset %s: the gradient rules speak opset %s or newer."
-            + " Upgrade the model first (the version-conversion pass).",
-        opset,
-        MIN_OPSET);
+    WorkingModels.requireWorkingOpset(model, "Autodiff");
+    long opset = model.defaultOpset().orElse(MIN_OPSET);
     return new Backprop(model.graph(), GradientRules.standard(), opset).run(loss, trainables);
   }
 

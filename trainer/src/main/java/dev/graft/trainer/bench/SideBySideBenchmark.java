@@ -1,8 +1,7 @@
 package dev.graft.trainer.bench;
 
 import dev.graft.ir.Model;
-import dev.graft.ir.convert.OpsetUpgrade;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.recipe.Recipe;
@@ -54,7 +53,7 @@ import java.util.Map;
  *       --recipe R.yaml --batches BATCHES --threads 2
  * </pre>
  *
- * The train mode is the path {@code graft train} takes (OpsetUpgrade, the recipe's passes, the
+ * The train mode is the path {@code graft train} takes (WorkingModels.load, the recipe's passes, the
  * same TrainStepGraph and Trainer with AdamW, warm-up and decay, clipping at 1), without the
  * per-epoch evaluation, so that both sides do exactly the training work. It prints one line
  * {@code RESULT {...}} with the examples, the training loop's seconds, the whole process's
@@ -144,8 +143,7 @@ public final class SideBySideBenchmark {
     List<Map<String, Tensor>> batches = readBatches(Path.of(require(opt, "batches")));
     int threads = Integer.parseInt(opt.getOrDefault("threads", "2"));
     double lr = Double.parseDouble(opt.getOrDefault("lr", "2e-3"));
-    Model model = ModelIO.load(Path.of(require(opt, "model")));
-    OpsetUpgrade.upgrade(model);
+    Model model = WorkingModels.load(Path.of(require(opt, "model")));
     Recipe.load(Path.of(require(opt, "recipe"))).manager().run(model);
     TrainStepGraph graphs =
         TrainStepGraph.builder(model)

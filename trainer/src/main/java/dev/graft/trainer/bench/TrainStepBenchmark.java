@@ -4,8 +4,7 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
 import dev.graft.ir.Model;
-import dev.graft.ir.convert.OpsetUpgrade;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
@@ -71,8 +70,7 @@ public final class TrainStepBenchmark {
     System.out.printf(Locale.ROOT, "model %s, batch %d x sequence %d, CPU, %d intra-op threads%n", modelPath, batch, seq, threads);
 
     // The train step as graft train builds it: upgraded, the recipe's passes, AdamW.
-    Model model = ModelIO.load(modelPath);
-    OpsetUpgrade.upgrade(model);
+    Model model = WorkingModels.load(modelPath);
     String recipe = opt.getOrDefault("recipe", "examples/recipes/quickstart.yaml");
     TrainStepGraph.Builder builder;
     if (recipe.equals("layernorm")) {

@@ -4,7 +4,7 @@ import static com.google.common.base.Preconditions.checkArgument;
 
 import ai.onnxruntime.OrtException;
 import dev.graft.ir.Model;
-import dev.graft.ir.convert.OpsetUpgrade;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.PassManager;
 import dev.graft.rewrite.PassResult;
@@ -67,14 +67,13 @@ public final class Pipeline {
   }
 
   /**
-   * Loads {@code file} and upgrades it to the working opset: the one place a run does it, so
-   * discovery, passes and autodiff see one dialect.
+   * Loads {@code file} through {@link WorkingModels}, the load rewrite, train and export share,
+   * and tells the listener when it upgraded the model to the working opset.
    */
   public static Model load(Path file, RunListener listener) {
     Model model = ModelIO.load(file);
-    if (model.defaultOpset().orElse(0) < OpsetUpgrade.WORKING_OPSET) {
-      listener.message(OpsetUpgrade.upgrade(model).toString().lines().findFirst().orElse(""));
-    }
+    WorkingModels.toWorkingOpset(model)
+        .ifPresent(r -> listener.message(r.toString().lines().findFirst().orElse("")));
     return model;
   }
 

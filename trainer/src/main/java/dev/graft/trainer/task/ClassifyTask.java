@@ -1,7 +1,6 @@
 package dev.graft.trainer.task;
 
 import com.google.common.collect.ImmutableList;
-import dev.graft.ir.Dim;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Shape;
@@ -98,17 +97,12 @@ public final class ClassifyTask implements Task {
   @Override
   public Optional<TaskHead> head(Model model) {
     Graph g = model.graph();
-    Optional<Value> logits = g.outputs().stream().filter(o -> o.name().equals(LOGITS)).findFirst();
-    if (logits.isPresent()) {
-      Optional<Dim> classes = logits.get().shape().filter(s -> s.rank() == 2).map(s -> s.dim(1));
-      if (classes.isPresent() && classes.get().isFixed() && classes.get().value() != labels.size()) {
-        throw new IllegalArgumentException(
-            "The model's 'logits' output has " + classes.get().value() + " classes, but the data has "
+    boolean present =
+        TaskHead.present(g, LOGITS, labels.size(), classes ->
+            "The model's 'logits' output has " + classes + " classes, but the data has "
                 + labels.size() + " labels " + labels.labels() + ". Set classes: " + labels.size()
                 + " in the recipe's classification-head, or drop it and let the task add one (--head mean).");
-      }
-      return Optional.empty();
-    }
+    if (present) return Optional.empty();
     List<String> outputs = g.outputs().stream().map(Value::name).toList();
     if (head == HeadKind.NONE) {
       throw new IllegalArgumentException(
@@ -163,38 +157,52 @@ public final class ClassifyTask implements Task {
 
   @Override
   public Evaluation evaluate(Trainer trainer) throws OrtException {
-    Scored s = score(trainer);
-    Map<String, Double> metrics = new LinkedHashMap<>();
-    metrics.put("accuracy", s.metrics().accuracy());
-    metrics.put("macro_f1", s.metrics().macroF1());
-    return Evaluation.of(s.loss(), metrics);
+    return score(trainer).evaluation();
   }
 
   /** The full classification report and the mean loss on the held-out data. */
-  public record Scored(ClassificationMetrics metrics, double loss) {}
+  public record Scored(ClassificationMetrics metrics, double loss) {
+    /** What training logs and compares: the loss, accuracy and macro-F1. */
+    public Evaluation evaluation() {
+      Map<String, Double> m = new LinkedHashMap<>();
+      m.put("accuracy", metrics.accuracy());
+      m.put("macro_f1", metrics.macroF1());
+      return Evaluation.of(loss, m);
+    }
+  }
 
-  /** Scores the held-out data: per-class precision/recall/F1 and the confusion matrix too. */
-  public Scored score(Trainer trainer) throws OrtException {
-    List<float[]> logits = new ArrayList<>();
-    List<Integer> truth = new ArrayList<>();
-    double lossSum = 0;
-    long n = 0;
-    for (Batch b : test) {
-      EvalResult r = trainer.evalStep(feed(b).feeds());
+  /**
+   * Collects a classification task's held-out eval steps (texts or images alike): each row of
+   * {@code logits [b, C]} against its label, and the loss weighted by batch size.
+   */
+  static final class Tally {
+    private final List<float[]> logits = new ArrayList<>();
+    private final List<Integer> truth = new ArrayList<>();
+    private final MeanLoss loss = new MeanLoss();
+
+    void add(EvalResult r, long[] labels, int size) {
       float[] flat = r.logits().toFloatArray();
-      int k = flat.length / b.size();
-      for (int i = 0; i < b.size(); i++) {
+      int k = flat.length / size;
+      for (int i = 0; i < size; i++) {
         float[] row = new float[k];
         System.arraycopy(flat, i * k, row, 0, k);
         logits.add(row);
-        truth.add((int) b.labels()[i]);
+        truth.add((int) labels[i]);
       }
-      lossSum += r.loss() * b.size();
-      n += b.size();
+      loss.add(r, size);
     }
-    int[] y = truth.stream().mapToInt(Integer::intValue).toArray();
-    return new Scored(
-        ClassificationMetrics.of(y, logits.toArray(new float[0][]), labels.labels()), lossSum / Math.max(1, n));
+
+    Scored scored(List<String> labelNames) {
+      int[] y = truth.stream().mapToInt(Integer::intValue).toArray();
+      return new Scored(ClassificationMetrics.of(y, logits.toArray(new float[0][]), labelNames), loss.mean());
+    }
+  }
+
+  /** Scores the held-out data: per-class precision/recall/F1 and the confusion matrix too. */
+  public Scored score(Trainer trainer) throws OrtException {
+    Tally tally = new Tally();
+    for (Batch b : test) tally.add(trainer.evalStep(feed(b).feeds()), b.labels(), b.size());
+    return tally.scored(labels.labels());
   }
 
   @Override

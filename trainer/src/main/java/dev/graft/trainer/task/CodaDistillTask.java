@@ -20,7 +20,6 @@ import dev.graft.trainer.data.TextDatasets;
 import dev.graft.trainer.data.EncodedExample;
 import dev.graft.trainer.data.TextExample;
 import dev.graft.trainer.data.WordPieceTokenizer;
-import dev.graft.trainer.train.EvalResult;
 import dev.graft.trainer.train.Loss;
 import dev.graft.trainer.train.Trainer;
 import java.io.BufferedReader;
@@ -175,14 +174,9 @@ public final class CodaDistillTask implements Task {
 
   @Override
   public Evaluation evaluate(Trainer trainer) throws OrtException {
-    double sum = 0;
-    int n = 0;
-    for (Batch b : test) {
-      EvalResult r = trainer.evalStep(feed(b).feeds());
-      sum += r.loss() * b.size();
-      n += b.size();
-    }
-    double mse = sum / Math.max(1, n);
+    MeanLoss loss = new MeanLoss();
+    for (Batch b : test) loss.add(trainer.evalStep(feed(b).feeds()), b.size());
+    double mse = loss.mean();
     return Evaluation.of(mse, Map.of("distill_mse", mse));
   }
 

@@ -265,7 +265,7 @@ public final class EmbedTask implements Task {
   private Embedded embed(Trainer trainer, List<Pair> pairs) throws OrtException {
     float[][] a = new float[pairs.size()][];
     float[][] p = new float[pairs.size()][];
-    double lossSum = 0;
+    MeanLoss loss = new MeanLoss();
     for (int start = 0; start < pairs.size(); start += batcher.batchSize()) {
       List<Pair> chunk = pairs.subList(start, Math.min(pairs.size(), start + batcher.batchSize()));
       EvalResult r = trainer.evalStep(feed(chunk).feeds());
@@ -276,9 +276,9 @@ public final class EmbedTask implements Task {
         a[start + i] = java.util.Arrays.copyOfRange(flat, i * d, (i + 1) * d);
         p[start + i] = java.util.Arrays.copyOfRange(flat, (n + i) * d, (n + i + 1) * d);
       }
-      lossSum += r.loss() * n;
+      loss.add(r, n);
     }
-    return new Embedded(a, p, lossSum / Math.max(1, pairs.size()));
+    return new Embedded(a, p, loss.mean());
   }
 
   @Override

@@ -24,9 +24,7 @@ import dev.graft.trainer.data.LabelMap;
 import dev.graft.trainer.data.LabelledImages;
 import dev.graft.trainer.data.Shuffle;
 import dev.graft.trainer.data.Split;
-import dev.graft.trainer.eval.ClassificationMetrics;
 import dev.graft.trainer.eval.Evaluator;
-import dev.graft.trainer.train.EvalResult;
 import dev.graft.trainer.train.Loss;
 import dev.graft.trainer.train.Trainer;
 import java.nio.file.Path;
@@ -139,16 +137,11 @@ public final class ImageClassifyTask implements Task {
     Value image = imageInput(g);
     input = image.name();
     if (preprocessing == null) prepare(model, image);
-    Optional<Value> logits = g.outputs().stream().filter(o -> o.name().equals(LOGITS)).findFirst();
-    if (logits.isPresent()) {
-      Optional<Dim> classes = logits.get().shape().filter(s -> s.rank() == 2).map(s -> s.dim(1));
-      if (classes.isPresent() && classes.get().isFixed() && classes.get().value() != labels.size()) {
-        throw new IllegalArgumentException(
-            "The model's 'logits' output has " + classes.get().value() + " classes, but the data has "
+    boolean present =
+        TaskHead.present(g, LOGITS, labels.size(), classes ->
+            "The model's 'logits' output has " + classes + " classes, but the data has "
                 + labels.size() + " " + labels.labels() + ". Drop the recipe's head and let the task add one.");
-      }
-      return Optional.empty();
-    }
+    if (present) return Optional.empty();
     List<String> outputs = g.outputs().stream().map(Value::name).toList();
     if (head == HeadKind.NONE) {
       throw new IllegalArgumentException(
@@ -282,34 +275,15 @@ public final class ImageClassifyTask implements Task {
 
   @Override
   public Evaluation evaluate(Trainer trainer) throws OrtException {
-    ClassifyTask.Scored s = score(trainer);
-    Map<String, Double> metrics = new LinkedHashMap<>();
-    metrics.put("accuracy", s.metrics().accuracy());
-    metrics.put("macro_f1", s.metrics().macroF1());
-    return Evaluation.of(s.loss(), metrics);
+    return score(trainer).evaluation();
   }
 
   /** Scores the held-out images: the full classification report and the mean loss. */
   public ClassifyTask.Scored score(Trainer trainer) throws OrtException {
     requirePrepared();
-    List<float[]> logits = new ArrayList<>();
-    List<Integer> truth = new ArrayList<>();
-    double lossSum = 0;
-    for (ImageBatch b : new ImageBatcher(batchSize).batches(test)) {
-      EvalResult r = trainer.evalStep(feed(b).feeds());
-      float[] flat = r.logits().toFloatArray();
-      int k = flat.length / b.size();
-      for (int i = 0; i < b.size(); i++) {
-        float[] row = new float[k];
-        System.arraycopy(flat, i * k, row, 0, k);
-        logits.add(row);
-        truth.add((int) b.labels()[i]);
-      }
-      lossSum += r.loss() * b.size();
-    }
-    int[] y = truth.stream().mapToInt(Integer::intValue).toArray();
-    return new ClassifyTask.Scored(
-        ClassificationMetrics.of(y, logits.toArray(new float[0][]), labels.labels()), lossSum / Math.max(1, test.size()));
+    ClassifyTask.Tally tally = new ClassifyTask.Tally();
+    for (ImageBatch b : new ImageBatcher(batchSize).batches(test)) tally.add(trainer.evalStep(feed(b).feeds()), b.labels(), b.size());
+    return tally.scored(labels.labels());
   }
 
   @Override

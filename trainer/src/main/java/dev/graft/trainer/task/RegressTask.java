@@ -2,7 +2,6 @@ package dev.graft.trainer.task;
 
 import ai.onnxruntime.OrtException;
 import com.google.common.collect.ImmutableList;
-import dev.graft.ir.Dim;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
@@ -110,16 +109,11 @@ public final class RegressTask implements Task {
   @Override
   public Optional<TaskHead> head(Model model) {
     Graph g = model.graph();
-    Optional<Value> out = g.outputs().stream().filter(o -> o.name().equals(OUTPUT)).findFirst();
-    if (out.isPresent()) {
-      Optional<Dim> width = out.get().shape().filter(s -> s.rank() == 2).map(s -> s.dim(1));
-      if (width.isPresent() && width.get().isFixed() && width.get().value() != 1) {
-        throw new IllegalArgumentException(
-            "The model's 'logits' output has " + width.get().value() + " columns; regression reads one."
+    boolean present =
+        TaskHead.present(g, OUTPUT, 1, columns ->
+            "The model's 'logits' output has " + columns + " columns; regression reads one."
                 + " Drop the recipe's classification-head and let the task add its own (--head mean).");
-      }
-      return Optional.empty();
-    }
+    if (present) return Optional.empty();
     List<String> outputs = g.outputs().stream().map(Value::name).toList();
     if (head == HeadKind.NONE) {
       throw new IllegalArgumentException(
@@ -200,7 +194,7 @@ public final class RegressTask implements Task {
   public Evaluation evaluate(Trainer trainer) throws OrtException {
     double[] truth = new double[testTargets.length];
     double[] predicted = new double[testTargets.length];
-    double lossSum = 0;
+    MeanLoss loss = new MeanLoss();
     int n = 0;
     for (Batch b : test) {
       EvalResult r = trainer.evalStep(feed(b, testTargets).feeds());
@@ -210,7 +204,7 @@ public final class RegressTask implements Task {
         predicted[n] = p[i];
         n++;
       }
-      lossSum += r.loss() * b.size();
+      loss.add(r, b.size());
     }
     RegressionMetrics m = RegressionMetrics.of(truth, predicted);
     Map<String, Double> metrics = new LinkedHashMap<>();
@@ -218,7 +212,7 @@ public final class RegressTask implements Task {
     metrics.put("mae", m.mae());
     metrics.put("pearson", m.pearson());
     metrics.put("spearman", m.spearman());
-    return Evaluation.of(lossSum / Math.max(1, n), metrics);
+    return Evaluation.of(loss.mean(), metrics);
   }
 
   @Override

@@ -13,6 +13,7 @@ import dev.graft.ir.Attr;
 import dev.graft.ir.DataType;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.Shape;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
@@ -118,14 +119,7 @@ public final class TaylorScores {
   }
 
   private static Model copy(Model model) {
-    long opset = model.defaultOpset().orElse(0);
-    checkArgument(
-        opset >= Backprop.MIN_OPSET,
-        "Taylor scores need gradients, and the gradient rules speak opset %s or newer; the model is at opset %s."
-            + " Upgrade it first (graft convert --opset %s).",
-        Backprop.MIN_OPSET,
-        opset,
-        Backprop.MIN_OPSET);
+    WorkingModels.requireWorkingOpset(model, "Taylor scores (they need gradients)");
     // A deep copy sharing the tensors: the caller's model stays as it was.
     Model work = model.copy();
     ShapeInference.infer(work);

@@ -21,7 +21,12 @@ import ai.onnxruntime.OrtSession.SessionOptions;
  *       shape the planned block held about 500 MB more at the peak (MiniLM, LoRA, 32 x 64) for
  *       no measurable speed-up. {@code -Dgraft.ort.memoryPattern=1} turns it back on;
  *   <li>the CPU arena on ({@code -Dgraft.ort.arena=0} turns it off, for experiments);
- *   <li>pre-packing on (it made no difference to the peak here; {@code -Dgraft.ort.prepack=0});
+ *   <li>pre-packing off ({@code -Dgraft.ort.prepack=1} turns it on): ORT packs a constant MatMul
+ *       weight once per kernel that reads it, so a frozen linear weight, read by its forward MatMul
+ *       and (through {@link FrozenWeightTransposes}) by the backward FusedMatMul, was held as two
+ *       packed copies; unpacked it is held once, the session file's own. Peak RSS of
+ *       {@code TrainStepBenchmark} (MiniLM, LoRA, 32 x 64) 1,057 -> 1,006-1,011 MB, process CPU
+ *       time per step within the noise (docs/performance.md);
  *   <li>{@code -Dgraft.ort.profile=PREFIX} writes ORT's JSON profile of every session the
  *       trainer opens ({@code PREFIX_<date>.json}), to find where a step's time goes.
  * </ul>
@@ -50,7 +55,7 @@ public final class TrainSessionOptions {
       o.addConfigEntry("session.intra_op.allow_spinning", flag(SPIN, false) ? "1" : "0");
       o.setCPUArenaAllocator(flag(ARENA, true));
       o.setMemoryPatternOptimization(flag(MEMORY_PATTERN, false));
-      if (!flag(PREPACK, true)) o.addConfigEntry("session.disable_prepacking", "1");
+      if (!prepacking()) o.addConfigEntry("session.disable_prepacking", "1");
       String profile = System.getProperty(PROFILE, "");
       if (!profile.isEmpty()) o.enableProfiling(profile);
       if (device.kind() == Device.Kind.CUDA) {
@@ -66,6 +71,11 @@ public final class TrainSessionOptions {
       o.close();
       throw e;
     }
+  }
+
+  /** Whether the sessions pre-pack constant MatMul weights (off unless {@code -Dgraft.ort.prepack=1}). */
+  public static boolean prepacking() {
+    return flag(PREPACK, false);
   }
 
   private static boolean flag(String property, boolean dflt) {

@@ -7,6 +7,7 @@ import com.google.common.collect.ImmutableList;
 import dev.graft.ir.DataType;
 import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.Type;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
@@ -67,7 +68,7 @@ public final class TrainStepGraph {
 
   private TrainStepGraph(Builder b, Model forward) {
     this.forward = forward.copy();
-    this.opset = forward.defaultOpset().orElse(0);
+    this.opset = forward.defaultOpset().orElse(Backprop.MIN_OPSET);
     this.logits = b.logits;
     this.labels = b.labels;
     this.loss = b.loss;
@@ -144,16 +145,7 @@ public final class TrainStepGraph {
     }
 
     public TrainStepGraph build() {
-      long opset = forward.defaultOpset().orElse(0);
-      checkArgument(
-          opset >= Backprop.MIN_OPSET,
-          "The forward model is at opset %s; the train-step graph needs opset %s or newer, the"
-              + " dialect of the gradient rules. Upgrade it first:"
-              + " OpsetUpgrade.upgrade(model, %s) (or `graft convert --opset %s`).",
-          opset,
-          Backprop.MIN_OPSET,
-          Backprop.MIN_OPSET,
-          Backprop.MIN_OPSET);
+      WorkingModels.requireWorkingOpset(forward, "The train-step graph (the gradient rules' dialect)");
       Graph g = forward.graph();
       checkArgument(
           g.outputs().stream().anyMatch(o -> o.name().equals(logits)),
@@ -207,6 +199,7 @@ public final class TrainStepGraph {
   public Model trainStep() {
     Prepared p = prepare("graft_train_step");
     Map<Value, Value> grads = Backprop.gradients(p.model, p.loss, p.params);
+    FrozenWeightTransposes.fuse(p.model);
     GraphBuilder b = GraphBuilder.on(p.model.graph());
     List<AdamWUpdate.Slot> slots = new ArrayList<>();
     for (int i = 0; i < params.size(); i++) {
@@ -228,6 +221,7 @@ public final class TrainStepGraph {
   public Model accumulate() {
     Prepared p = prepare("graft_accumulate");
     Map<Value, Value> grads = Backprop.gradients(p.model, p.loss, p.params);
+    FrozenWeightTransposes.fuse(p.model);
     Graph g = p.model.graph();
     GraphBuilder b = GraphBuilder.on(g).prefix("/graft/accumulate");
     List<Value> sums = new ArrayList<>();

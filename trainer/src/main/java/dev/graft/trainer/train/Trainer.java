@@ -18,6 +18,7 @@ import dev.graft.ir.tensor.Tensor;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -55,6 +56,7 @@ public final class Trainer implements AutoCloseable {
   private final Device device;
   private final OrtEnvironment env;
   private final OrtSession.SessionOptions options;
+  private final SharedWeights sharedWeights;
   private final OrtSession trainSession;
   private OrtSession evalSession;
   private OrtSession accumulateSession;
@@ -72,13 +74,22 @@ public final class Trainer implements AutoCloseable {
     this.env = OrtEnvironment.getEnvironment();
     this.options = TrainSessionOptions.create(b.device, b.intraOpThreads);
     OrtSession train = null;
+    SharedWeights shared = SharedWeights.none();
     try {
+      // The train, eval and accumulate sessions read one copy of the frozen weights (unpacked).
+      if (!TrainSessionOptions.prepacking() && b.device.kind() == Device.Kind.CPU) {
+        Set<String> trainables = new HashSet<>();
+        for (TrainStepGraph.Param p : graphs.params()) trainables.add(p.name());
+        shared = SharedWeights.addTo(options, env, graphs.forward().graph(), trainables);
+      }
+      this.sharedWeights = shared;
       train = session(graphs.trainStep());
       this.trainSession = train;
       initState();
     } catch (OrtException | RuntimeException e) {
       if (train != null) train.close();
       options.close();
+      shared.close();
       throw e;
     }
   }
@@ -436,6 +447,7 @@ public final class Trainer implements AutoCloseable {
       closeQuietly(s);
     }
     options.close();
+    sharedWeights.close();
   }
 
   /** Closes ORT objects; their close() declares Exception but only fails on a broken runtime. */
@@ -446,6 +458,11 @@ public final class Trainer implements AutoCloseable {
     } catch (Exception e) {
       throw new IllegalStateException("Closing " + c + " failed: " + e.getMessage(), e);
     }
+  }
+
+  /** How many frozen weights the sessions share (0 with pre-packing on, or on CUDA). */
+  int sharedWeightCount() {
+    return sharedWeights.count();
   }
 
   /** The names of the trainable parameters, in graph order. */

@@ -9,6 +9,7 @@ import dev.graft.fixtures.PretrainedModels;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.Verifier;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry;
@@ -63,9 +64,9 @@ class CodaDistillationTest {
 
   @Test
   void teacherIsTheDenseModelAndTheResidualIsStudentMinusTeacher() throws Exception {
-    Model base = ModelIO.load(PretrainedModels.miniLm());
+    Model base = WorkingModels.load(PretrainedModels.miniLm());
     float[] dense = run(base, Set.of("last_hidden_state")).get("last_hidden_state");
-    Model coda = ModelIO.load(PretrainedModels.miniLm());
+    Model coda = WorkingModels.load(PretrainedModels.miniLm());
     new CodaPass(Targets.all(), CodaPass.Config.defaults().withFraction(0.5).withMinTokens(1)).run(coda);
     float[] student = run(coda, Set.of("last_hidden_state")).get("last_hidden_state");
     int nodes = coda.graph().nodeCount();

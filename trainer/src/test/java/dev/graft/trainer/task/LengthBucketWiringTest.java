@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.graft.fixtures.PretrainedModels;
 import dev.graft.ir.Model;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.trainer.run.RunConfig;
 import java.nio.file.Files;
@@ -51,7 +51,7 @@ class LengthBucketWiringTest {
     assertThat(config.data().lengthBuckets()).isEqualTo(lengthBuckets);
     ClassifyTask task = new ClassifyTask(HeadKind.MEAN, 42);
     task.load(config.data());
-    Model model = ModelIO.load(PretrainedModels.miniLm());
+    Model model = WorkingModels.load(PretrainedModels.miniLm());
     task.head(model).orElseThrow().pass().run(model);
     task.objective(model);
     long padded = 0;

@@ -313,7 +313,8 @@ class TaylorScoresTest {
     Model old = tiny(false);
     old.setOpset("", 11);
     assertThatThrownBy(() -> TaylorScores.compute(old, "loss", List.of("h"), List.of()))
-        .hasMessageContaining("opset 17 or newer; the model is at opset 11. Upgrade it first (graft convert --opset 17)");
+        .hasMessageContaining("the model is at opset 11, older than Graft's working opset 17")
+        .hasMessageContaining("graft convert IN OUT --opset 17");
     Model m = tiny(false);
     assertThatThrownBy(() -> TaylorScores.forModules(m, "loss", List.of("fc9"), List.of()))
         .hasMessageContaining("No linear or ungrouped conv module is named 'fc9'");

@@ -5,8 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.graft.fixtures.PretrainedModels;
 import dev.graft.ir.Model;
 import dev.graft.ir.convert.LayerNormFusion;
-import dev.graft.ir.convert.OpsetUpgrade;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
@@ -28,8 +27,7 @@ class MiniLmGradientTest {
 
   /** MiniLM, upgraded to opset 17, LayerNorms fused, with a 2-class mean-pooling head. */
   static Model miniLmClassifier() {
-    Model m = ModelIO.load(PretrainedModels.miniLm());
-    OpsetUpgrade.upgrade(m, 17);
+    Model m = WorkingModels.load(PretrainedModels.miniLm());
     LayerNormFusion.fuse(m);
     new ClassificationHeadPass(new ClassificationHeadPass.Config(2, Pooling.MEAN, "last_hidden_state", "attention_mask", false, 7))
         .run(m);

@@ -1,7 +1,7 @@
 package dev.graft.tools.maven;
 
 import dev.graft.ir.Model;
-import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.convert.WorkingModels;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -75,10 +75,13 @@ final class PluginPaths {
     }
   }
 
-  /** Loads {@code path}, naming the goal and the file when it is not a model Graft can read. */
+  /**
+   * Loads {@code path} the way the CLI's rewrite and export do ({@link WorkingModels#load}: upgraded
+   * to the working opset), naming the goal and the file when it is not a model Graft can read.
+   */
   static Model loadModel(String goal, Path path) throws MojoExecutionException {
     try {
-      return ModelIO.load(path);
+      return WorkingModels.load(path);
     } catch (RuntimeException e) {
       throw GoalFailures.wrap(goal, "cannot load model '" + path + "'", e);
     }

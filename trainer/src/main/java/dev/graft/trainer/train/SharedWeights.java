@@ -1,0 +1,80 @@
+package dev.graft.trainer.train;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession.SessionOptions;
+import dev.graft.ir.DataType;
+import dev.graft.ir.Graph;
+import dev.graft.ir.Value;
+import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * One copy of the frozen weights for all the sessions a {@link Trainer} opens (train step, eval,
+ * accumulate), handed to ORT with {@code SessionOptions.addInitializer}, which uses a tensor given
+ * that way in place of the model's initializer of the same name, without copying it:
+ *
+ * <pre>
+ *   before:  train session: W1..Wn (its copy)    eval session: W1..Wn (its copy)
+ *   after:   SharedWeights: W1..Wn  ◄── train session, eval session, accumulate session
+ * </pre>
+ *
+ * Only with pre-packing off ({@link TrainSessionOptions}): a session that packs a weight keeps its
+ * own packed copy beside the shared one. Shared are the frozen float32 initializers of at least
+ * {@link #MIN_BYTES} that the model holds in memory; weights in a model's external data file are
+ * mapped from that file by each session, so the page cache holds them once already. Close it after
+ * the sessions that read it.
+ */
+final class SharedWeights implements AutoCloseable {
+  /** Smaller initializers (shapes, scalars, biases of tiny layers) stay in the model file. */
+  static final long MIN_BYTES = 4096;
+
+  private final List<OnnxTensor> tensors;
+
+  private SharedWeights(List<OnnxTensor> tensors) {
+    this.tensors = tensors;
+  }
+
+  /** Nothing shared. */
+  static SharedWeights none() {
+    return new SharedWeights(List.of());
+  }
+
+  /**
+   * Copies the frozen weights of {@code forward} (its initializers but {@code trainables}) into
+   * tensors outside the heap and adds them to {@code options}.
+   */
+  static SharedWeights addTo(SessionOptions options, OrtEnvironment env, Graph forward, Set<String> trainables)
+      throws OrtException {
+    List<OnnxTensor> made = new ArrayList<>();
+    try {
+      for (Value v : forward.initializers()) {
+        Tensor t = v.initializer().orElse(null);
+        if (t == null || trainables.contains(v.name()) || v.isGraphInput()) continue;
+        if (!(t instanceof DenseTensor) || t.dataType() != DataType.FLOAT) continue;
+        if (t.numElements() * 4 < MIN_BYTES) continue;
+        OnnxTensor o = OrtTensors.toOrt(env, t);
+        made.add(o);
+        options.addInitializer(v.name(), o);
+      }
+    } catch (OrtException | RuntimeException e) {
+      made.forEach(OnnxTensor::close);
+      throw e;
+    }
+    return new SharedWeights(made);
+  }
+
+  /** How many tensors are shared. */
+  int count() {
+    return tensors.size();
+  }
+
+  @Override
+  public void close() {
+    tensors.forEach(OnnxTensor::close);
+  }
+}

@@ -1,0 +1,44 @@
+package dev.graft.trainer.train;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import dev.graft.ir.tensor.Tensor;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The trainer's sessions read the frozen weights from one shared copy ({@link SharedWeights}):
+ * after fused and accumulated steps, the eval session's logits are ORT's run of the exported
+ * model, whose frozen weights come from the IR, not from the shared tensors (the oracle).
+ */
+class SharedWeightsTest {
+  @Test
+  void trainEvalAndAccumulateSessionsComputeWithTheSharedFrozenWeights() throws Exception {
+    // fc2.weight [64, 32] (8 KiB) is frozen and shared; fc1.bias upstream of it is trained, so the
+    // backward pass reads fc2.weight too (FusedMatMul, transB).
+    TrainStepGraph graphs =
+        TrainStepGraph.builder(TrainData.spiralNet(64, 32, 21))
+            .trainables(List.of("fc1.bias", "fc3.weight", "fc3.bias"))
+            .build();
+    TrainData.Points data = TrainData.spirals(32, 0.02, 4);
+    try (Trainer t = Trainer.builder(graphs).schedule(LrSchedule.constant(0.05)).intraOpThreads(1).build()) {
+      assertThat(t.sharedWeightCount()).isEqualTo(1);
+      double first = t.trainStep(data.batch(0, 16)).loss();
+      t.trainStep(data.batch(16, 32));
+      t.trainStep(List.of(data.batch(32, 40), data.batch(40, 48)));
+      Map<String, Tensor> batch = data.batch(48, 64);
+      EvalResult r = t.evalStep(batch);
+      assertThat(r.loss()).isLessThan(first);
+
+      Map<String, Tensor> inputs = Map.of("x", batch.get("x"));
+      float[] want = OrtRun.run(t.exportTrainedModel(), inputs).get("logits").toFloatArray();
+      float[] got = r.logits().toFloatArray();
+      assertThat(got).hasSameSizeAs(want);
+      for (int i = 0; i < want.length; i++) {
+        assertThat(got[i]).as("logit %s", i).isCloseTo(want[i], within(1e-5f * Math.max(1, Math.abs(want[i]))));
+      }
+    }
+  }
+}
