@@ -207,8 +207,8 @@ public final class TrainStepGraph {
       slots.add(new AdamWUpdate.Slot(pv, grads.get(pv), params.get(i).decay()));
     }
     addOptimizer(b, slots);
-    // Last, as it replaces nodes (and so values the gradient map holds): see the class comment.
-    TransposedMatMulFusion.fuse(p.model);
+    // Last, as it replaces nodes (and so values the gradient map holds); off by default.
+    if (TransposedMatMulFusion.enabled()) TransposedMatMulFusion.fuse(p.model);
     return p.model;
   }
 
@@ -232,7 +232,7 @@ public final class TrainStepGraph {
     for (int i = 0; i < sums.size(); i++) {
       b.output(StateNames.updated(StateNames.gradSum(p.params.get(i).name())), sums.get(i));
     }
-    TransposedMatMulFusion.fuse(p.model);
+    if (TransposedMatMulFusion.enabled()) TransposedMatMulFusion.fuse(p.model);
     return p.model;
   }
 

@@ -33,9 +33,24 @@ import java.util.List;
  * constant-folded and pre-packed by ORT), only float32 ones (FusedMatMul's CPU kernel type), only
  * where the Transpose swaps exactly the last two axes of a value of rank 2 or more, and only where
  * the Transpose has no other use. The fused node takes the MatMul's name and output.
+ *
+ * <p>Off by default ({@link #enabled}): measured under load, the attention's backward matmuls
+ * alone run faster (16.1 -> 12.5 ms, {@code bench/micro/attention-backward.txt}) but the whole
+ * step showed no difference beyond the noise, while peak RSS rose by about 45 MB at 32 x 64 in
+ * every pair (docs/performance.md, session 4). {@code -Dgraft.train.transposedMatMul=1} turns it
+ * on, for measuring on a quiet machine.
  */
 public final class TransposedMatMulFusion {
+  /** The system property that turns the fusion on in {@link TrainStepGraph}. */
+  public static final String PROPERTY = "graft.train.transposedMatMul";
+
   private TransposedMatMulFusion() {}
+
+  /** Whether {@link TrainStepGraph} runs the fusion: {@value #PROPERTY} is 1 or true. */
+  public static boolean enabled() {
+    String v = System.getProperty(PROPERTY, "");
+    return v.equals("1") || v.equalsIgnoreCase("true");
+  }
 
   /** Fuses every candidate; returns the names of the FusedMatMul nodes made. */
   public static ImmutableList<String> fuse(Model m) {
