@@ -207,6 +207,8 @@ public final class TrainStepGraph {
       slots.add(new AdamWUpdate.Slot(pv, grads.get(pv), params.get(i).decay()));
     }
     addOptimizer(b, slots);
+    // Last, as it replaces nodes (and so values the gradient map holds); off by default.
+    if (TransposedMatMulFusion.enabled()) TransposedMatMulFusion.fuse(p.model);
     return p.model;
   }
 
@@ -230,6 +232,7 @@ public final class TrainStepGraph {
     for (int i = 0; i < sums.size(); i++) {
       b.output(StateNames.updated(StateNames.gradSum(p.params.get(i).name())), sums.get(i));
     }
+    if (TransposedMatMulFusion.enabled()) TransposedMatMulFusion.fuse(p.model);
     return p.model;
   }
 

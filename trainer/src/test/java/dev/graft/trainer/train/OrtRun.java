@@ -18,10 +18,21 @@ final class OrtRun {
   private OrtRun() {}
 
   static Map<String, Tensor> run(Model m, Map<String, Tensor> feeds) throws Exception {
+    return run(m, feeds, OrtSession.SessionOptions.OptLevel.ALL_OPT);
+  }
+
+  /** With ORT's graph optimizations off: an oracle that ORT does not fuse into what it checks. */
+  static Map<String, Tensor> runUnoptimized(Model m, Map<String, Tensor> feeds) throws Exception {
+    return run(m, feeds, OrtSession.SessionOptions.OptLevel.NO_OPT);
+  }
+
+  private static Map<String, Tensor> run(Model m, Map<String, Tensor> feeds, OrtSession.SessionOptions.OptLevel level)
+      throws Exception {
     OrtEnvironment env = OrtEnvironment.getEnvironment();
     List<OnnxTensor> owned = new ArrayList<>();
     try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
       o.setIntraOpNumThreads(1);
+      o.setOptimizationLevel(level);
       try (OrtSession s = env.createSession(ModelIO.toBytes(m), o)) {
         Map<String, OnnxTensor> in = new HashMap<>();
         for (Map.Entry<String, Tensor> e : feeds.entrySet()) {

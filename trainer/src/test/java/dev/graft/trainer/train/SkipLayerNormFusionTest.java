@@ -2,10 +2,6 @@ package dev.graft.trainer.train;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import ai.onnxruntime.OnnxTensor;
-import ai.onnxruntime.OnnxValue;
-import ai.onnxruntime.OrtEnvironment;
-import ai.onnxruntime.OrtSession;
 import dev.graft.ir.Attr;
 import dev.graft.ir.DataType;
 import dev.graft.ir.Graph;
@@ -16,7 +12,6 @@ import dev.graft.ir.analysis.OpCensus;
 import dev.graft.ir.analysis.Verifier;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.infer.ShapeInference;
-import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.trainer.autodiff.Backprop;
@@ -155,29 +150,9 @@ class SkipLayerNormFusionTest {
     }
   }
 
-  /** Every output, with ORT's graph optimizations off (so that ORT does not fuse the oracle). */
   private static Map<String, float[]> runUnoptimized(Model m, Map<String, Tensor> feeds) throws Exception {
-    OrtEnvironment env = OrtEnvironment.getEnvironment();
-    List<OnnxTensor> owned = new ArrayList<>();
-    try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
-      o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.NO_OPT);
-      try (OrtSession s = env.createSession(ModelIO.toBytes(m), o)) {
-        Map<String, OnnxTensor> in = new HashMap<>();
-        for (Map.Entry<String, Tensor> e : feeds.entrySet()) {
-          OnnxTensor t = OrtTensors.toOrt(env, e.getValue());
-          owned.add(t);
-          in.put(e.getKey(), t);
-        }
-        try (OrtSession.Result r = s.run(in)) {
-          Map<String, float[]> out = new LinkedHashMap<>();
-          for (Map.Entry<String, OnnxValue> e : r) {
-            out.put(e.getKey(), OrtTensors.toTensor(e.getKey(), (OnnxTensor) e.getValue()).toFloatArray());
-          }
-          return out;
-        }
-      }
-    } finally {
-      owned.forEach(OnnxTensor::close);
-    }
+    Map<String, float[]> out = new LinkedHashMap<>();
+    for (Map.Entry<String, Tensor> e : OrtRun.runUnoptimized(m, feeds).entrySet()) out.put(e.getKey(), e.getValue().toFloatArray());
+    return out;
   }
 }
