@@ -54,7 +54,8 @@ if [ ! -f "$JAR" ]; then
   echo "building $JAR" >&2
   mvn -q -pl tools -am package -DskipTests
 fi
-JAVA=(java -Xmx3g -cp "$JAR")
+# GRAFT_JAVA_OPTS: extra JVM flags for the Graft side, e.g. -Dgraft.ort.prepack=1.
+JAVA=(java -Xmx3g ${GRAFT_JAVA_OPTS:-} -cp "$JAR")
 BENCH=dev.graft.trainer.bench.SideBySideBenchmark
 
 MODELS=$CACHE/models
