@@ -58,6 +58,7 @@ public final class Trainer implements AutoCloseable {
   private final OrtSession.SessionOptions options;
   private final SharedWeights sharedWeights;
   private final OrtSession trainSession;
+  private boolean largeWeightOptionsSet;
   private OrtSession evalSession;
   private OrtSession accumulateSession;
   private OrtSession applySession;
@@ -138,7 +139,10 @@ public final class Trainer implements AutoCloseable {
   /** Opens {@code m} from a file: frozen external weights go from their file to ORT, not the heap. */
   private OrtSession session(Model m) throws OrtException {
     try (SessionFile file = SessionFile.write(m)) {
-      if (file.large()) largeWeightOptions(options);
+      if (file.large() && !largeWeightOptionsSet) {
+        largeWeightOptions(options); // once: ORT warns when an options entry is set again
+        largeWeightOptionsSet = true;
+      }
       return env.createSession(file.path().toString(), options);
     }
   }
@@ -150,7 +154,8 @@ public final class Trainer implements AutoCloseable {
    * the mapped model file; the transposes are computed per step.
    */
   public static void largeWeightOptions(OrtSession.SessionOptions o) throws OrtException {
-    o.addConfigEntry("session.disable_prepacking", "1");
+    // TrainSessionOptions turns pre-packing off already unless -Dgraft.ort.prepack=1 asked for it.
+    if (TrainSessionOptions.prepacking()) o.addConfigEntry("session.disable_prepacking", "1");
     o.addConfigEntry("optimization.disable_specified_optimizers", "ConstantFolding");
   }
 
