@@ -105,19 +105,7 @@ public final class AdapterExport {
       long parameters,
       ExportVerifier.Verification applied,
       ExportVerifier.Verification ortAdapter,
-      Timing timing) {
-
-    /** A report without timings. */
-    public AdapterReport(
-        Path dir,
-        ImmutableList<String> files,
-        ImmutableList<String> methods,
-        long parameters,
-        ExportVerifier.Verification applied,
-        ExportVerifier.Verification ortAdapter) {
-      this(dir, files, methods, parameters, applied, ortAdapter, Timing.NONE);
-    }
-  }
+      Timing timing) {}
 
   /**
    * Wall seconds of an adapter export: hashing the base's model file and writing the adapter's
@@ -125,8 +113,6 @@ public final class AdapterExport {
    * LoRA the multi-adapter graph with the adapter active).
    */
   public record Timing(double writeSeconds, double verifySeconds) {
-    public static final Timing NONE = new Timing(0, 0);
-
     /** {@code write 0.4 s, verify 6.1 s}. */
     public String summary() {
       return String.format(java.util.Locale.ROOT, "write %.1f s, verify %.1f s", writeSeconds, verifySeconds);

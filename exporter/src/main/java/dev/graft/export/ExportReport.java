@@ -31,27 +31,12 @@ public record ExportReport(
    * sessions, built from files, and their runs); write the files.
    */
   public record Timing(double foldSeconds, double verifySeconds, double writeSeconds) {
-    public static final Timing NONE = new Timing(0, 0, 0);
 
     /** {@code fold 3.1 s, verify 2.0 s, write 4.2 s}. */
     public String summary() {
       return String.format(
           java.util.Locale.ROOT, "fold %.1f s, verify %.1f s, write %.1f s", foldSeconds, verifySeconds, writeSeconds);
     }
-  }
-
-  /** A report without timings. */
-  public ExportReport(
-      Path written,
-      FoldReport fold,
-      ExportVerifier.Verification verification,
-      ImmutableMap<String, Integer> censusBefore,
-      ImmutableMap<String, Integer> censusAfter,
-      int fp16Initializers,
-      long irVersion) {
-    this(
-        written, fold, verification, censusBefore, censusAfter, fp16Initializers, irVersion,
-        ExportOptions.Verify.FULL, Timing.NONE);
   }
 
   /** What was checked, in one line (after "Verified: "). */

@@ -512,6 +512,26 @@ public final class Graph {
     for (Node n : order) link(null, n);
   }
 
+  /**
+   * Lets {@code replacement}, the output of a node that now computes what {@code old} held, take
+   * {@code old}'s place: its type, every use (graph outputs included), its value_info listing and,
+   * once the nodes in {@code dead} (old's producer among them) are removed, its name. The step
+   * every fusion ends with:
+   *
+   * <pre>
+   *   y = Mul(Add(...), ...)     =>   y = Gelu(x)        (the chain removed, Gelu's output named y)
+   * </pre>
+   */
+  public void replaceValue(Value old, Value replacement, List<Node> dead) {
+    String oldName = old.name();
+    replacement.setTypeOf(old);
+    boolean listed = valueInfo().contains(old);
+    old.replaceAllUsesWith(replacement, true);
+    for (Node n : dead) removeNode(n);
+    rename(replacement, oldName);
+    if (listed) addValueInfo(replacement);
+  }
+
   /** Renames a value, keeping names unique in scope. */
   public void rename(Value v, String newName) {
     checkArgument(v.isIn(this), "'%s' is not defined in graph '%s'", v.name(), name);

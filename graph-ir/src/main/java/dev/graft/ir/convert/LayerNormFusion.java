@@ -89,22 +89,15 @@ public final class LayerNormFusion {
             List.of(g.freshName(name + "_ln")),
             List.of(Attr.of("axis", -1L), Attr.of("epsilon", m.epsilon())), nodeName);
     g.insertBefore(last, ln);
-    ln.output().setTypeOf(y);
-    boolean listed = g.valueInfo().contains(y);
-    y.replaceAllUsesWith(ln.output(), true);
     List<Value> constantsFed = new ArrayList<>();
     List<Node> dead = new ArrayList<>(m.nodes());
     java.util.Collections.reverse(dead);
-    for (Node n : dead) {
-      for (Value in : n.inputs()) if (in != null) constantsFed.add(in);
-      g.removeNode(n);
-    }
+    for (Node n : dead) for (Value in : n.inputs()) if (in != null) constantsFed.add(in);
+    g.replaceValue(y, ln.output(), dead);
     for (Value v : constantsFed) {
       Node p = v.producer().orElse(null);
       if (p != null && p.is("Constant") && p.isIn(g) && !v.hasUses() && !v.isGraphOutput()) g.removeNode(p);
     }
-    g.rename(ln.output(), name);
-    if (listed) g.addValueInfo(ln.output());
     return nodeName;
   }
 

@@ -54,14 +54,9 @@ final class SavedStatistics {
             List.copyOf(n.attributes().values()),
             n.name());
     g.insertAfter(n, withStats);
-    withStats.output(0).setTypeOf(y);
     Type stats = Type.tensor(DataType.FLOAT);
     withStats.output(1).setType(stats);
     withStats.output(2).setType(stats);
-    boolean listed = g.valueInfo().contains(y);
-    y.replaceAllUsesWith(withStats.output(0), true);
-    g.removeNode(n);
-    g.rename(withStats.output(0), name);
-    if (listed) g.addValueInfo(withStats.output(0));
+    g.replaceValue(y, withStats.output(0), List.of(n));
   }
 }

@@ -50,7 +50,7 @@ public final class FrozenWeightTransposes {
       }
       if (!t.output().hasUses()) g.removeNode(t);
     }
-    if (fused > 0 && !m.opsets().containsKey(GeluFusion.DOMAIN)) m.setOpset(GeluFusion.DOMAIN, 1);
+    if (fused > 0) GeluFusion.importDomain(m);
     return fused;
   }
 
@@ -67,12 +67,7 @@ public final class FrozenWeightTransposes {
             List.of(Attr.of("transB", 1L)),
             nodeName);
     g.insertBefore(mm, f);
-    f.output().setTypeOf(y);
-    boolean listed = g.valueInfo().contains(y);
-    y.replaceAllUsesWith(f.output(), true);
-    g.removeNode(mm);
-    g.rename(f.output(), name);
-    if (listed) g.addValueInfo(f.output());
+    g.replaceValue(y, f.output(), List.of(mm));
   }
 
   /** A float32 initializer of rank 2 that no graph input overrides. */

@@ -37,6 +37,11 @@ public final class GeluFusion {
 
   private GeluFusion() {}
 
+  /** Imports {@link #DOMAIN} version 1 into {@code m} unless it already has it (after a fusion made a contrib node). */
+  static void importDomain(Model m) {
+    if (!m.opsets().containsKey(DOMAIN)) m.setOpset(DOMAIN, 1);
+  }
+
   private record Match(Node scale, Node erf, Node add, Node mul, Node half, Value x) {}
 
   /** Fuses every candidate; returns the names of the Gelu nodes made. */
@@ -49,7 +54,7 @@ public final class GeluFusion {
       if (match != null) fused.add(rewrite(g, match));
     }
     ImmutableList<String> names = fused.build();
-    if (!names.isEmpty() && !m.opsets().containsKey(DOMAIN)) m.setOpset(DOMAIN, 1);
+    if (!names.isEmpty()) importDomain(m);
     return names;
   }
 
@@ -94,21 +99,18 @@ public final class GeluFusion {
     String nodeName = m.half.name().isEmpty() ? g.freshName("Gelu") : m.half.name();
     Node gelu = new Node(DOMAIN, "Gelu", List.of(m.x), List.of(g.freshName(name + "_gelu")), List.of(), nodeName);
     g.insertBefore(m.half, gelu);
-    gelu.output().setTypeOf(y);
-    boolean listed = g.valueInfo().contains(y);
-    y.replaceAllUsesWith(gelu.output(), true);
     List<Value> constantsFed = new ArrayList<>();
+    List<Node> dead = new ArrayList<>();
     for (Node n : List.of(m.half, m.mul, m.add, m.erf, m.scale)) {
       if (!n.isIn(g)) continue;
       for (Value in : n.inputs()) if (in != null) constantsFed.add(in);
-      g.removeNode(n);
+      dead.add(n);
     }
+    g.replaceValue(y, gelu.output(), dead);
     for (Value v : constantsFed) {
       Node p = v.producer().orElse(null);
       if (p != null && p.is("Constant") && p.isIn(g) && !v.hasUses() && !v.isGraphOutput()) g.removeNode(p);
     }
-    g.rename(gelu.output(), name);
-    if (listed) g.addValueInfo(gelu.output());
     return nodeName;
   }
 

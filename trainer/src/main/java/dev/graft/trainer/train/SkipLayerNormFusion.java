@@ -56,7 +56,7 @@ public final class SkipLayerNormFusion {
       if (match != null) fused.add(rewrite(g, match));
     }
     ImmutableList<String> names = fused.build();
-    if (!names.isEmpty() && !m.opsets().containsKey(GeluFusion.DOMAIN)) m.setOpset(GeluFusion.DOMAIN, 1);
+    if (!names.isEmpty()) GeluFusion.importDomain(m);
     return names;
   }
 
@@ -120,15 +120,10 @@ public final class SkipLayerNormFusion {
             List.of(Attr.of("epsilon", norm.attrFloat("epsilon", 1e-5f))),
             nodeName);
     g.insertBefore(norm, skip);
-    skip.output(0).setTypeOf(y);
     skip.output(3).setTypeOf(sum);
-    boolean listed = g.valueInfo().contains(y);
-    y.replaceAllUsesWith(skip.output(0), true);
-    g.removeNode(norm);
-    g.removeNode(m.residual);
-    if (m.biasAdd != null) g.removeNode(m.biasAdd);
-    g.rename(skip.output(0), name);
-    if (listed) g.addValueInfo(skip.output(0));
+    List<Node> dead = new ArrayList<>(List.of(norm, m.residual));
+    if (m.biasAdd != null) dead.add(m.biasAdd);
+    g.replaceValue(y, skip.output(0), dead);
     return nodeName;
   }
 

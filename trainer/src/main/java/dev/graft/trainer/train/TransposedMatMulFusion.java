@@ -57,14 +57,14 @@ public final class TransposedMatMulFusion {
     Graph g = m.graph();
     ImmutableList.Builder<String> fused = ImmutableList.builder();
     for (Node mm : List.copyOf(g.nodes())) {
-      if (mm.graph() != g || !mm.is("MatMul") || !mm.domain().isEmpty()) continue;
+      if (!mm.isIn(g) || !mm.is("MatMul") || !mm.domain().isEmpty()) continue;
       Node ta = swapOfLastTwo(mm.input(0), mm);
       Node tb = swapOfLastTwo(mm.input(1), mm);
       if (ta == null && tb == null) continue;
       fused.add(rewrite(g, mm, ta, tb));
     }
     ImmutableList<String> names = fused.build();
-    if (!names.isEmpty() && !m.opsets().containsKey(GeluFusion.DOMAIN)) m.setOpset(GeluFusion.DOMAIN, 1);
+    if (!names.isEmpty()) GeluFusion.importDomain(m);
     return names;
   }
 
@@ -84,15 +84,10 @@ public final class TransposedMatMulFusion {
             List.of(Attr.of("transA", ta == null ? 0L : 1L), Attr.of("transB", tb == null ? 0L : 1L), Attr.of("alpha", 1f)),
             nodeName);
     g.insertBefore(mm, fused);
-    fused.output().setTypeOf(y);
-    boolean listed = g.valueInfo().contains(y);
-    y.replaceAllUsesWith(fused.output(), true);
-    g.removeNode(mm);
+    g.replaceValue(y, fused.output(), List.of(mm));
     for (Node t : new Node[] {ta, tb}) {
       if (t != null && t.isIn(g) && !t.output().hasUses() && !t.output().isGraphOutput()) g.removeNode(t);
     }
-    g.rename(fused.output(), name);
-    if (listed) g.addValueInfo(fused.output());
     return nodeName;
   }
 
