@@ -16,14 +16,19 @@ import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.io.StagedSave;
 import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.ExternalTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraftTags;
 import dev.graft.rewrite.TrainableRegistry;
 import dev.graft.rewrite.method.Fold;
 import dev.graft.rewrite.method.Methods;
 import dev.graft.rewrite.peft.ClassificationHeadPass;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -31,6 +36,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.function.UnaryOperator;
 
 /**
@@ -88,25 +97,153 @@ public final class DeltaFolding {
 
   /**
    * Where the linear-branch rule puts each merged weight: {@link #apply} stores one computed on
-   * the heap; {@link #reserve} may instead give ORT a place in the export's data file to write it
-   * (a {@link StagedSave.Slot}), so the weight never passes through the heap.
+   * the heap; a store with a {@link #scratch} buffer has ORT compute the weight into it instead
+   * and {@link #put}s it from there, so the weight never passes through the heap.
    */
-  interface MergedStore extends UnaryOperator<Tensor> {
-    Optional<StagedSave.Slot> reserve(String name, DataType type, long[] dims);
+  interface MergedStore extends UnaryOperator<Tensor>, AutoCloseable {
+    /**
+     * A direct buffer of {@code bytes} bytes for ORT to write a merged weight into, reused from
+     * weight to weight (its pages are faulted in once); empty: compute on the heap.
+     */
+    Optional<ByteBuffer> scratch(long bytes);
 
-    /** Into {@code staged}: reserved and written by ORT in place. */
+    /**
+     * Stores the weight ORT wrote into {@code scratch} and returns the tensor that reads it back;
+     * the buffer is not handed out again until the store is done with it. The tensor may be read
+     * only after {@link #ready} of it or {@link #flush}.
+     */
+    Tensor put(String name, DataType type, long[] dims, ByteBuffer scratch);
+
+    /**
+     * Copies {@code unchanged}, a large weight the export keeps as it is, into the store while
+     * the merged weights are computed, and returns the tensor that reads the copy (after {@link
+     * #ready} of it or {@link #flush}).
+     */
+    Tensor copyAhead(ExternalTensor unchanged);
+
+    /** Returns once {@code t}, if this store {@link #put} or copied it, is stored. */
+    void ready(Tensor t);
+
+    /** Returns once every weight {@link #put} is stored; throws the first failure. */
+    void flush();
+
+    /** Flushes, then frees what the store holds. */
+    @Override
+    void close();
+
+    /**
+     * Into {@code staged}: each weight is computed into a buffer aligned for direct I/O and
+     * written to the staged file past the page cache ({@link StagedSave#write}) by a writer
+     * thread while ORT computes the next weight into a second buffer. (Not into a mapped region of
+     * the file, as before: the dirty mapped pages slowed every later write to the file, the
+     * unchanged weights' copy among them, five to ten times; docs/large-models.md.)
+     */
     static MergedStore into(StagedSave staged) {
-      return new MergedStore() {
-        @Override
-        public Tensor apply(Tensor t) {
-          return staged.put(t);
-        }
+      return new StagedStore(staged);
+    }
+  }
 
-        @Override
-        public Optional<StagedSave.Slot> reserve(String name, DataType type, long[] dims) {
-          return Optional.of(staged.reserve(name, type, dims));
+  /**
+   * {@link MergedStore#into}: two buffers a size, one written while the other is computed; one
+   * writer thread, which also copies the unchanged weights while ORT computes.
+   */
+  private static final class StagedStore implements MergedStore {
+    private record Pending(ExternalTensor tensor, ByteBuffer buffer, Future<?> write) {}
+
+    private static final int BUFFERS_PER_SIZE = 2;
+    private final StagedSave staged;
+    private final ExecutorService writer =
+        Executors.newSingleThreadExecutor(
+            r -> {
+              Thread t = new Thread(r, "graft-export-writer");
+              t.setDaemon(true);
+              return t;
+            });
+    private final Map<Long, ArrayDeque<ByteBuffer>> free = new HashMap<>();
+    private final Map<Long, Integer> made = new HashMap<>();
+    private final ArrayDeque<Pending> pending = new ArrayDeque<>();
+
+    StagedStore(StagedSave staged) {
+      this.staged = staged;
+    }
+
+    @Override
+    public Tensor apply(Tensor t) {
+      return staged.put(t);
+    }
+
+    @Override
+    public Optional<ByteBuffer> scratch(long bytes) {
+      if (bytes > Integer.MAX_VALUE) return Optional.empty();
+      ArrayDeque<ByteBuffer> f = free.computeIfAbsent(bytes, b -> new ArrayDeque<>());
+      while (f.isEmpty()) {
+        if (made.merge(bytes, 1, Integer::sum) <= BUFFERS_PER_SIZE) {
+          f.add(StagedSave.alignedBuffer((int) bytes).order(ByteOrder.nativeOrder()));
+        } else {
+          made.merge(bytes, -1, Integer::sum);
+          awaitOldest(); // frees a buffer, of this size or another
         }
-      };
+      }
+      return Optional.of(f.pop());
+    }
+
+    @Override
+    public Tensor put(String name, DataType type, long[] dims, ByteBuffer scratch) {
+      ExternalTensor placed = staged.place(name, type, dims);
+      ByteBuffer bytes = scratch.duplicate().clear();
+      pending.add(new Pending(placed, scratch, writer.submit(() -> staged.write(placed, bytes))));
+      return placed;
+    }
+
+    @Override
+    public Tensor copyAhead(ExternalTensor unchanged) {
+      ExternalTensor placed = staged.place(unchanged);
+      pending.add(new Pending(placed, null, writer.submit(() -> staged.copy(unchanged, placed))));
+      return placed;
+    }
+
+    @Override
+    public void ready(Tensor t) {
+      while (pending.stream().anyMatch(p -> sameBytes(p.tensor(), t))) awaitOldest();
+    }
+
+    /** Whether {@code t} reads the bytes {@code placed} took (itself, or a renamed copy). */
+    private static boolean sameBytes(ExternalTensor placed, Tensor t) {
+      return placed == t
+          || t instanceof ExternalTensor e
+              && e.offset() == placed.offset()
+              && e.length() == placed.length()
+              && e.file().equals(placed.file());
+    }
+
+    @Override
+    public void flush() {
+      while (!pending.isEmpty()) awaitOldest();
+    }
+
+    private void awaitOldest() {
+      Pending p = pending.remove();
+      try {
+        p.write().get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException("Interrupted while writing merged weight '" + p.tensor().name() + "'", e);
+      } catch (ExecutionException e) {
+        Throwable cause = e.getCause();
+        if (cause instanceof RuntimeException r) throw r;
+        throw new IllegalStateException("Cannot write merged weight '" + p.tensor().name() + "': " + cause, cause);
+      } finally {
+        if (p.buffer() != null) free.computeIfAbsent((long) p.buffer().capacity(), b -> new ArrayDeque<>()).add(p.buffer());
+      }
+    }
+
+    @Override
+    public void close() {
+      try {
+        flush();
+      } finally {
+        writer.shutdownNow();
+      }
     }
   }
 
@@ -161,7 +298,9 @@ public final class DeltaFolding {
     }
 
     // One ORT session per distinct fold graph (weight shapes and branch form), not per weight.
-    try (FoldSessions sessions = new FoldSessions()) {
+    try (FoldSessions sessions = new FoldSessions();
+        MergedStore writes = store instanceof MergedStore ms ? ms : null) {
+      if (writes != null) copyAhead(g, writes);
       for (Node merge : g.nodes()) {
         if (!merge.isAttached()) continue; // removed by an earlier fold
         if (!GraftTags.isMerge(merge)) continue;
@@ -175,6 +314,7 @@ public final class DeltaFolding {
           folded.add(method + " " + GraftTags.module(merge).orElse(""));
         }
       }
+      if (writes != null) writes.flush(); // the rules below may read merged weights
     }
 
     folded.addAll(foldConstantClusters(model, touched, removed));
@@ -244,6 +384,29 @@ public final class DeltaFolding {
     }
     return keys;
   }
+
+  /**
+   * Hands {@code store} the large weights read from files that the fold keeps as they are, so its
+   * writer copies them while ORT computes the merged ones and the commit has nothing left to
+   * copy: each initializer of {@link #COPY_AHEAD_FROM} or more whose file holds it, read by no
+   * Graft node, and not the weight of the node a merge wraps.
+   */
+  private static void copyAhead(Graph g, MergedStore store) {
+    Set<Value> wrapped = Collections.newSetFromMap(new IdentityHashMap<>());
+    for (Node merge : g.nodes()) {
+      if (!GraftTags.isMerge(merge) || merge.inputs().isEmpty() || merge.input(0) == null) continue;
+      GraftTags.origin(merge.input(0)).producer().ifPresent(n -> n.inputs().forEach(wrapped::add));
+    }
+    for (Value v : List.copyOf(g.initializers())) {
+      if (!(v.initializer().orElseThrow() instanceof ExternalTensor e)) continue;
+      if (e.length() < COPY_AHEAD_FROM || wrapped.contains(v) || !e.fileHoldsData()) continue;
+      if (v.uses().stream().anyMatch(u -> GraftTags.isGraft(u.node()))) continue;
+      g.setInitializer(v, store.copyAhead(e).withName(v.name()));
+    }
+  }
+
+  /** The size from which {@link #copyAhead} copies a weight during the fold: 1 MiB. */
+  static final long COPY_AHEAD_FROM = 1 << 20;
 
   // ---- rule 2: linear branches -------------------------------------------------------------------
 
@@ -315,16 +478,21 @@ public final class DeltaFolding {
         where,
         x.dataType().orElse(null));
     Node sink = merge.input(1).producer().orElseThrow();
-    Tensor stored;
+    Merged merged;
+    String key = method + " " + module;
+    Probing probing = probe == null ? null : new Probing(probe, key, linear);
     try {
-      stored = mergedWeight(model, ordered, sink, x, in, wT, transB, alpha, sessions, store);
+      merged = mergedWeight(model, ordered, sink, x, in, wT, transB, alpha, sessions, store, probing);
+    } catch (FoldProbe.ProbeFailedException e) {
+      throw e;
     } catch (RuntimeException e) {
       throw new IllegalStateException(
           where + ": cannot compute W + branch(I) (W " + wT.shape() + "): " + e.getMessage(), e);
     }
-    if (probe != null) {
+    Tensor stored = merged.stored();
+    if (probe != null && !merged.probed()) {
       // Before the branch goes: the probe runs it as the tuned graph does.
-      probe.check(method + " " + module, model, ordered, sink, x, linear, wT, stored, in, sessions);
+      probe.check(key, model, ordered, sink, x, linear, wT, stored, in, sessions);
     }
     setConstant(g, linear, 1, stored);
 
@@ -350,7 +518,7 @@ public final class DeltaFolding {
    * {@code sessions} runs them all in one ORT session. Returns the weight as {@code store} keeps
    * it; a {@link MergedStore} with room for it has ORT write it there directly.
    */
-  private static Tensor mergedWeight(
+  private static Merged mergedWeight(
       Model owner,
       List<Node> ordered,
       Node sink,
@@ -360,7 +528,9 @@ public final class DeltaFolding {
       boolean transB,
       float alpha,
       FoldSessions sessions,
-      UnaryOperator<Tensor> store) {
+      UnaryOperator<Tensor> store,
+      Probing probing) {
+    if (store instanceof MergedStore ms) ms.ready(w); // a weight merged by an earlier branch
     GraphBuilder gb = GraphBuilder.create("fold_linear");
     Graph mini = gb.graph();
     Map<String, Tensor> feeds = new LinkedHashMap<>();
@@ -368,6 +538,12 @@ public final class DeltaFolding {
     Value wv = gb.input("W", w.dataType(), (Object[]) boxed(w.dims()));
     Map<Value, Value> map = new IdentityHashMap<>();
     Node scaled = scaledProduct(ordered, sink, x);
+    // W + P·C in one Gemm (beta 1, no [in, out] intermediate) when the branch ends in LoRA's
+    // scaled product of two matrices and nothing follows it.
+    boolean gemmable =
+        scaled != null && !transB && alpha == 1f && sink.output().dataType().orElse(w.dataType()) == w.dataType();
+    Set<Value> matrices = Collections.newSetFromMap(new IdentityHashMap<>());
+    Value merged = null;
     for (int i = 0; i < ordered.size(); i++) {
       Node n = ordered.get(i);
       if (n == sink && scaled != null) {
@@ -380,6 +556,7 @@ public final class DeltaFolding {
         // MatMul(I, C) = C exactly (each sum adds zeros to one product by 1): LoRA's x·A on the
         // identity is A, without an [in, in] identity and its in²·r multiplications.
         map.put(n.output(), constantInput(gb, map, feeds, n.input(1)));
+        matrices.add(map.get(n.output()));
         continue;
       }
       List<Value> ins = new ArrayList<>();
@@ -396,6 +573,11 @@ public final class DeltaFolding {
       if (n == scaled) {
         Value s = sink.input(sink.input(0) == scaled.output() ? 1 : 0);
         ins.set(1, gb.op("Mul", ins.get(1), constantInput(gb, map, feeds, s)));
+        if (gemmable && matrices.contains(ins.get(0))) {
+          merged = gb.op("Gemm", ins.get(0), ins.get(1), wv);
+          map.put(n.output(), merged);
+          continue;
+        }
       }
       Node copy =
           new Node(
@@ -408,27 +590,42 @@ public final class DeltaFolding {
       mini.addNode(copy);
       map.put(n.output(), copy.output());
     }
-    Value d = map.get(sink.output());
-    if (transB) d = gb.op("Transpose", d);
-    if (alpha != 1f) d = gb.op("Div", d, gb.scalar(alpha));
-    if (sink.output().dataType().orElse(w.dataType()) != w.dataType()) {
-      d = gb.op("Cast", List.of(d), Attr.of("to", (long) w.dataType().code()));
+    if (merged == null) {
+      Value d = map.get(sink.output());
+      if (transB) d = gb.op("Transpose", d);
+      if (alpha != 1f) d = gb.op("Div", d, gb.scalar(alpha));
+      if (sink.output().dataType().orElse(w.dataType()) != w.dataType()) {
+        d = gb.op("Cast", List.of(d), Attr.of("to", (long) w.dataType().code()));
+      }
+      merged = gb.op("Add", wv, d);
     }
-    gb.output("merged", gb.op("Add", wv, d));
+    gb.output("merged", merged);
     gb.typed(gb.graph().outputs().get(0), w.dataType(), (Object[]) boxed(w.dims()));
+    Optional<ByteBuffer> scratch = store instanceof MergedStore ms ? ms.scratch(w.byteSize()) : Optional.empty();
+    if (scratch.isPresent() && probing != null) {
+      // The probe reads W' where ORT wrote it, in the same run: no second pass over W and W'.
+      probing.probe().append(gb, map, feeds, ordered, sink, x, probing.linear(), wv, merged, in, w.dims()[transB ? 0 : 1]);
+    }
     // The branch speaks the model's dialect.
     Model m = gb.model(owner.defaultOpset().orElse(17));
     owner.opsets().forEach(m::setOpset);
     if (owner.irVersion() > 0) m.setIrVersion(owner.irVersion());
-    Optional<StagedSave.Slot> slot =
-        store instanceof MergedStore ms ? ms.reserve("merged", w.dataType(), w.dims()) : Optional.empty();
-    if (slot.isPresent()) {
-      // ORT writes W + ΔW straight into the export's data file.
-      sessions.runInto(m, feeds, "merged", slot.get().tensor(), slot.get().buffer(), "a merged weight");
-      return slot.get().tensor();
+    if (scratch.isPresent()) {
+      // ORT writes W + ΔW into the reused buffer, the store writes it to the export's data file.
+      ImmutableMap<String, Tensor> rest =
+          sessions.runInto(m, feeds, "merged", w, scratch.get().duplicate().clear(), "a merged weight");
+      if (probing != null) probing.probe().record(probing.module(), rest);
+      Tensor stored = ((MergedStore) store).put("merged", w.dataType(), w.dims(), scratch.get());
+      return new Merged(stored, probing != null);
     }
-    return store.apply(sessions.run(m, feeds, "a merged weight").get("merged"));
+    return new Merged(store.apply(sessions.run(m, feeds, "a merged weight").get("merged")), false);
   }
+
+  /** A merged weight as the store keeps it, and whether its fold's run probed it. */
+  private record Merged(Tensor stored, boolean probed) {}
+
+  /** The probe of one weight: who probes, the module's name, its linear. */
+  private record Probing(FoldProbe probe, String module, Node linear) {}
 
   /**
    * The MatMul whose product {@code sink} scales by one constant number, {@code

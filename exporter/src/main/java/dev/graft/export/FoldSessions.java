@@ -46,12 +46,14 @@ final class FoldSessions implements AutoCloseable {
   }
 
   /**
-   * As {@link #run}, with the graph's one output {@code output} written by ORT straight into
-   * {@code into} (a direct buffer of its exact size: a mapped region of the export's data file).
+   * As {@link #run}, with the graph's output {@code output} written by ORT straight into {@code
+   * into} (a direct buffer of its exact size: a mapped region of the export's data file); the
+   * other outputs are returned.
    */
-  void runInto(Model graph, Map<String, Tensor> feeds, String output, Tensor shape, ByteBuffer into, String what) {
+  ImmutableMap<String, Tensor> runInto(
+      Model graph, Map<String, Tensor> feeds, String output, Tensor shape, ByteBuffer into, String what) {
     try {
-      OrtEval.runInto(session(graph), feeds, output, shape, into);
+      return OrtEval.runInto(session(graph), feeds, output, shape, into);
     } catch (OrtException e) {
       throw new IllegalStateException("ONNX Runtime failed on " + what + ": " + e.getMessage(), e);
     }

@@ -28,15 +28,15 @@ import java.util.function.UnaryOperator;
  *
  * Verification ({@link ExportOptions.Verify}) runs the export as it will be written, opened by ORT
  * from a file (tensor layout, inline or external, does not change what ORT computes), or probes
- * each merged weight as stored ({@link FoldProbe}): the default for a streaming export whose
- * merged deltas are all linear branches. A tuned model with 256 MiB or more of external data
- * streams: the copy shares its tensors, ORT writes each merged weight straight into a mapped
- * region of the export's own data file ({@link StagedSave#reserve}), ORT reads both models'
- * weights from their files, and the save appends the unchanged weights file to file and moves the
- * data file into place; each byte of {@code OUT.data} is written once and no merged weight passes
- * through the heap. (With {@code --fp16} the merged fp32 weights go to a staged
- * save that is never committed, since fp16 storage replaces them.) The report times the three
- * phases: fold, verify, write.
+ * each merged weight ({@link FoldProbe}): the default for a streaming export whose merged deltas
+ * are all linear branches. A tuned model with 256 MiB or more of external data streams: the copy
+ * shares its tensors; ORT computes each merged weight (and its probe, in the same run) into a
+ * reused buffer that a writer thread writes to the export's own data file, past the page cache
+ * ({@link StagedSave}), while ORT computes the next; the same thread copies the unchanged large
+ * weights file to file meanwhile; the commit appends what is left and moves the data file into
+ * place. Each byte of {@code OUT.data} is written once and no weight passes through the heap.
+ * (With {@code --fp16} the merged fp32 weights go to a staged save that is never committed,
+ * since fp16 storage replaces them.) The report times the three phases: fold, verify, write.
  */
 public final class MergedExport {
   private MergedExport() {}

@@ -144,10 +144,11 @@ final class OrtEval {
   /**
    * Runs an open session whose output {@code output} ORT writes into {@code into}, a direct
    * buffer of exactly the output's size, as the tensor {@code shape} describes it (type and
-   * dims); nothing of it passes through the heap. Other outputs are not computed.
+   * dims); nothing of it passes through the heap. The session's other outputs (a probe's few
+   * numbers, which may read {@code output} as ORT wrote it) are returned by name.
    */
-  static void runInto(OrtSession s, Map<String, Tensor> feeds, String output, Tensor shape, ByteBuffer into)
-      throws OrtException {
+  static ImmutableMap<String, Tensor> runInto(
+      OrtSession s, Map<String, Tensor> feeds, String output, Tensor shape, ByteBuffer into) throws OrtException {
     checkArgument(into.isDirect(), "ORT writes output '%s' in place only into a direct buffer", output);
     checkArgument(
         into.remaining() == shape.byteSize(),
@@ -155,15 +156,23 @@ final class OrtEval {
         output,
         shape.byteSize(),
         into.remaining());
+    java.util.Set<String> others = new java.util.LinkedHashSet<>(s.getOutputNames());
+    others.remove(output);
     Map<String, OnnxTensor> in = new LinkedHashMap<>();
     try (OnnxTensor target =
             OnnxTensor.createTensor(
                 ENV, into.duplicate().order(ByteOrder.nativeOrder()), shape.dims(), javaType(shape.dataType(), output));
         OrtSession.RunOptions ro = new OrtSession.RunOptions()) {
       for (Map.Entry<String, Tensor> e : feeds.entrySet()) in.put(e.getKey(), toOrt(e.getValue()));
-      try (OrtSession.Result r = s.run(in, java.util.Set.of(), Map.of(output, target), ro)) {
-        // The output is in the buffer; the result holds nothing else.
+      ImmutableMap.Builder<String, Tensor> out = ImmutableMap.builder();
+      try (OrtSession.Result r = s.run(in, others, Map.of(output, target), ro)) {
+        for (String name : others) {
+          OnnxValue v = r.get(name).orElseThrow();
+          checkArgument(v instanceof OnnxTensor, "Output '%s' is not a tensor (%s)", name, v.getType());
+          out.put(name, fromOrt(name, (OnnxTensor) v));
+        }
       }
+      return out.build();
     } finally {
       in.values().forEach(OnnxTensor::close);
     }

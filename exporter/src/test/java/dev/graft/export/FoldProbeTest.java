@@ -3,14 +3,20 @@ package dev.graft.export;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.graft.ir.Graph;
 import dev.graft.ir.Model;
+import dev.graft.ir.Node;
+import dev.graft.ir.Use;
+import dev.graft.ir.Value;
 import dev.graft.ir.io.ModelIO;
 import dev.graft.ir.io.SaveOptions;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
+import dev.graft.rewrite.GraftTags;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.UnaryOperator;
@@ -75,6 +81,44 @@ class FoldProbeTest {
     DeltaFolding.fold(tuned.copy(), UnaryOperator.identity(), DeltaFolding.Quantized.REFUSE, probe);
     assertThat(probe.count()).isEqualTo(12);
     assertThat(probe.result().passed()).isTrue();
+  }
+
+  @Test
+  void aStreamedFoldThatMissesTheBranchFailsItsProbeInTheFoldsOwnRun() throws Exception {
+    // A hand-edited branch that is not linear in x: a Relu after x·A, tagged as the LoRA's own.
+    // The fold evaluates it on the identity (W + Relu(A)·B·s), the tuned graph on x
+    // (x·W + Relu(x·A)·B·s): the probe, computed in the fold's run on the weight ORT wrote, must
+    // see the difference and stop the export before anything is written.
+    Model tuned = miniLm.loraOnly(15);
+    Graph g = tuned.graph();
+    Node xa =
+        g.nodes().stream()
+            .filter(n -> n.is("MatMul") && GraftTags.method(n).filter("lora"::equals).isPresent())
+            .filter(n -> n.input(0).producer().map(p -> !GraftTags.isGraft(p)).orElse(true))
+            .filter(n -> GraftTags.module(n).orElseThrow().contains("layer.3.attention.value"))
+            .findFirst()
+            .orElseThrow();
+    Value a = xa.output();
+    Node relu = new Node("", "Relu", List.of(a), List.of(a.name() + "_relu"), List.of(), xa.name() + "_relu");
+    GraftTags.tag(relu, "lora", GraftTags.module(xa).orElseThrow(), "hand-edit");
+    g.insertAfter(xa, relu);
+    for (Use u : List.copyOf(a.uses())) if (u.node() != relu) u.node().setInput(u.index(), relu.output());
+    ModelIO.save(tuned, dir.resolve("edited.onnx"), SaveOptions.external());
+    Model edited = ModelIO.load(dir.resolve("edited.onnx"));
+
+    assertThatThrownBy(
+            () ->
+                MergedExport.write(
+                    edited, dir.resolve("m.onnx"), ExportOptions.defaults().withVerify(ExportOptions.Verify.PROBE),
+                    m -> {}, true))
+        .isInstanceOf(ExportVerifier.VerificationFailedException.class)
+        .hasMessageContaining("the merged weight of lora " + GraftTags.module(xa).orElseThrow())
+        .hasMessageContaining("Nothing was written");
+    assertThat(dir.resolve("m.onnx")).doesNotExist();
+    assertThat(dir.resolve("m.onnx.data")).doesNotExist();
+    try (var files = Files.list(dir)) {
+      assertThat(files.map(p -> p.getFileName().toString())).as("no staged file left").allMatch(n -> n.startsWith("edited"));
+    }
   }
 
   @Test

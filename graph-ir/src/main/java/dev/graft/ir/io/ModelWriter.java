@@ -51,6 +51,8 @@ final class ModelWriter {
   private final FileChannel data;
   private final String dataLocation;
   private long dataOffset;
+  /** The staged save being committed, whose direct I/O copies large unchanged tensors; or null. */
+  private StagedSave staged;
   /** External tensors written as pointers to a file that already holds them, by location. */
   private final Map<Tensor, String> references;
   /** The file unchanged external tensors are being copied from, kept open between tensors. */
@@ -172,6 +174,7 @@ final class ModelWriter {
         FileChannel ch = staged.channel();
         ModelWriter w = new ModelWriter(effective, ch, location, refs);
         w.dataOffset = staged.end();
+        w.staged = staged;
         try {
           proto = w.model(model);
         } finally {
@@ -439,7 +442,7 @@ final class ModelWriter {
     try {
       data.position(offset);
       if (t instanceof ExternalTensor e && e.fileHoldsData()) {
-        length = transfer(e);
+        length = transfer(e, offset);
       } else {
         ByteBuffer bytes = t.rawData();
         length = bytes.remaining();
@@ -461,13 +464,17 @@ final class ModelWriter {
    * mapping), at the data channel's position. A source too short for the tensor falls back to
    * {@link ExternalTensor#rawData()}, which says what is wrong.
    */
-  private long transfer(ExternalTensor e) throws IOException {
+  private long transfer(ExternalTensor e, long offset) throws IOException {
     FileChannel src = source(e.file());
     long length = e.length();
     if (src.size() < e.offset() + length) {
       ByteBuffer bytes = e.rawData(); // throws, naming the tensor and the sizes
       length = bytes.remaining();
       while (bytes.hasRemaining()) data.write(bytes);
+      return length;
+    }
+    // A staged save's large unchanged weights go past the page cache, as its merged ones did.
+    if (staged != null && length >= PAGE_ALIGNED_FROM && staged.copyDirect(src, e.offset(), length, offset)) {
       return length;
     }
     long done = 0;

@@ -1,6 +1,7 @@
 package dev.graft.ir.io;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.graft.ir.DataType;
 import dev.graft.ir.Graph;
@@ -17,6 +18,8 @@ import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * {@link StagedSave} and {@link ModelIO#saveLinked}: tensors staged before the model is done stay
@@ -180,19 +183,76 @@ class StagedSaveTest {
     }
   }
 
+  @ParameterizedTest(name = "buffered only: {0}")
+  @ValueSource(booleans = {false, true})
+  void placedTensorsWrittenAndCopiedOnAnotherThreadLandWhereTheyWerePlaced(boolean buffered) throws Exception {
+    Model m = source(dir.resolve("src"));
+    Graph g = m.graph();
+    Value w2 = g.initializer("W2").orElseThrow();
+    ExternalTensor w2Source = (ExternalTensor) w2.initializer().orElseThrow();
+    Path out = dir.resolve("out.onnx");
+    if (buffered) System.setProperty("graft.io.noDirect", "true");
+    StagedSave opened;
+    try {
+      opened = StagedSave.begin(out, SaveOptions.external());
+    } finally {
+      System.clearProperty("graft.io.noDirect");
+    }
+    try (StagedSave save = opened) {
+      if (buffered) assertThat(save.writesDirect()).isFalse();
+      // A small tensor first, so the next ones start past an offset that is not block-aligned;
+      // then one of 64 blocks and a part (the part is written buffered), computed into an
+      // aligned buffer; then W2 copied from the source's file, as an export's writer thread does.
+      DenseTensor small = floats("small", 1, 10, 4);
+      ExternalTensor smallPlaced = save.put(small);
+      DenseTensor odd = floats("odd", 257, 256, 5);
+      java.nio.ByteBuffer buffer = StagedSave.alignedBuffer((int) odd.byteSize());
+      buffer.put(odd.rawData().duplicate()).flip();
+      ExternalTensor oddPlaced = save.place("odd", DataType.FLOAT, odd.dims());
+      ExternalTensor w2Placed = save.place(w2Source);
+      java.util.concurrent.ExecutorService writer = java.util.concurrent.Executors.newSingleThreadExecutor();
+      try {
+        writer.submit(() -> {
+              save.write(oddPlaced, buffer);
+              save.copy(w2Source, w2Placed);
+            })
+            .get();
+      } finally {
+        writer.shutdown();
+      }
+      assertThat(oddPlaced.offset()).isGreaterThan(smallPlaced.offset());
+      assertThat(data(smallPlaced)).containsExactly(data(small));
+      assertThat(data(oddPlaced)).containsExactly(data(odd));
+      assertThat(data(w2Placed)).containsExactly(data(w2Source));
+      assertThatThrownBy(() -> save.write(w2Source, buffer))
+          .hasMessageContaining("Tensor 'W2' was not placed in this staged save");
+      g.setInitializer(w2, w2Placed.withName("W2"));
+      save.commit(m);
+    }
+    Model back = ModelIO.load(out);
+    ExternalTensor w2Back = (ExternalTensor) back.graph().initializer("W2").orElseThrow().initializer().orElseThrow();
+    assertThat(data(w2Back)).containsExactly(data(floats("W2", 256, 256, 2)));
+    assertThat(data(back.graph().initializer("W1").orElseThrow().initializer().orElseThrow()))
+        .containsExactly(data(floats("W1", 256, 256, 1)));
+  }
+
   @Test
-  void aReservedSlotIsWrittenInPlaceAndCommittedWithoutACopy() throws Exception {
+  void aBufferIsWrittenAtOnceAndCommittedWithoutACopy() throws Exception {
     Model m = source(dir.resolve("src"));
     Graph g = m.graph();
     Path out = dir.resolve("out.onnx");
     try (StagedSave save = StagedSave.begin(out, SaveOptions.external())) {
-      StagedSave.Slot slot = save.reserve("W1", DataType.FLOAT, new long[] {256, 256});
-      // Whoever computes the tensor writes its bytes into the mapped region (ORT, in an export).
+      // A weight computed into a reused direct buffer (by ORT, in an export), then written.
       DenseTensor w1 = floats("W1", 256, 256, 9);
-      slot.buffer().duplicate().put(w1.rawData().duplicate());
-      assertThat(slot.tensor().offset()).isZero();
+      java.nio.ByteBuffer scratch = java.nio.ByteBuffer.allocateDirect(256 * 256 * 4);
+      scratch.put(w1.rawData().duplicate()).flip();
+      ExternalTensor staged = save.put("W1", DataType.FLOAT, new long[] {256, 256}, scratch);
+      assertThat(scratch.position()).as("the buffer is not consumed").isZero();
+      assertThat(staged.offset()).isZero();
       assertThat(save.stagedBytes()).isEqualTo(256L * 256 * 4);
-      g.setInitializer(g.initializer("W1").orElseThrow(), slot.tensor().withName("W1"));
+      assertThatThrownBy(() -> save.put("W9", DataType.FLOAT, new long[] {256, 255}, scratch))
+          .hasMessageContaining("Tensor 'W9' of FLOAT [256, 255] takes 261120 bytes; 262144 given");
+      g.setInitializer(g.initializer("W1").orElseThrow(), staged.withName("W1"));
       save.commit(m);
     }
     Model back = ModelIO.load(out);

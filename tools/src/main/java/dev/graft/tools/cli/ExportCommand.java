@@ -89,9 +89,9 @@ final class ExportCommand implements Callable<Integer> {
       description = "How a merged export is checked before it is written: auto (the default) is probe for a"
           + " model with 256 MiB or more of external data whose merged deltas are all linear branches (LoRA"
           + " and its kin), full otherwise; full runs TUNED and the export on ONNX Runtime and compares every"
-          + " output; probe checks each merged weight W' as written against the tuned graph on 4 random rows"
-          + " x (max |x·W' - (x·W + branch(x))|), one pass over each weight instead of two whole-model"
-          + " sessions; none writes without a check.")
+          + " output; probe checks each merged weight W' against the tuned graph on 4 random rows x and"
+          + " columns q (max |x·W'·q - (x·W + branch(x))·q|), inside the run that computes W', instead of two"
+          + " whole-model sessions; none writes without a check.")
   String verify = "auto";
 
   @Option(names = "--fp16", description = "Store float weights as fp16 (each read through a Cast; the graph computes in fp32).")
