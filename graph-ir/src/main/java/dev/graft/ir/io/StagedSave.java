@@ -77,7 +77,10 @@ public final class StagedSave implements AutoCloseable {
    */
   public static ByteBuffer alignedBuffer(int bytes) {
     checkArgument(bytes >= 0, "A buffer of %s bytes", bytes);
-    ByteBuffer b = ByteBuffer.allocateDirect(bytes + DIRECT_ALIGNMENT).alignedSlice(DIRECT_ALIGNMENT);
+    // alignedSlice rounds both ends inward: room for a whole number of blocks past the start.
+    int blocks = Math.toIntExact(((long) bytes + DIRECT_ALIGNMENT - 1) / DIRECT_ALIGNMENT);
+    ByteBuffer b =
+        ByteBuffer.allocateDirect(Math.toIntExact((blocks + 1L) * DIRECT_ALIGNMENT)).alignedSlice(DIRECT_ALIGNMENT);
     return b.limit(bytes).slice();
   }
 

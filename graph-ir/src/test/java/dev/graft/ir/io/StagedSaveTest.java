@@ -183,6 +183,18 @@ class StagedSaveTest {
     }
   }
 
+  @Test
+  void alignedBuffersHoldExactlyWhatWasAskedFromABlockBoundary() {
+    for (int bytes : new int[] {0, 1, 4095, 4096, 4097, 263_168, 1 << 20}) {
+      for (int k = 0; k < 8; k++) { // addresses vary from allocation to allocation
+        java.nio.ByteBuffer b = StagedSave.alignedBuffer(bytes);
+        assertThat(b.capacity()).as("capacity for %s", bytes).isEqualTo(bytes);
+        assertThat(b.isDirect()).isTrue();
+        assertThat(b.alignmentOffset(0, StagedSave.DIRECT_ALIGNMENT)).as("address of %s", bytes).isZero();
+      }
+    }
+  }
+
   @ParameterizedTest(name = "buffered only: {0}")
   @ValueSource(booleans = {false, true})
   void placedTensorsWrittenAndCopiedOnAnotherThreadLandWhereTheyWerePlaced(boolean buffered) throws Exception {
