@@ -178,7 +178,7 @@ public final class DeltaFolding {
       ArrayDeque<ByteBuffer> f = free.computeIfAbsent(bytes, b -> new ArrayDeque<>());
       while (f.isEmpty()) {
         if (made.merge(bytes, 1, Integer::sum) <= BUFFERS_PER_SIZE) {
-          f.add(StagedSave.alignedBuffer((int) bytes).order(ByteOrder.nativeOrder()));
+          f.add(dev.graft.ir.io.DirectWrites.alignedBuffer((int) bytes).order(ByteOrder.nativeOrder()));
         } else {
           made.merge(bytes, -1, Integer::sum);
           awaitOldest(); // frees a buffer, of this size or another

@@ -51,8 +51,8 @@ final class ModelWriter {
   private final FileChannel data;
   private final String dataLocation;
   private long dataOffset;
-  /** The staged save being committed, whose direct I/O copies large unchanged tensors; or null. */
-  private StagedSave staged;
+  /** Large writes into the data file past the page cache; null without a data file. */
+  private DirectWrites direct;
   /** External tensors written as pointers to a file that already holds them, by location. */
   private final Map<Tensor, String> references;
   /** The file unchanged external tensors are being copied from, kept open between tensors. */
@@ -174,7 +174,7 @@ final class ModelWriter {
         FileChannel ch = staged.channel();
         ModelWriter w = new ModelWriter(effective, ch, location, refs);
         w.dataOffset = staged.end();
-        w.staged = staged;
+        w.direct = staged.writes();
         try {
           proto = w.model(model);
         } finally {
@@ -187,8 +187,10 @@ final class ModelWriter {
         }
       } else if (needsData) {
         dataTmp = AtomicFiles.createTemp(dataTarget);
-        try (FileChannel ch = FileChannel.open(dataTmp, StandardOpenOption.WRITE)) {
+        try (FileChannel ch = FileChannel.open(dataTmp, StandardOpenOption.WRITE);
+            DirectWrites direct = DirectWrites.open(dataTmp, ch)) {
           ModelWriter w = new ModelWriter(effective, ch, location, references);
+          w.direct = direct;
           try {
             proto = w.model(model);
           } finally {
@@ -446,7 +448,11 @@ final class ModelWriter {
       } else {
         ByteBuffer bytes = t.rawData();
         length = bytes.remaining();
-        while (bytes.hasRemaining()) data.write(bytes);
+        if (direct != null && length >= PAGE_ALIGNED_FROM) {
+          direct.write(bytes, offset);
+        } else {
+          while (bytes.hasRemaining()) data.write(bytes);
+        }
       }
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot write external data of tensor '" + t.name() + "'", e);
@@ -473,8 +479,9 @@ final class ModelWriter {
       while (bytes.hasRemaining()) data.write(bytes);
       return length;
     }
-    // A staged save's large unchanged weights go past the page cache, as its merged ones did.
-    if (staged != null && length >= PAGE_ALIGNED_FROM && staged.copyDirect(src, e.offset(), length, offset)) {
+    // Large weights go past the page cache (DirectWrites).
+    if (direct != null && length >= PAGE_ALIGNED_FROM) {
+      direct.copy(src, e.offset(), length, offset);
       return length;
     }
     long done = 0;

@@ -50,8 +50,8 @@ public final class StagedSave implements AutoCloseable {
   private final Path dir;
   private final Path file;
   private final FileChannel channel;
-  /** The same file opened for direct I/O (O_DIRECT), or null where the file system refuses it. */
-  private volatile FileChannel direct;
+  /** Large writes past the page cache, where the file system allows. */
+  private final DirectWrites writes;
   private long end;
   private boolean committed;
 
@@ -61,44 +61,7 @@ public final class StagedSave implements AutoCloseable {
     this.dir = file.getParent();
     this.file = file;
     this.channel = channel;
-    this.direct = openDirect(file);
-  }
-
-  /**
-   * Alignment of direct I/O: the buffer's address, the file offset and the length written
-   * directly are multiples of it (the file system's block size, at least a page).
-   */
-  public static final int DIRECT_ALIGNMENT = PAGE;
-
-  /**
-   * A direct buffer of {@code bytes} bytes whose address is aligned for direct I/O: a tensor
-   * computed into it is written by {@link #put(String, dev.graft.ir.DataType, long[], ByteBuffer)}
-   * past the page cache.
-   */
-  public static ByteBuffer alignedBuffer(int bytes) {
-    checkArgument(bytes >= 0, "A buffer of %s bytes", bytes);
-    // alignedSlice rounds both ends inward: room for a whole number of blocks past the start.
-    int blocks = Math.toIntExact(((long) bytes + DIRECT_ALIGNMENT - 1) / DIRECT_ALIGNMENT);
-    ByteBuffer b =
-        ByteBuffer.allocateDirect(Math.toIntExact((blocks + 1L) * DIRECT_ALIGNMENT)).alignedSlice(DIRECT_ALIGNMENT);
-    return b.limit(bytes).slice();
-  }
-
-  /**
-   * Direct I/O where the file system has it: the large tensors of a staged save are written once
-   * and read back by nobody soon, so they go to the disk without first being copied into the
-   * page cache (whose pages a large write must allocate; on a memory-pressed or virtualised
-   * machine that allocation, not the disk, bounds a buffered write, by up to ten times). The
-   * commit's force makes them durable with the rest.
-   */
-  private static FileChannel openDirect(Path file) {
-    if (Boolean.getBoolean("graft.io.noDirect")) return null;
-    try {
-      if (Files.getFileStore(file).getBlockSize() > DIRECT_ALIGNMENT) return null;
-      return FileChannel.open(file, StandardOpenOption.WRITE, com.sun.nio.file.ExtendedOpenOption.DIRECT);
-    } catch (IOException | UnsupportedOperationException e) {
-      return null; // tmpfs and some others: buffered writes
-    }
+    this.writes = DirectWrites.open(file, channel);
   }
 
   /**
@@ -195,28 +158,8 @@ public final class StagedSave implements AutoCloseable {
     checkArgument(
         data.remaining() == placed.length(),
         "Tensor '%s' takes %s bytes; %s given", placed.name(), placed.length(), data.remaining());
-    ByteBuffer bytes = data.duplicate();
-    long length = bytes.remaining();
     try {
-      long at = placed.offset();
-      int aligned = (int) (length - length % DIRECT_ALIGNMENT);
-      FileChannel d = direct;
-      if (d != null
-          && aligned > 0
-          && at % DIRECT_ALIGNMENT == 0
-          && bytes.isDirect()
-          && bytes.alignmentOffset(bytes.position(), DIRECT_ALIGNMENT) == 0) {
-        ByteBuffer head = bytes.slice().limit(aligned);
-        try {
-          while (head.hasRemaining()) at += d.write(head, at);
-        } catch (IOException refused) {
-          // A file system that opened the file for direct I/O but refuses this write: buffered
-          // from here on, from where the direct write stopped.
-          closeDirect();
-        }
-        bytes.position(bytes.position() + head.position());
-      }
-      while (bytes.hasRemaining()) at += channel.write(bytes, at);
+      writes.write(data, placed.offset());
     } catch (IOException e) {
       throw new UncheckedIOException(
           "Cannot write tensor '" + placed.name() + "' to " + file + ": " + e.getMessage() + ". Free disk space there.",
@@ -285,22 +228,9 @@ public final class StagedSave implements AutoCloseable {
   }
 
   /**
-   * Copies {@code length} bytes of {@code src} from byte {@code from} into the staged file at
-   * {@code at} past the page cache (read into a reused aligned buffer, written directly; a last
-   * partial block buffered): the unchanged weights of a merged export. Returns false, having
-   * written nothing, where direct I/O is off or {@code at} is not aligned for it.
-   */
-  boolean copyDirect(FileChannel src, long from, long length, long at) throws IOException {
-    if (direct == null || at % DIRECT_ALIGNMENT != 0) return false;
-    copy(src, from, length, at);
-    return true;
-  }
-
-  /**
    * Copies the bytes of {@code from}, an external tensor whose file holds them, into the room
    * {@code placed} (from {@link #place}) took in this save: a weight the export keeps as it is,
    * copied while the merged ones are computed. Past the page cache where the file system allows.
-   * Runs on one thread at a time (the copy buffer is shared).
    */
   public void copy(ExternalTensor from, ExternalTensor placed) {
     checkArgument(holds(placed), "Tensor '%s' was not placed in this staged save of %s", placed.name(), target);
@@ -312,66 +242,27 @@ public final class StagedSave implements AutoCloseable {
           src.size() >= from.offset() + from.length(),
           "Tensor '%s' reads bytes %s to %s of %s, which holds %s",
           from.name(), from.offset(), from.offset() + from.length(), from.file(), src.size());
-      copy(src, from.offset(), from.length(), placed.offset());
+      writes.copy(src, from.offset(), from.length(), placed.offset());
     } catch (IOException e) {
       throw new UncheckedIOException(
           "Cannot copy tensor '" + from.name() + "' from " + from.file() + " to " + file + ": " + e.getMessage(), e);
     }
   }
 
-  private synchronized void copy(FileChannel src, long from, long length, long at) throws IOException {
-    if (chunk == null) chunk = alignedBuffer(COPY_CHUNK);
-    long done = 0;
-    while (done < length) {
-      int n = (int) Math.min(COPY_CHUNK, length - done);
-      ByteBuffer b = chunk.duplicate().clear().limit(n);
-      while (b.hasRemaining()) {
-        if (src.read(b, from + done + b.position()) < 0) {
-          throw new IOException("short read from " + src + " at byte " + (from + done + b.position()));
-        }
-      }
-      b.flip();
-      int aligned = n - n % DIRECT_ALIGNMENT;
-      long pos = at + done;
-      FileChannel d = direct;
-      if (d != null && aligned > 0 && pos % DIRECT_ALIGNMENT == 0) {
-        ByteBuffer head = b.duplicate().limit(aligned);
-        try {
-          while (head.hasRemaining()) pos += d.write(head, pos);
-        } catch (IOException refused) {
-          closeDirect(); // buffered from here on
-        }
-        b.position(head.position());
-      }
-      while (b.hasRemaining()) pos += channel.write(b, pos);
-      done += n;
-    }
-  }
-
-  /** The aligned buffer {@link #copyDirect} copies through, made on first use. */
-  private ByteBuffer chunk;
-
-  private static final int COPY_CHUNK = 8 << 20;
-
-  private synchronized void closeDirect() {
-    if (direct == null) return;
-    try {
-      direct.close();
-    } catch (IOException ignored) {
-      // written data is in the file; the commit's force makes it durable
-    }
-    direct = null;
+  /** The direct writes into the staged file, which the commit's copies use too. */
+  DirectWrites writes() {
+    return writes;
   }
 
   /** Whether large tensors are written with direct I/O (tests and reports). */
   public boolean writesDirect() {
-    return direct != null;
+    return writes.active();
   }
 
   /** Closes the staged file; without a commit (or after a failed one) it is deleted. */
   @Override
   public void close() {
-    closeDirect();
+    writes.close();
     try {
       channel.close();
     } catch (IOException ignored) {

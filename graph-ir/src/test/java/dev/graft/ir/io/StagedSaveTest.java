@@ -187,10 +187,10 @@ class StagedSaveTest {
   void alignedBuffersHoldExactlyWhatWasAskedFromABlockBoundary() {
     for (int bytes : new int[] {0, 1, 4095, 4096, 4097, 263_168, 1 << 20}) {
       for (int k = 0; k < 8; k++) { // addresses vary from allocation to allocation
-        java.nio.ByteBuffer b = StagedSave.alignedBuffer(bytes);
+        java.nio.ByteBuffer b = DirectWrites.alignedBuffer(bytes);
         assertThat(b.capacity()).as("capacity for %s", bytes).isEqualTo(bytes);
         assertThat(b.isDirect()).isTrue();
-        assertThat(b.alignmentOffset(0, StagedSave.DIRECT_ALIGNMENT)).as("address of %s", bytes).isZero();
+        assertThat(b.alignmentOffset(0, DirectWrites.ALIGNMENT)).as("address of %s", bytes).isZero();
       }
     }
   }
@@ -218,7 +218,7 @@ class StagedSaveTest {
       DenseTensor small = floats("small", 1, 10, 4);
       ExternalTensor smallPlaced = save.put(small);
       DenseTensor odd = floats("odd", 257, 256, 5);
-      java.nio.ByteBuffer buffer = StagedSave.alignedBuffer((int) odd.byteSize());
+      java.nio.ByteBuffer buffer = DirectWrites.alignedBuffer((int) odd.byteSize());
       buffer.put(odd.rawData().duplicate()).flip();
       ExternalTensor oddPlaced = save.place("odd", DataType.FLOAT, odd.dims());
       ExternalTensor w2Placed = save.place(w2Source);
