@@ -48,6 +48,9 @@ final class AdamWUpdate {
   /** The new values, in slot order, and the pre-clipping gradient norm. */
   record Result(Value gradNorm, ImmutableList<Value> params, ImmutableList<Value> m, ImmutableList<Value> v) {}
 
+  /** {@code -Dgraft.train.adamwGroups=0} updates every parameter alone, for measuring. */
+  static final String GROUPS = "graft.train.adamwGroups";
+
   private AdamWUpdate() {}
 
   static Result append(
@@ -120,12 +123,13 @@ final class AdamWUpdate {
    * A slot whose shape is not static is a group of its own. Groups keep the slots' order.
    */
   static List<List<Integer>> groups(List<Slot> slots) {
+    boolean grouping = !"0".equals(System.getProperty(GROUPS, ""));
     Map<List<Object>, List<Integer>> byKey = new LinkedHashMap<>();
     for (int i = 0; i < slots.size(); i++) {
       Slot s = slots.get(i);
       Optional<long[]> sizes = s.param().shape().flatMap(Shape::sizes);
       List<Object> key = new ArrayList<>();
-      if (sizes.isEmpty() || sizes.get().length == 0) {
+      if (!grouping || sizes.isEmpty() || sizes.get().length == 0) {
         key.add("alone");
         key.add(i);
       } else {
