@@ -39,7 +39,7 @@ import java.util.function.IntFunction;
  * The update is elementwise, so each element gets the same float operations as alone; only the
  * norm's sum runs in another order. It is the many tiny kernels that cost: with LoRA r = 8 on the
  * queries and values of MiniLM, 26 parameters took 455 nodes (about a third of the train step's
- * nodes, each with ORT's per-node overhead); grouped, 4 groups take about 80.
+ * nodes, each with ORT's per-node overhead); grouped, 4 groups take 95.
  */
 final class AdamWUpdate {
   /** What a parameter needs: its value (a graph input), its gradient, and whether it decays. */
