@@ -44,8 +44,13 @@ import java.util.Random;
  * <pre>
  *   java -cp ... dev.graft.trainer.bench.TrainStepBenchmark [--model all-minilm-l6-v2.onnx]
  *       [--recipe examples/recipes/quickstart.yaml | --recipe layernorm]
- *       [--batch 32] [--seq 64] [--threads 2] [--warmup 3] [--runs 10]
+ *       [--batch 32] [--seq 64] [--threads 2] [--warmup 3] [--runs 10] [--compare PROPERTY=VALUE]
  * </pre>
+ *
+ * {@code --compare PROPERTY=VALUE} builds a second train step while that system property holds
+ * (say {@code graft.train.mergedLora=0}) and runs it in turn with the first, in the same process
+ * and on the same batch, so that an A/B of a pass switch sees the same load; it prints both
+ * medians and minima and both loss trajectories.
  *
  * Without --model it reads the resource {@code all-minilm-l6-v2.onnx} from the classpath (the
  * langchain4j embeddings jar). {@code --recipe layernorm} trains every LayerNorm gamma and beta and
@@ -100,6 +105,13 @@ public final class TrainStepBenchmark {
     // Process CPU time as well: on a shared machine wall time swings with other load.
     List<Double> forwardCpu = new ArrayList<>();
     List<Double> stepCpu = new ArrayList<>();
+    // --compare PROPERTY=VALUE: a second train step, built with that system property, run in turn
+    // with the first in the same process, so that both see the same load (A/B of a pass switch).
+    String compare = opt.get("compare");
+    List<Double> otherTimes = new ArrayList<>();
+    List<Double> otherCpu = new ArrayList<>();
+    double otherFirstLoss = Double.NaN;
+    double otherLastLoss = Double.NaN;
     double firstLoss = Double.NaN;
     double lastLoss = Double.NaN;
     long rssBeforeTraining;
@@ -112,14 +124,20 @@ public final class TrainStepBenchmark {
         for (Map.Entry<String, Tensor> e : inputs.entrySet()) feeds.put(e.getKey(), toOrt(env, e.getValue()));
         for (int i = 0; i < warmup; i++) forward.run(feeds).close();
         rssBeforeTraining = vmHwmKb();
-        try (Trainer trainer =
-            Trainer.builder(graphs).schedule(LrSchedule.constant(1e-3)).intraOpThreads(threads).build()) {
+        Trainer other = compare == null ? null : trainerWith(compare, graphs, threads);
+        try (other;
+            Trainer trainer =
+                Trainer.builder(graphs).schedule(LrSchedule.constant(1e-3)).intraOpThreads(threads).build()) {
           System.out.printf(Locale.ROOT, "train-step graph built and session opened in %.1f s; %d trainable parameters in %d tensors%n",
               (System.nanoTime() - t0) / 1e9, trainableCount, graphs.params().size());
           for (int i = 0; i < warmup; i++) {
             double loss = trainer.trainStep(batchWithLabels).loss();
             if (i == 0) firstLoss = loss;
             trainer.evalStep(batchWithLabels);
+            if (other != null) {
+              double l = other.trainStep(batchWithLabels).loss();
+              if (i == 0) otherFirstLoss = l;
+            }
           }
           // Interleaved, so that load from other processes hits all three alike.
           for (int i = 0; i < runs; i++) {
@@ -136,6 +154,13 @@ public final class TrainStepBenchmark {
             s0 = System.nanoTime();
             trainer.evalStep(batchWithLabels);
             evalTimes.add((System.nanoTime() - s0) / 1e6);
+            if (other != null) {
+              s0 = System.nanoTime();
+              c0 = cpuNanos();
+              otherLastLoss = other.trainStep(batchWithLabels).loss();
+              otherTimes.add((System.nanoTime() - s0) / 1e6);
+              otherCpu.add((cpuNanos() - c0) / 1e6);
+            }
           }
         }
         feeds.values().forEach(OnnxTensor::close);
@@ -150,10 +175,33 @@ public final class TrainStepBenchmark {
     System.out.printf(Locale.ROOT, "ratio step / forward:      %.2f  (target <= 2.1, issue 15)%n", stepMs / forwardMs);
     System.out.printf(Locale.ROOT, "process CPU time:          forward %.1f ms, step %.1f ms (medians), ratio %.2f%n",
         median(forwardCpu), median(stepCpu), median(stepCpu) / median(forwardCpu));
+    if (compare != null) {
+      System.out.printf(Locale.ROOT, "train step with %s: median %.1f ms  %s (loss %.4f -> %.4f); ratio %.2f; CPU %.1f ms, ratio %.2f%n",
+          compare, median(otherTimes), range(otherTimes), otherFirstLoss, otherLastLoss, median(otherTimes) / forwardMs,
+          median(otherCpu), median(otherCpu) / median(forwardCpu));
+      System.out.printf(Locale.ROOT, "step minima:               %.1f ms as built, %.1f ms with %s (%d runs each, alternated)%n",
+          stepTimes.stream().mapToDouble(d -> d).min().orElse(Double.NaN),
+          otherTimes.stream().mapToDouble(d -> d).min().orElse(Double.NaN), compare, runs);
+    }
     System.out.printf(Locale.ROOT, "peak RSS (VmHWM):          %.0f MB with the forward session, %.0f MB at the end%n",
         rssBeforeTraining / 1024.0, vmHwmKb() / 1024.0);
     System.out.printf(Locale.ROOT, "peak Java heap:            %.0f MB (max %.0f MB)%n",
         peakHeapBytes() / 1048576.0, Runtime.getRuntime().maxMemory() / 1048576.0);
+  }
+
+  /** A trainer of {@code graphs} whose train step is built while system property {@code kv} (P=V) holds. */
+  private static Trainer trainerWith(String kv, TrainStepGraph graphs, int threads) throws Exception {
+    int eq = kv.indexOf('=');
+    if (eq <= 0) throw new IllegalArgumentException("--compare takes PROPERTY=VALUE, e.g. graft.train.mergedLora=0; got '" + kv + "'");
+    String key = kv.substring(0, eq);
+    String old = System.getProperty(key);
+    System.setProperty(key, kv.substring(eq + 1));
+    try {
+      return Trainer.builder(graphs).schedule(LrSchedule.constant(1e-3)).intraOpThreads(threads).build();
+    } finally {
+      if (old == null) System.clearProperty(key);
+      else System.setProperty(key, old);
+    }
   }
 
   private static long cpuNanos() {
@@ -234,7 +282,7 @@ public final class TrainStepBenchmark {
     for (int i = 0; i < args.length; i++) {
       if (!args[i].startsWith("--") || i + 1 >= args.length) {
         throw new IllegalArgumentException(
-            "Usage: TrainStepBenchmark [--model PATH] [--recipe FILE|layernorm] [--batch N] [--seq N] [--threads N] [--warmup N] [--runs N];"
+            "Usage: TrainStepBenchmark [--model PATH] [--recipe FILE|layernorm] [--batch N] [--seq N] [--threads N] [--warmup N] [--runs N] [--compare PROPERTY=VALUE];"
                 + " got " + Arrays.toString(args));
       }
       m.put(args[i].substring(2), args[++i]);

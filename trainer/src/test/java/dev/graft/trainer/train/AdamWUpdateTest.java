@@ -123,6 +123,91 @@ class AdamWUpdateTest {
     }
   }
 
+  /**
+   * y = x1 W1 + x2 W2 + b + c: W1 (3 x 2) and W2 (5 x 2) share their trailing dimension and so
+   * are updated as one concatenated tensor, split 3 + 5; b and c (both 2, no decay) likewise. Each
+   * parameter's new value, m and v must still be its own, against the per-parameter closed form.
+   */
+  @Test
+  void parametersOfOneShapeFamilyAreUpdatedTogetherAndStayApart() throws Exception {
+    int in2 = 5;
+    Random rnd = new Random(5);
+    float[] w1 = gauss(rnd, IN * OUT), w2 = gauss(rnd, in2 * OUT), b = {0.1f, -0.2f}, c = {0.3f, 0.05f};
+    float[] x1 = gauss(rnd, N * IN), x2 = gauss(rnd, N * in2), target = gauss(rnd, N * OUT);
+    GraphBuilder gb = GraphBuilder.create("two");
+    Value x1v = gb.input("x1", DataType.FLOAT, "batch", IN);
+    Value x2v = gb.input("x2", DataType.FLOAT, "batch", in2);
+    Value w1v = gb.initializer("w1", DenseTensor.ofFloats("w1", new long[] {IN, OUT}, w1));
+    Value w2v = gb.initializer("w2", DenseTensor.ofFloats("w2", new long[] {in2, OUT}, w2));
+    Value bv = gb.initializer("b", DenseTensor.ofFloats("b", new long[] {OUT}, b));
+    Value cv = gb.initializer("c", DenseTensor.ofFloats("c", new long[] {OUT}, c));
+    Value y = gb.op("Add", gb.op("Add", gb.op("MatMul", x1v, w1v), gb.op("MatMul", x2v, w2v)), gb.op("Add", bv, cv));
+    gb.output("logits", y);
+    gb.typed(y, DataType.FLOAT, "batch", (long) OUT);
+    AdamW hp = new AdamW(0.8, 0.95, 1e-6, 0.1, AdamW.DecayOn.RANK_AT_LEAST_2);
+    double clip = 0.05;
+    TrainStepGraph graphs =
+        TrainStepGraph.builder(gb.model(17))
+            .loss(Loss.meanSquaredError())
+            .trainables(java.util.List.of("b", "w1", "c", "w2"))
+            .optimizer(hp)
+            .clipGradNorm(clip)
+            .build();
+    Model step = graphs.trainStep();
+    assertThat(step.graph().nodes().stream().filter(n -> n.opType().equals("Split")).count())
+        .as("one Split per state tensor (p, m, v) of each of the two groups")
+        .isEqualTo(6);
+    Map<String, Tensor> batch =
+        Map.of(
+            "x1", DenseTensor.ofFloats("x1", new long[] {N, IN}, x1),
+            "x2", DenseTensor.ofFloats("x2", new long[] {N, in2}, x2),
+            "labels", DenseTensor.ofFloats("labels", new long[] {N, OUT}, target));
+    Ref r1 = new Ref(w1, true), r2 = new Ref(w2, true), rb = new Ref(b, false), rc = new Ref(c, false);
+    LrSchedule schedule = LrSchedule.linear(0.05, 2, 6, 0.0);
+    try (Trainer t = Trainer.builder(graphs).schedule(schedule).intraOpThreads(1).build()) {
+      for (long stepNo = 1; stepNo <= 4; stepNo++) {
+        double[] g1 = new double[IN * OUT], g2 = new double[in2 * OUT], gbias = new double[OUT];
+        for (int n = 0; n < N; n++) {
+          for (int o = 0; o < OUT; o++) {
+            double yo = rb.p[o] + rc.p[o];
+            for (int i = 0; i < IN; i++) yo += x1[n * IN + i] * r1.p[i * OUT + o];
+            for (int i = 0; i < in2; i++) yo += x2[n * in2 + i] * r2.p[i * OUT + o];
+            double dy = 2 * (yo - target[n * OUT + o]) / (N * OUT);
+            gbias[o] += dy;
+            for (int i = 0; i < IN; i++) g1[i * OUT + o] += x1[n * IN + i] * dy;
+            for (int i = 0; i < in2; i++) g2[i * OUT + o] += x2[n * in2 + i] * dy;
+          }
+        }
+        double norm = 0;
+        for (double[] gs : new double[][] {g1, g2, gbias, gbias}) for (double g : gs) norm += g * g;
+        norm = Math.sqrt(norm);
+        double scale = Math.min(1, clip / (norm + 1e-6));
+        assertThat(scale).as("clipping is active").isLessThan(1);
+        StepResult r = t.trainStep(batch);
+        assertThat(r.gradNorm()).isCloseTo(norm, within(1e-5 * Math.max(1, norm)));
+        double lr = schedule.lr(stepNo);
+        r1.step(g1, scale, hp, lr, stepNo);
+        r2.step(g2, scale, hp, lr, stepNo);
+        rb.step(gbias, scale, hp, lr, stepNo);
+        rc.step(gbias, scale, hp, lr, stepNo);
+        Map<String, Tensor> s = t.stateTensors();
+        assertClose(s.get("w1"), r1.p, 2e-5);
+        assertClose(s.get("w2"), r2.p, 2e-5);
+        assertClose(s.get("b"), rb.p, 2e-5);
+        assertClose(s.get("c"), rc.p, 2e-5);
+        assertClose(s.get(StateNames.m("w2")), r2.m, 1e-5);
+        assertClose(s.get(StateNames.v("w1")), r1.v, 1e-6);
+        assertClose(s.get(StateNames.m("c")), rc.m, 1e-5);
+      }
+    }
+  }
+
+  private static float[] gauss(Random rnd, int n) {
+    float[] a = new float[n];
+    for (int i = 0; i < n; i++) a[i] = (float) rnd.nextGaussian();
+    return a;
+  }
+
   @Test
   void decayPolicyIsConfigurable() {
     Model m = linear(new float[IN * OUT], new float[OUT]);
