@@ -148,9 +148,12 @@ public final class DeltaFolding {
    * writer thread, which also copies the unchanged weights while ORT computes.
    */
   private static final class StagedStore implements MergedStore {
+    /** A write in flight: the tensor, the buffer it holds (null for a copy), the write. */
     private record Pending(ExternalTensor tensor, ByteBuffer buffer, Future<?> write) {}
 
-    private static final int BUFFERS_PER_SIZE = 2;
+    /** Buffers at most: one being written while ORT computes into the other. */
+    private static final int BUFFERS = 2;
+
     private final StagedSave staged;
     private final ExecutorService writer =
         Executors.newSingleThreadExecutor(
@@ -159,8 +162,11 @@ public final class DeltaFolding {
               t.setDaemon(true);
               return t;
             });
-    private final Map<Long, ArrayDeque<ByteBuffer>> free = new HashMap<>();
-    private final Map<Long, Integer> made = new HashMap<>();
+    /** Buffers not in use; a weight gets a slice of one at least its size. */
+    private final ArrayDeque<ByteBuffer> free = new ArrayDeque<>();
+    /** The buffer each slice handed out by {@link #scratch} belongs to. */
+    private final Map<ByteBuffer, ByteBuffer> lent = new IdentityHashMap<>();
+    private int made;
     private final ArrayDeque<Pending> pending = new ArrayDeque<>();
 
     StagedStore(StagedSave staged) {
@@ -172,26 +178,42 @@ public final class DeltaFolding {
       return staged.put(t);
     }
 
+    /**
+     * A slice of a free buffer of at least {@code bytes}; a free buffer too small is dropped for
+     * a larger one, so the store holds at most two buffers of the largest weight so far (for a
+     * 7B decoder's MLP, 2 × 172 MiB), whatever the mix of shapes.
+     */
     @Override
     public Optional<ByteBuffer> scratch(long bytes) {
       if (bytes > Integer.MAX_VALUE) return Optional.empty();
-      ArrayDeque<ByteBuffer> f = free.computeIfAbsent(bytes, b -> new ArrayDeque<>());
-      while (f.isEmpty()) {
-        if (made.merge(bytes, 1, Integer::sum) <= BUFFERS_PER_SIZE) {
-          f.add(dev.graft.ir.io.DirectWrites.alignedBuffer((int) bytes).order(ByteOrder.nativeOrder()));
+      ByteBuffer base = null;
+      while (base == null) {
+        base = free.stream().filter(b -> b.capacity() >= bytes).findFirst().orElse(null);
+        if (base != null) {
+          free.remove(base);
+        } else if (made < BUFFERS || !free.isEmpty()) {
+          if (made >= BUFFERS) {
+            free.remove(); // too small: its memory goes with the next collection
+            made--;
+          }
+          base = dev.graft.ir.io.DirectWrites.alignedBuffer((int) bytes).order(ByteOrder.nativeOrder());
+          made++;
         } else {
-          made.merge(bytes, -1, Integer::sum);
-          awaitOldest(); // frees a buffer, of this size or another
+          awaitOldest(); // frees a buffer
         }
       }
-      return Optional.of(f.pop());
+      ByteBuffer slice = base.duplicate().clear().limit((int) bytes).slice().order(ByteOrder.nativeOrder());
+      lent.put(slice, base);
+      return Optional.of(slice);
     }
 
     @Override
     public Tensor put(String name, DataType type, long[] dims, ByteBuffer scratch) {
+      ByteBuffer base = lent.remove(scratch);
+      checkState(base != null, "Merged weight '%s' was not computed into a buffer of this store", name);
       ExternalTensor placed = staged.place(name, type, dims);
       ByteBuffer bytes = scratch.duplicate().clear();
-      pending.add(new Pending(placed, scratch, writer.submit(() -> staged.write(placed, bytes))));
+      pending.add(new Pending(placed, base, writer.submit(() -> staged.write(placed, bytes))));
       return placed;
     }
 
@@ -233,7 +255,7 @@ public final class DeltaFolding {
         if (cause instanceof RuntimeException r) throw r;
         throw new IllegalStateException("Cannot write merged weight '" + p.tensor().name() + "': " + cause, cause);
       } finally {
-        if (p.buffer() != null) free.computeIfAbsent((long) p.buffer().capacity(), b -> new ArrayDeque<>()).add(p.buffer());
+        if (p.buffer() != null) free.add(p.buffer());
       }
     }
 
