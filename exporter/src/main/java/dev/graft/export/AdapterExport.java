@@ -215,6 +215,12 @@ public final class AdapterExport {
             : verify;
     long t0 = System.nanoTime();
     double verifying = 0;
+    // The probe's byte comparisons of frozen tensors (a tuned model whose data file is a copy of
+    // the base's) run while the files are written and applied.
+    GraphMatch.Ahead ahead =
+        used == ExportOptions.Verify.PROBE
+            ? GraphMatch.Ahead.start(tuned, WorkingModels.load(baseModel), trainables)
+            : GraphMatch.Ahead.NONE;
     JsonObject config = config(tuned, entries, applied, sha256(baseModel), baseModel.getFileName().toString());
     boolean lora = methods.contains(LoraPass.METHOD);
 
@@ -250,7 +256,7 @@ public final class AdapterExport {
       ExportVerifier.Verification ortV = null;
       if (used == ExportOptions.Verify.PROBE) {
         Model served = lora ? ModelIO.load(tmp.resolve(BASE_WITH_INPUTS)) : null;
-        Optional<String> differs = GraphMatch.difference(tuned, rebuilt, trainables)
+        Optional<String> differs = GraphMatch.difference(tuned, rebuilt, trainables, ahead)
             .map(d -> "the adapter applied to the base differs from the tuned graph: " + d)
             // Against the rebuilt model, whose frozen tensors it shares (the linked data file).
             .or(() -> lora
@@ -305,6 +311,7 @@ public final class AdapterExport {
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot write the adapter to " + outDir + ": " + e.getMessage(), e);
     } finally {
+      ahead.close();
       AtomicFiles.deleteTreeQuietly(tmp);
     }
   }

@@ -9,6 +9,7 @@ import dev.graft.ir.tensor.ExternalTensor;
 import dev.graft.ir.tensor.Tensor;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -16,6 +17,10 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 
 /**
  * Whether a model rebuilt from an adapter is the tuned model's graph with only its trained
@@ -40,6 +45,11 @@ final class GraphMatch {
 
   /** The first difference of {@code candidate} from {@code tuned}, in words; empty when none. */
   static Optional<String> difference(Model tuned, Model candidate, Set<String> trainables) {
+    return difference(tuned, candidate, trainables, Ahead.NONE);
+  }
+
+  /** As above, taking byte comparisons of frozen tensors from {@code ahead} where it made them. */
+  static Optional<String> difference(Model tuned, Model candidate, Set<String> trainables, Ahead ahead) {
     if (!tuned.opsets().equals(candidate.opsets())) {
       return Optional.of("opsets " + candidate.opsets() + " instead of " + tuned.opsets());
     }
@@ -88,7 +98,7 @@ final class GraphMatch {
     // Tensors in other files are compared byte for byte, on every core: page faults of the two
     // mappings, not the comparison, take the time.
     return frozen.parallelStream()
-        .filter(n -> !sameData(a.initializer(n).flatMap(Value::initializer).orElseThrow(),
+        .filter(n -> !ahead.same(a.initializer(n).flatMap(Value::initializer).orElseThrow(),
             b.initializer(n).flatMap(Value::initializer).orElseThrow()))
         .findFirst()
         .map(n -> "initializer '" + n + "' holds other data");
@@ -117,6 +127,74 @@ final class GraphMatch {
       }
     }
     return a.rawData().equals(b.rawData());
+  }
+
+  /**
+   * Byte comparisons of frozen tensors started ahead, on a thread of their own, while the adapter
+   * is written and rebuilt: the tuned model's tensors against the base's of the same name, kept
+   * by the file regions they compare (file identity, offset, length), so the rebuilt model's
+   * tensors (the base's, loaded again) find them. Only a tuned model whose data file is a copy of
+   * the base's needs them; a linked one compares nothing.
+   */
+  static final class Ahead implements AutoCloseable {
+    static final Ahead NONE = new Ahead();
+
+    private final Map<List<Object>, CompletableFuture<Boolean>> results = new ConcurrentHashMap<>();
+    private final ExecutorService executor;
+
+    private Ahead() {
+      this.executor = null;
+    }
+
+    private Ahead(ExecutorService executor) {
+      this.executor = executor;
+    }
+
+    /** Starts comparing each frozen tensor of {@code tuned} with the base's of the same name. */
+    static Ahead start(Model tuned, Model base, Set<String> trainables) {
+      ExecutorService ex = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "graft-frozen-compare");
+        t.setDaemon(true);
+        return t;
+      });
+      Ahead ahead = new Ahead(ex);
+      for (Value v : tuned.graph().initializers()) {
+        if (trainables.contains(v.name())) continue;
+        Tensor t = v.initializer().orElseThrow();
+        Optional<Tensor> o = base.graph().initializer(v.name()).flatMap(Value::initializer);
+        List<Object> key = o.map(b -> key(t, b)).orElse(null);
+        if (key == null || ahead.results.containsKey(key)) continue;
+        ahead.results.put(key, CompletableFuture.supplyAsync(() -> sameData(t, o.get()), ex));
+      }
+      return ahead;
+    }
+
+    boolean same(Tensor a, Tensor b) {
+      List<Object> key = key(a, b);
+      CompletableFuture<Boolean> f = key == null ? null : results.get(key);
+      return f != null ? f.join() : GraphMatch.sameData(a, b);
+    }
+
+    /** The two file regions, or null where a tensor is not in a file. */
+    private static List<Object> key(Tensor a, Tensor b) {
+      if (!(a instanceof ExternalTensor x && b instanceof ExternalTensor y && x.fileHoldsData() && y.fileHoldsData())) {
+        return null;
+      }
+      try {
+        Object fx = Files.readAttributes(x.file(), BasicFileAttributes.class).fileKey();
+        Object fy = Files.readAttributes(y.file(), BasicFileAttributes.class).fileKey();
+        if (fx == null || fy == null) return null;
+        return List.of(fx, x.offset(), x.length(), fy, y.offset(), y.length());
+      } catch (IOException e) {
+        return null;
+      }
+    }
+
+    /** Stops comparisons nobody waits for (an export that failed before its graph check). */
+    @Override
+    public void close() {
+      if (executor != null) executor.shutdownNow();
+    }
   }
 
   private static boolean sameAttr(Attr a, Attr b) {
