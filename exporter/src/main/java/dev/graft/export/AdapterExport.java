@@ -82,9 +82,22 @@ import java.util.stream.Stream;
  * same base and recipe: {@code RunOptions.addActiveLoraAdapter} picks one per run.
  *
  * <p>{@link #write} verifies before anything lands in OUT_DIR: the files go to a temporary folder
- * beside it, are applied to the base, and must reproduce the tuned model's outputs within {@link
- * ExportVerifier#FP32_TOLERANCE}; for LoRA the multi-adapter graph with the adapter active must
- * too. Only then are they moved into OUT_DIR.
+ * beside it and are read back and applied to the base; only when that reproduces the tuned model
+ * are they moved into OUT_DIR. How ({@link ExportOptions.Verify}):
+ *
+ * <pre>
+ *   full   whole models on ORT: the tuned model once, the adapter applied to the base and (LoRA) the
+ *          multi-adapter graph with the adapter active must give its outputs within {@link
+ *          ExportVerifier#FP32_TOLERANCE}; each run reads every frozen weight (2 s on a 4 GiB model)
+ *   probe  the rebuilt graph and base_with_lora_inputs.onnx are the tuned graph node for node, with
+ *          the tuned model's frozen tensors ({@link GraphMatch}), and each module's branch, with the
+ *          tensors read back from adapter.safetensors and fed by ORT's LoRA loader from the
+ *          .onnx_adapter, gives the tuned branch's values on random rows ({@link AdapterProbe});
+ *          no frozen weight is run, and where the tuned model shares the base's data file (graft
+ *          rewrite and train link it) none is read
+ *   auto   probe for a model with 256 MiB or more of external data whose trained tensors all sit
+ *          in linear branches (LoRA and its kin), unless the graph differs; full otherwise
+ * </pre>
  */
 public final class AdapterExport {
   public static final String SAFETENSORS = "adapter.safetensors";
