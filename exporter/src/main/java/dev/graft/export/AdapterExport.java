@@ -228,12 +228,6 @@ public final class AdapterExport {
             : verify;
     long t0 = System.nanoTime();
     double verifying = 0;
-    // The probe's byte comparisons of frozen tensors (a tuned model whose data file is a copy of
-    // the base's) run while the files are written and applied.
-    GraphMatch.Ahead ahead =
-        used == ExportOptions.Verify.PROBE
-            ? GraphMatch.Ahead.start(tuned, WorkingModels.load(baseModel), trainables)
-            : GraphMatch.Ahead.NONE;
     JsonObject config = config(tuned, entries, applied, sha256(baseModel), baseModel.getFileName().toString());
     boolean lora = methods.contains(LoraPass.METHOD);
 
@@ -245,7 +239,11 @@ public final class AdapterExport {
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot create a temporary folder beside " + outDir + ": " + e.getMessage(), e);
     }
+    GraphMatch.Ahead ahead = GraphMatch.Ahead.NONE;
     try {
+      // The probe's byte comparisons of frozen tensors (a tuned model whose data file is a copy of
+      // the base's) run while the files are written and applied.
+      if (used == ExportOptions.Verify.PROBE) ahead = GraphMatch.Ahead.start(tuned, WorkingModels.load(baseModel), trainables);
       Map<String, String> stMeta = Map.of("format", FORMAT, "base_model_sha256", config.get("base_model_sha256").getAsString());
       SafeTensors.write(tmp.resolve(SAFETENSORS), params, stMeta);
       Files.writeString(tmp.resolve(CONFIG), GSON.toJson(config) + "\n", StandardCharsets.UTF_8);
@@ -268,34 +266,13 @@ public final class AdapterExport {
       ExportVerifier.Verification v = null;
       ExportVerifier.Verification ortV = null;
       if (used == ExportOptions.Verify.PROBE) {
-        Model served = lora ? ModelIO.load(tmp.resolve(BASE_WITH_INPUTS)) : null;
-        Optional<String> differs = GraphMatch.difference(tuned, rebuilt, trainables, ahead)
-            .map(d -> "the adapter applied to the base differs from the tuned graph: " + d)
-            // Against the rebuilt model, whose frozen tensors it shares (the linked data file).
-            .or(() -> lora
-                ? GraphMatch.difference(rebuilt, served, trainables).map(d -> BASE_WITH_INPUTS + " differs from the tuned graph: " + d)
-                : Optional.empty());
-        if (differs.isPresent() && verify == ExportOptions.Verify.PROBE) {
-          throw new ExportVerifier.VerificationFailedException(
-              "Export verification failed: " + differs.get() + ". Nothing was written. The probe checks"
-                  + " adapters that rebuild the tuned graph exactly; export with --verify full to compare"
-                  + " the models' outputs instead.",
-              new ExportVerifier.Verification(ImmutableList.of(), ExportVerifier.FP32_TOLERANCE));
-        }
-        if (differs.isPresent()) {
-          used = ExportOptions.Verify.FULL; // auto: the outputs decide
+        Optional<Checks> probed =
+            probe(tuned, branches.value(), rebuilt, lora, tmp, trainables, ahead, verify == ExportOptions.Verify.PROBE);
+        if (probed.isPresent()) {
+          v = probed.get().applied();
+          ortV = probed.get().ortAdapter();
         } else {
-          Map<String, Tensor> readBack = new LinkedHashMap<>();
-          for (String t : trainables) readBack.put(t, rebuilt.graph().initializer(t).flatMap(Value::initializer).orElseThrow());
-          v = AdapterProbe.check(
-              tuned, branches.value(), rebuilt, AdapterProbe.branches(rebuilt, trainables).value(), trainables, readBack,
-              null, SAFETENSORS, ExportVerifier.FP32_TOLERANCE);
-          if (lora) {
-            MultiLora.requireLoads(tmp.resolve(BASE_WITH_INPUTS), OrtEval.externalBytes(tuned));
-            ortV = AdapterProbe.check(
-                tuned, branches.value(), served, AdapterProbe.branches(served, trainables).value(), trainables, null,
-                tmp.resolve(ORT_ADAPTER), ORT_ADAPTER, ExportVerifier.FP32_TOLERANCE);
-          }
+          used = ExportOptions.Verify.FULL; // auto, and the graph differs: the outputs decide
         }
       }
       if (used == ExportOptions.Verify.FULL) {
@@ -328,6 +305,53 @@ public final class AdapterExport {
       AtomicFiles.deleteTreeQuietly(tmp);
     }
   }
+
+  /**
+   * The probe ({@link GraphMatch}, then {@link AdapterProbe}) of the files in {@code tmp}: the
+   * checks of the adapter applied to the base and (LoRA) of the multi-LoRA graph; empty when a
+   * graph differs and {@code strict} is off (auto: the caller runs whole models instead).
+   */
+  private static Optional<Checks> probe(
+      Model tuned,
+      Map<String, AdapterProbe.Branch> branches,
+      Model rebuilt,
+      boolean lora,
+      Path tmp,
+      Set<String> trainables,
+      GraphMatch.Ahead ahead,
+      boolean strict) {
+    Model served = lora ? ModelIO.load(tmp.resolve(BASE_WITH_INPUTS)) : null;
+    Optional<String> differs = GraphMatch.difference(tuned, rebuilt, trainables, ahead)
+        .map(d -> "the adapter applied to the base differs from the tuned graph: " + d)
+        // Against the rebuilt model, whose frozen tensors it shares (the linked data file).
+        .or(() -> lora
+            ? GraphMatch.difference(rebuilt, served, trainables).map(d -> BASE_WITH_INPUTS + " differs from the tuned graph: " + d)
+            : Optional.empty());
+    if (differs.isPresent() && strict) {
+      throw new ExportVerifier.VerificationFailedException(
+          "Export verification failed: " + differs.get() + ". Nothing was written. The probe checks"
+              + " adapters that rebuild the tuned graph exactly; export with --verify full to compare"
+              + " the models' outputs instead.",
+          new ExportVerifier.Verification(ImmutableList.of(), ExportVerifier.FP32_TOLERANCE));
+    }
+    if (differs.isPresent()) return Optional.empty();
+    Map<String, Tensor> readBack = new LinkedHashMap<>();
+    for (String t : trainables) readBack.put(t, rebuilt.graph().initializer(t).flatMap(Value::initializer).orElseThrow());
+    ExportVerifier.Verification applied = AdapterProbe.check(
+        tuned, branches, rebuilt, AdapterProbe.branches(rebuilt, trainables).value(), trainables, readBack,
+        null, SAFETENSORS, ExportVerifier.FP32_TOLERANCE);
+    ExportVerifier.Verification ortAdapter = null;
+    if (lora) {
+      MultiLora.requireLoads(tmp.resolve(BASE_WITH_INPUTS), OrtEval.externalBytes(tuned));
+      ortAdapter = AdapterProbe.check(
+          tuned, branches, served, AdapterProbe.branches(served, trainables).value(), trainables, null,
+          tmp.resolve(ORT_ADAPTER), ORT_ADAPTER, ExportVerifier.FP32_TOLERANCE);
+    }
+    return Optional.of(new Checks(applied, ortAdapter));
+  }
+
+  /** The two checks of an adapter: applied to the base, and (LoRA) served by ORT's multi-LoRA. */
+  private record Checks(ExportVerifier.Verification applied, ExportVerifier.Verification ortAdapter) {}
 
   /** Rebuilds the tuned model from {@code baseModel} and the adapter in {@code adapterDir}. */
   public static Model apply(Path baseModel, Path adapterDir) {
