@@ -4,6 +4,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.graft.ir.Model;
+import dev.graft.ir.convert.WorkingModels;
+import dev.graft.ir.io.ModelIO;
+import dev.graft.ir.io.SaveOptions;
+import dev.graft.ir.tensor.ExternalTensor;
+import dev.graft.rewrite.recipe.Recipe;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
 import dev.graft.ir.Value;
 import dev.graft.ir.io.SafeTensors;
 import dev.graft.ir.tensor.DenseTensor;
@@ -135,6 +144,51 @@ class AdapterProbeTest {
     // The whole-model check sees it too.
     assertThatThrownBy(() -> AdapterExport.write(tuned, miniLm.path, out, ExportOptions.Verify.FULL))
         .isInstanceOf(ExportVerifier.VerificationFailedException.class);
+  }
+
+  @Test
+  void frozenTensorsInDataFilesAreTheSameRegionOfALinkedFileOrEqualBytesOfACopiedOne() throws Exception {
+    Path base = dir.resolve("base").resolve("base.onnx");
+    Files.createDirectories(base.getParent());
+    ModelIO.save(miniLm.base(), base, SaveOptions.external());
+    Model m = WorkingModels.load(base);
+    Recipe.parse("passes: [{method: lora, targets: \"layer.*.attention.{query,value}\"}]", "lora.yaml").manager().run(m);
+    TunedMiniLm.randomise(m, 27);
+    Path linked = dir.resolve("linked").resolve("tuned.onnx"); // as graft train saves: the base's data linked
+    Path copied = dir.resolve("copied").resolve("tuned.onnx"); // a plain save: the frozen weights copied
+    Files.createDirectories(linked.getParent());
+    Files.createDirectories(copied.getParent());
+    ModelIO.saveWithLinkedData(m, linked);
+    ModelIO.save(m, copied, SaveOptions.external());
+
+    for (Path tuned : List.of(linked, copied)) {
+      AdapterExport.AdapterReport r =
+          AdapterExport.write(WorkingModels.load(tuned), base, tuned.resolveSibling("adapter"), ExportOptions.Verify.PROBE);
+      assertThat(r.verifiedBy()).isEqualTo(ExportOptions.Verify.PROBE);
+      assertThat(r.applied().outputs()).hasSize(12);
+    }
+
+    // One float of a frozen weight changed in the copied data file: the byte comparison (made
+    // ahead, on its own thread) finds it.
+    Model copy = WorkingModels.load(copied);
+    Set<String> trainables =
+        TrainableRegistry.read(copy).stream().map(TrainableRegistry.Entry::initializer).collect(Collectors.toSet());
+    ExternalTensor w = copy.graph().initializers().stream()
+        .filter(v -> !trainables.contains(v.name()) && v.initializer().orElseThrow() instanceof ExternalTensor)
+        .map(v -> (ExternalTensor) v.initializer().orElseThrow())
+        .skip(5)
+        .findFirst().orElseThrow();
+    try (FileChannel ch = FileChannel.open(w.file(), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      ByteBuffer b = ByteBuffer.allocate(1);
+      ch.read(b, w.offset() + 3);
+      b.put(0, (byte) (b.get(0) ^ 0x80)); // the sign bit of the first entry
+      ch.write(b.flip(), w.offset() + 3);
+    }
+    Path out = dir.resolve("copied").resolve("adapter2");
+    assertThatThrownBy(() -> AdapterExport.write(WorkingModels.load(copied), base, out, ExportOptions.Verify.PROBE))
+        .isInstanceOf(ExportVerifier.VerificationFailedException.class)
+        .hasMessageContaining("initializer '" + w.name() + "' holds other data");
+    assertThat(out).doesNotExist();
   }
 
   @Test
