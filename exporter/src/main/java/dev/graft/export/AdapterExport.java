@@ -45,7 +45,9 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
+import java.util.function.Consumer;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -80,9 +82,22 @@ import java.util.stream.Stream;
  * same base and recipe: {@code RunOptions.addActiveLoraAdapter} picks one per run.
  *
  * <p>{@link #write} verifies before anything lands in OUT_DIR: the files go to a temporary folder
- * beside it, are applied to the base, and must reproduce the tuned model's outputs within {@link
- * ExportVerifier#FP32_TOLERANCE}; for LoRA the multi-adapter graph with the adapter active must
- * too. Only then are they moved into OUT_DIR.
+ * beside it and are read back and applied to the base; only when that reproduces the tuned model
+ * are they moved into OUT_DIR. How ({@link ExportOptions.Verify}):
+ *
+ * <pre>
+ *   full   whole models on ORT: the tuned model once, the adapter applied to the base and (LoRA) the
+ *          multi-adapter graph with the adapter active must give its outputs within {@link
+ *          ExportVerifier#FP32_TOLERANCE}; each run reads every frozen weight (2 s on a 4 GiB model)
+ *   probe  the rebuilt graph and base_with_lora_inputs.onnx are the tuned graph node for node, with
+ *          the tuned model's frozen tensors ({@link GraphMatch}), and each module's branch, with the
+ *          tensors read back from adapter.safetensors and fed by ORT's LoRA loader from the
+ *          .onnx_adapter, gives the tuned branch's values on random rows ({@link AdapterProbe});
+ *          no frozen weight is run, and where the tuned model shares the base's data file (graft
+ *          rewrite and train link it) none is read
+ *   auto   probe for a model with 256 MiB or more of external data whose trained tensors all sit
+ *          in linear branches (LoRA and its kin), unless the graph differs; full otherwise
+ * </pre>
  */
 public final class AdapterExport {
   public static final String SAFETENSORS = "adapter.safetensors";
@@ -105,7 +120,26 @@ public final class AdapterExport {
       long parameters,
       ExportVerifier.Verification applied,
       ExportVerifier.Verification ortAdapter,
-      Timing timing) {}
+      Timing timing,
+      ExportOptions.Verify verifiedBy) {
+    /** What the check of the adapter applied to the base found, in words. */
+    public String appliedSummary() {
+      return summary(applied);
+    }
+
+    /** What the check of the multi-LoRA graph with the adapter active found (LoRA only). */
+    public String ortAdapterSummary() {
+      return summary(ortAdapter);
+    }
+
+    private String summary(ExportVerifier.Verification v) {
+      return switch (verifiedBy) {
+        case PROBE -> AdapterProbe.summary(v);
+        case NONE -> "unchecked (--verify none)";
+        default -> v.summary();
+      };
+    }
+  }
 
   /**
    * Wall seconds of an adapter export: hashing the base's model file and writing the adapter's
@@ -123,6 +157,28 @@ public final class AdapterExport {
 
   /** Writes the adapter of {@code tuned} (made from {@code baseModel}) to {@code outDir}. */
   public static AdapterReport write(Model tuned, Path baseModel, Path outDir) {
+    return write(tuned, baseModel, outDir, ExportOptions.Verify.AUTO);
+  }
+
+  /**
+   * As {@link #write(Model, Path, Path)}, checked as {@code verify} says: {@link
+   * ExportOptions.Verify#FULL} runs whole models, {@link ExportOptions.Verify#PROBE} checks the
+   * graph and each module ({@link AdapterProbe}), {@link ExportOptions.Verify#AUTO} probes a model
+   * with {@link ExportVerifier#LARGE_EXTERNAL_BYTES} or more of external data whose trained
+   * tensors all sit in linear branches, and runs whole models otherwise (or when the rebuilt
+   * graph differs from the tuned one).
+   */
+  public static AdapterReport write(Model tuned, Path baseModel, Path outDir, ExportOptions.Verify verify) {
+    return write(tuned, baseModel, outDir, verify, dir -> {});
+  }
+
+  /**
+   * As above, with {@code beforeVerify} given the temporary folder once the adapter's files are in
+   * it and before they are read back: the test hook that proves a broken file is not written.
+   */
+  static AdapterReport write(
+      Model tuned, Path baseModel, Path outDir, ExportOptions.Verify verify, Consumer<Path> beforeVerify) {
+    checkArgument(verify != null, "The verification mode is null; use Verify.AUTO for the default");
     ImmutableList<Entry> entries = TrainableRegistry.read(tuned);
     checkArgument(
         !entries.isEmpty(),
@@ -157,6 +213,19 @@ public final class AdapterExport {
                   + ") is recorded in the metadata but is not an initializer of the tuned model"));
       params.put(e.initializer(), t);
     }
+    Set<String> trainables = params.keySet();
+    AdapterProbe.Result<Map<String, AdapterProbe.Branch>> branches = AdapterProbe.branches(tuned, trainables);
+    checkArgument(
+        verify != ExportOptions.Verify.PROBE || branches.ok(),
+        "--verify probe checks adapters whose trained tensors all sit in linear branches (LoRA and its"
+            + " kin), but in this one %s: use --verify full (or auto).",
+        branches.why());
+    ExportOptions.Verify used =
+        verify == ExportOptions.Verify.AUTO
+            ? branches.ok() && OrtEval.externalBytes(tuned) >= ExportVerifier.LARGE_EXTERNAL_BYTES
+                ? ExportOptions.Verify.PROBE
+                : ExportOptions.Verify.FULL
+            : verify;
     long t0 = System.nanoTime();
     double verifying = 0;
     JsonObject config = config(tuned, entries, applied, sha256(baseModel), baseModel.getFileName().toString());
@@ -170,33 +239,53 @@ public final class AdapterExport {
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot create a temporary folder beside " + outDir + ": " + e.getMessage(), e);
     }
+    GraphMatch.Ahead ahead = GraphMatch.Ahead.NONE;
     try {
+      // The probe's byte comparisons of frozen tensors (a tuned model whose data file is a copy of
+      // the base's) run while the files are written and applied.
+      if (used == ExportOptions.Verify.PROBE) ahead = GraphMatch.Ahead.start(tuned, WorkingModels.load(baseModel), trainables);
       Map<String, String> stMeta = Map.of("format", FORMAT, "base_model_sha256", config.get("base_model_sha256").getAsString());
       SafeTensors.write(tmp.resolve(SAFETENSORS), params, stMeta);
       Files.writeString(tmp.resolve(CONFIG), GSON.toJson(config) + "\n", StandardCharsets.UTF_8);
-
-      // Verify: the files, applied to the base, give the tuned model. The tuned model runs once;
-      // every check compares against its outputs.
-      long v0 = System.nanoTime();
-      Map<String, Tensor> feeds = ExportVerifier.verificationInputs(tuned, 20240611L);
-      ImmutableMap<String, Tensor> expected = OrtEval.run(tuned, feeds, "the tuned model");
-      Model rebuilt = apply(baseModel, tmp);
-      ExportVerifier.Verification v =
-          ExportVerifier.verify(expected, OrtEval.run(rebuilt, feeds, "the adapter applied to the base"), ExportVerifier.FP32_TOLERANCE);
-      verifying += System.nanoTime() - v0;
-      ExportVerifier.Verification ortV = null;
       if (lora) {
         OnnxAdapterFile.write(tmp.resolve(ORT_ADAPTER), params, 1, 1);
-        // The base's weights are shared, not copied: its data file is linked into the folder.
-        Model withInputs = baseWithInputs(baseModel, tmp);
-        ModelIO.saveLinked(withInputs, tmp.resolve(BASE_WITH_INPUTS));
-        long m0 = System.nanoTime();
-        ortV = MultiLora.verify(expected, tmp.resolve(BASE_WITH_INPUTS), tmp.resolve(ORT_ADAPTER), feeds, OrtEval.externalBytes(tuned));
-        verifying += System.nanoTime() - m0;
         // The LoRA part in Hugging Face PEFT's files, for PeftModel.from_pretrained (not for a
         // PiSSA or OLoRA init, whose base weights are residuals: see PeftAdapterFiles.weightInit).
         if (PeftAdapterFiles.weightInit(tuned).isEmpty()) PeftAdapterFiles.write(tuned, tmp.resolve(PEFT_DIR));
       }
+      beforeVerify.accept(tmp);
+
+      // The files applied to the base: the rebuilt model every check reads, and the multi-LoRA
+      // graph's structure. The base's weights are shared, not copied: its data file is linked.
+      long a0 = System.nanoTime();
+      Model rebuilt = apply(baseModel, tmp);
+      verifying += System.nanoTime() - a0;
+      if (lora) ModelIO.saveLinked(baseWithInputs(rebuilt), tmp.resolve(BASE_WITH_INPUTS));
+
+      long v0 = System.nanoTime();
+      ExportVerifier.Verification v = null;
+      ExportVerifier.Verification ortV = null;
+      if (used == ExportOptions.Verify.PROBE) {
+        Optional<Checks> probed =
+            probe(tuned, branches.value(), rebuilt, lora, tmp, trainables, ahead, verify == ExportOptions.Verify.PROBE);
+        if (probed.isPresent()) {
+          v = probed.get().applied();
+          ortV = probed.get().ortAdapter();
+        } else {
+          used = ExportOptions.Verify.FULL; // auto, and the graph differs: the outputs decide
+        }
+      }
+      if (used == ExportOptions.Verify.FULL) {
+        // The tuned model runs once; every check compares against its outputs.
+        Map<String, Tensor> feeds = ExportVerifier.verificationInputs(tuned, 20240611L);
+        ImmutableMap<String, Tensor> expected = OrtEval.run(tuned, feeds, "the tuned model");
+        v = ExportVerifier.verify(expected, OrtEval.run(rebuilt, feeds, "the adapter applied to the base"), ExportVerifier.FP32_TOLERANCE);
+        if (lora) {
+          ortV = MultiLora.verify(expected, tmp.resolve(BASE_WITH_INPUTS), tmp.resolve(ORT_ADAPTER), feeds, OrtEval.externalBytes(tuned));
+        }
+      }
+      if (used == ExportOptions.Verify.NONE) v = new ExportVerifier.Verification(ImmutableList.of(), ExportVerifier.FP32_TOLERANCE);
+      verifying += System.nanoTime() - v0;
       Files.createDirectories(outDir);
       List<String> files = new ArrayList<>();
       try (Stream<Path> s = Files.list(tmp)) {
@@ -208,13 +297,61 @@ public final class AdapterExport {
       long count = params.values().stream().mapToLong(Tensor::numElements).sum();
       double total = (System.nanoTime() - t0) / 1e9;
       Timing timing = new Timing(total - verifying / 1e9, verifying / 1e9);
-      return new AdapterReport(outDir, ImmutableList.copyOf(files), ImmutableList.copyOf(methods), count, v, ortV, timing);
+      return new AdapterReport(outDir, ImmutableList.copyOf(files), ImmutableList.copyOf(methods), count, v, ortV, timing, used);
     } catch (IOException e) {
       throw new UncheckedIOException("Cannot write the adapter to " + outDir + ": " + e.getMessage(), e);
     } finally {
+      ahead.close();
       AtomicFiles.deleteTreeQuietly(tmp);
     }
   }
+
+  /**
+   * The probe ({@link GraphMatch}, then {@link AdapterProbe}) of the files in {@code tmp}: the
+   * checks of the adapter applied to the base and (LoRA) of the multi-LoRA graph; empty when a
+   * graph differs and {@code strict} is off (auto: the caller runs whole models instead).
+   */
+  private static Optional<Checks> probe(
+      Model tuned,
+      Map<String, AdapterProbe.Branch> branches,
+      Model rebuilt,
+      boolean lora,
+      Path tmp,
+      Set<String> trainables,
+      GraphMatch.Ahead ahead,
+      boolean strict) {
+    Model served = lora ? ModelIO.load(tmp.resolve(BASE_WITH_INPUTS)) : null;
+    Optional<String> differs = GraphMatch.difference(tuned, rebuilt, trainables, ahead)
+        .map(d -> "the adapter applied to the base differs from the tuned graph: " + d)
+        // Against the rebuilt model, whose frozen tensors it shares (the linked data file).
+        .or(() -> lora
+            ? GraphMatch.difference(rebuilt, served, trainables).map(d -> BASE_WITH_INPUTS + " differs from the tuned graph: " + d)
+            : Optional.empty());
+    if (differs.isPresent() && strict) {
+      throw new ExportVerifier.VerificationFailedException(
+          "Export verification failed: " + differs.get() + ". Nothing was written. The probe checks"
+              + " adapters that rebuild the tuned graph exactly; export with --verify full to compare"
+              + " the models' outputs instead.",
+          new ExportVerifier.Verification(ImmutableList.of(), ExportVerifier.FP32_TOLERANCE));
+    }
+    if (differs.isPresent()) return Optional.empty();
+    Map<String, Tensor> readBack = new LinkedHashMap<>();
+    for (String t : trainables) readBack.put(t, rebuilt.graph().initializer(t).flatMap(Value::initializer).orElseThrow());
+    ExportVerifier.Verification applied = AdapterProbe.check(
+        tuned, branches, rebuilt, AdapterProbe.branches(rebuilt, trainables).value(), trainables, readBack,
+        null, SAFETENSORS, ExportVerifier.FP32_TOLERANCE);
+    ExportVerifier.Verification ortAdapter = null;
+    if (lora) {
+      MultiLora.requireLoads(tmp.resolve(BASE_WITH_INPUTS), OrtEval.externalBytes(tuned));
+      ortAdapter = AdapterProbe.check(
+          tuned, branches, served, AdapterProbe.branches(served, trainables).value(), trainables, null,
+          tmp.resolve(ORT_ADAPTER), ORT_ADAPTER, ExportVerifier.FP32_TOLERANCE);
+    }
+    return Optional.of(new Checks(applied, ortAdapter));
+  }
+
+  /** The two checks of an adapter: applied to the base, and (LoRA) served by ORT's multi-LoRA. */
+  private record Checks(ExportVerifier.Verification applied, ExportVerifier.Verification ortAdapter) {}
 
   /** Rebuilds the tuned model from {@code baseModel} and the adapter in {@code adapterDir}. */
   public static Model apply(Path baseModel, Path adapterDir) {
@@ -393,9 +530,13 @@ public final class AdapterExport {
     return m;
   }
 
-  /** The base with the adapter's structure, every trainable an input defaulting to zeros. */
-  static Model baseWithInputs(Path baseModel, Path adapterDir) {
-    Model m = replay(baseModel, readConfig(adapterDir), adapterDir);
+  /**
+   * The base with the adapter's structure ({@code rebuilt}, the adapter applied to it), every
+   * trainable an input defaulting to zeros; the rebuilt model is not changed.
+   */
+  static Model baseWithInputs(Model rebuilt) {
+    Model m = rebuilt.copy();
+    m.removeMetadata(LABELS_KEY); // as the replay alone makes it
     Graph g = m.graph();
     for (Entry e : TrainableRegistry.read(m)) {
       Value v = g.initializer(e.initializer()).orElseThrow();

@@ -64,4 +64,17 @@ public final class MultiLora {
           "ONNX Runtime could not serve " + adapterFile + " on " + baseWithInputs + ": " + e.getMessage(), e);
     }
   }
+
+  /**
+   * Opens {@code baseWithInputs} as a serving session would (ORT maps its weights, so this reads
+   * none of them; no run): proof that ORT loads the file as written, its linked data included.
+   */
+  static void requireLoads(Path baseWithInputs, long externalBytes) {
+    try (OrtSession.SessionOptions o = sessionOptions();
+        OrtSession s = open(baseWithInputs, o, externalBytes)) {
+      // opened
+    } catch (OrtException e) {
+      throw new IllegalStateException("ONNX Runtime could not open " + baseWithInputs + ": " + e.getMessage(), e);
+    }
+  }
 }

@@ -49,7 +49,8 @@ public final class BigModelTrain {
         StepResult s = t.trainStep(batch);
         System.out.printf(java.util.Locale.ROOT, "step %d loss %.6f%n", s.step(), s.loss());
       }
-      ModelIO.save(t.exportTrainedModel(), out);
+      // As graft train saves (Pipeline): the frozen weights hard-linked from the base, not copied.
+      ModelIO.saveWithLinkedData(t.exportTrainedModel(), out);
     }
   }
 

@@ -119,11 +119,13 @@ class ExportCommandTest {
     CliRun half = CliRun.of("export", tuned.toString(), dir.resolve("h.onnx").toString(), "--verify", "probe", "--fp16");
     assertThat(half.exit()).isEqualTo(2);
     assertThat(half.err()).contains("--fp16 changes them after the fold");
+    // The adapter's probe checks linear branches only; this adapter also has LayerNorm-affine and a head.
     CliRun adapter =
         CliRun.of("export", tuned.toString(), dir.resolve("a").toString(), "--adapter-only", "--base", miniLm.toString(),
-            "--verify", "full");
-    assertThat(adapter.exit()).isEqualTo(2);
-    assertThat(adapter.err()).contains("--verify applies to merged exports");
+            "--verify", "probe");
+    assertThat(adapter.exit()).isEqualTo(1);
+    assertThat(adapter.err()).contains("--verify probe checks adapters whose trained tensors all sit in linear branches")
+        .contains("use --verify full");
     try (var files = Files.list(dir)) {
       assertThat(files).isEmpty();
     }
@@ -140,5 +142,16 @@ class ExportCommandTest {
     assertThat(probed.exit()).as(probed.err()).isZero();
     assertThat(probed.out()).contains("Verified: probed 1 merged weight on 4 random rows").doesNotContain("max |diff|");
     assertThat(out).exists();
+
+    // The same LoRA as an adapter, probed: the graph check and each module, for both adapter files.
+    Path adapterDir = dir.resolve("adapter");
+    CliRun adapterProbed =
+        CliRun.of("export", loraFile.toString(), adapterDir.toString(), "--adapter-only", "--base", miniLm.toString(),
+            "--verify", "probe");
+    assertThat(adapterProbed.exit()).as(adapterProbed.err()).isZero();
+    assertThat(adapterProbed.out())
+        .contains("Verified: applied to the base, graph identical to the tuned one; probed 1 module on 4 random rows")
+        .contains("Verified: ORT LoRA adapter on base_with_lora_inputs.onnx, graph identical to the tuned one; probed 1 module");
+    assertThat(adapterDir.resolve("adapter.onnx_adapter")).exists();
   }
 }
