@@ -144,8 +144,9 @@ public final class DeltaFolding {
   }
 
   /**
-   * {@link MergedStore#into}: two buffers a size, one written while the other is computed; one
-   * writer thread, which also copies the unchanged weights while ORT computes.
+   * {@link MergedStore#into}: at most two buffers, of the largest weight so far, one written while
+   * ORT computes into the other; one writer thread, which also copies the unchanged weights
+   * (queued first, before the merged ones) while ORT computes.
    */
   private static final class StagedStore implements MergedStore {
     /** A write in flight: the tensor, the buffer it holds (null for a copy), the write. */

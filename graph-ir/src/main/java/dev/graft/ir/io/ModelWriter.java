@@ -466,9 +466,10 @@ final class ModelWriter {
   }
 
   /**
-   * Copies an unmapped external tensor's bytes file to file (the kernel's copy, no heap and no
-   * mapping), at the data channel's position. A source too short for the tensor falls back to
-   * {@link ExternalTensor#rawData()}, which says what is wrong.
+   * Copies an unmapped external tensor's bytes file to file, to byte {@code offset} (the data
+   * channel's position): one of 1 MiB or more through {@link DirectWrites#copy} (past the page
+   * cache), smaller ones by the kernel's copy; neither through the heap or a mapping. A source too
+   * short for the tensor falls back to {@link ExternalTensor#rawData()}, which says what is wrong.
    */
   private long transfer(ExternalTensor e, long offset) throws IOException {
     FileChannel src = source(e.file());

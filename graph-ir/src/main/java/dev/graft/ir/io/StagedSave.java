@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
@@ -32,7 +31,7 @@ import java.util.Map;
  *   commit(model)        ─► the rest appended, OUT written, tmp ─move─► OUT.data
  * </pre>
  *
- * Large tensors (whole blocks of an {@link #alignedBuffer}, or copied) go to the file with direct
+ * Large tensors (whole blocks of a {@link DirectWrites#alignedBuffer}, or copied) go to the file with direct
  * I/O where the file system has it: written once and read by nobody soon, they need not be
  * copied into the page cache first, whose fresh pages, not the disk, bound a large buffered write
  * on a memory-pressed or virtualised machine (docs/large-models.md has the figures). The
@@ -150,7 +149,7 @@ public final class StagedSave implements AutoCloseable {
   /**
    * Writes the bytes of {@code placed}, a tensor {@link #place}d in this save, from {@code data}
    * (its position to its limit, exactly the tensor's length; the position is not moved): past the
-   * page cache when {@code data} is an {@link #alignedBuffer} and the file system allows it.
+   * page cache when {@code data} is a {@link DirectWrites#alignedBuffer} and the file system allows it.
    * Positional writes: several may run at once on other threads, each to its own tensor.
    */
   public void write(ExternalTensor placed, ByteBuffer data) {
