@@ -195,6 +195,15 @@ final class TrainCommand implements Callable<Integer> {
           + " has no value. Default: off (shuffled batches).")
   int bucketByLength = 0;
 
+  @Option(names = "--no-unpad", negatable = false,
+      description = "Train on padded batches as they come. By default a model with an"
+          + " attention_mask input trains padding-free: its linear layers, norms and activations run"
+          + " on the real tokens only (gathered before them, scattered back where attention or"
+          + " pooling mixes positions), which saves the padding's share of their time. The first"
+          + " padded batch checks that this leaves loss and logits unchanged (the model masks"
+          + " padding), and training falls back to padded batches, saying why, when it does not.")
+  boolean noUnpad;
+
   @Option(names = "--resume",
       description = "Continue the run in RUN_DIR from its last checkpoint, with the same options.")
   boolean resume;
@@ -213,7 +222,7 @@ final class TrainCommand implements Callable<Integer> {
             DataSources.resolve(train), DataSources.resolve(test), testFraction, textColumn,
             labelColumn, DataSources.tokenizer(tokenizer, modelPath), maxLength, batchSize, epochs,
             lr, warmup, weightDecay, clip, seed, Device.parse(device), threads, out, resume, stopAfter,
-            checkpointEvery, bucketByLength);
+            checkpointEvery, bucketByLength, !noUnpad);
     PrintWriter stdout = spec.commandLine().getOut();
     PrintWriter stderr = spec.commandLine().getErr();
     String taskName = task;

@@ -152,6 +152,7 @@ public final class SideBySideBenchmark {
             .loss(Loss.crossEntropy())
             .optimizer(new AdamW(0.9, 0.999, 1e-8, 0.01, AdamW.defaults().decayOn()))
             .clipGradNorm(1.0)
+            .unpadWhereMasked() // as graft train does (--no-unpad there, -Dgraft.train.unpad=0 here)
             .build();
     model = null;
     long trainable = graphs.params().stream().mapToLong(TrainStepGraph.Param::numElements).sum();
@@ -162,7 +163,8 @@ public final class SideBySideBenchmark {
     double lastLoss = Double.NaN;
     long loopStart;
     long loopEnd;
-    try (Trainer trainer = Trainer.builder(graphs).schedule(schedule).intraOpThreads(threads).build()) {
+    try (Trainer trainer =
+        Trainer.builder(graphs).schedule(schedule).intraOpThreads(threads).notes(n -> System.err.println("graft: " + n)).build()) {
       loopStart = System.nanoTime();
       for (int i = 0; i < batches.size(); i++) {
         Map<String, Tensor> b = batches.get(i);

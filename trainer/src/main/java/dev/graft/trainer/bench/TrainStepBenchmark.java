@@ -44,7 +44,7 @@ import java.util.Random;
  * <pre>
  *   java -cp ... dev.graft.trainer.bench.TrainStepBenchmark [--model all-minilm-l6-v2.onnx]
  *       [--recipe examples/recipes/quickstart.yaml | --recipe layernorm]
- *       [--batch 32] [--seq 64] [--threads 2] [--warmup 3] [--runs 10] [--compare PROPERTY=VALUE]
+ *       [--batch 32] [--seq 64] [--threads 2] [--warmup 3] [--runs 10] [--full] [--compare PROPERTY=VALUE]
  * </pre>
  *
  * {@code --compare PROPERTY=VALUE} builds a second train step while that system property holds
@@ -71,7 +71,9 @@ public final class TrainStepBenchmark {
     int runs = Integer.parseInt(opt.getOrDefault("runs", "10"));
     Path modelPath = opt.containsKey("model") ? Path.of(opt.get("model")) : fromClasspath("all-minilm-l6-v2.onnx");
 
-    Map<String, Tensor> inputs = tokens(batch, seq, 1234);
+    // Rows of seq/2 to seq tokens (dynamic padding to the longest), or --full: every row seq tokens.
+    boolean full = opt.containsKey("full");
+    Map<String, Tensor> inputs = tokens(batch, seq, 1234, full);
     System.out.printf(Locale.ROOT, "model %s, batch %d x sequence %d, CPU, %d intra-op threads%n", modelPath, batch, seq, threads);
 
     // The train step as graft train builds it: upgraded, the recipe's passes, AdamW.
@@ -91,7 +93,9 @@ public final class TrainStepBenchmark {
     }
     System.out.printf(Locale.ROOT, "recipe %s%n", recipe);
     long t0 = System.nanoTime();
-    TrainStepGraph graphs = builder.clipGradNorm(1.0).build();
+    // Padding-free, as graft train builds it (the model's attention_mask input); --compare
+    // graft.train.unpad=0 runs the padded step beside it.
+    TrainStepGraph graphs = builder.clipGradNorm(1.0).unpadWhereMasked().build();
     long trainableCount = graphs.params().stream().mapToLong(TrainStepGraph.Param::numElements).sum();
     Map<String, Tensor> batchWithLabels = new HashMap<>(inputs);
     long[] labels = new long[batch];
@@ -214,11 +218,11 @@ public final class TrainStepBenchmark {
         xs.stream().mapToDouble(Double::doubleValue).max().orElse(0));
   }
 
-  private static Map<String, Tensor> tokens(int batch, int seq, long seed) {
+  private static Map<String, Tensor> tokens(int batch, int seq, long seed, boolean full) {
     Random rnd = new Random(seed);
     long[] ids = new long[batch * seq], mask = new long[batch * seq];
     for (int b = 0; b < batch; b++) {
-      int len = seq / 2 + rnd.nextInt(seq / 2 + 1);
+      int len = full ? seq : seq / 2 + rnd.nextInt(seq / 2 + 1);
       for (int s = 0; s < seq; s++) {
         ids[b * seq + s] = s == 0 ? 101 : s == len - 1 ? 102 : s < len ? 1000 + rnd.nextInt(28000) : 0;
         mask[b * seq + s] = s < len ? 1 : 0;
@@ -280,9 +284,13 @@ public final class TrainStepBenchmark {
   private static Map<String, String> parse(String[] args) {
     Map<String, String> m = new HashMap<>();
     for (int i = 0; i < args.length; i++) {
+      if (args[i].equals("--full")) {
+        m.put("full", "true");
+        continue;
+      }
       if (!args[i].startsWith("--") || i + 1 >= args.length) {
         throw new IllegalArgumentException(
-            "Usage: TrainStepBenchmark [--model PATH] [--recipe FILE|layernorm] [--batch N] [--seq N] [--threads N] [--warmup N] [--runs N] [--compare PROPERTY=VALUE];"
+            "Usage: TrainStepBenchmark [--model PATH] [--recipe FILE|layernorm] [--batch N] [--seq N] [--threads N] [--warmup N] [--runs N] [--full] [--compare PROPERTY=VALUE];"
                 + " got " + Arrays.toString(args));
       }
       m.put(args[i].substring(2), args[++i]);

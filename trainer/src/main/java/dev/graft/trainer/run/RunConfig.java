@@ -23,6 +23,8 @@ import java.util.List;
  *     epoch), so that a killed run loses at most that many steps on {@code resume}
  * @param lengthBuckets 0 for shuffled training batches, else batches of similar length drawn from
  *     pools of this many batches ({@code --bucket-by-length}; {@link dev.graft.trainer.data.BatchOrder})
+ * @param unpad train padding-free where the model has an {@code attention_mask} input ({@link
+ *     dev.graft.trainer.train.Unpadding}; {@code --no-unpad} turns it off)
  */
 public record RunConfig(
     List<Path> train,
@@ -45,7 +47,8 @@ public record RunConfig(
     boolean resume,
     int stopAfterEpoch,
     int checkpointEvery,
-    int lengthBuckets) {
+    int lengthBuckets,
+    boolean unpad) {
 
   /** Steps between checkpoints unless told otherwise. */
   public static final int DEFAULT_CHECKPOINT_EVERY = 50;
@@ -64,6 +67,17 @@ public record RunConfig(
     checkArgument(lengthBuckets >= 0, "the length-bucket pool must be 0 (off) or a number of batches, got %s", lengthBuckets);
     train = List.copyOf(train);
     test = List.copyOf(test);
+  }
+
+  /** The configuration as it was before padding-free training, which is on by default. */
+  public RunConfig(
+      List<Path> train, List<Path> test, double testFraction, String textColumn, String labelColumn,
+      Path tokenizer, int maxLength, int batchSize, int epochs, double learningRate, double warmupFraction,
+      double weightDecay, double clipGradNorm, long seed, Device device, int threads, Path out, boolean resume,
+      int stopAfterEpoch, int checkpointEvery, int lengthBuckets) {
+    this(train, test, testFraction, textColumn, labelColumn, tokenizer, maxLength, batchSize, epochs, learningRate,
+        warmupFraction, weightDecay, clipGradNorm, seed, device, threads, out, resume, stopAfterEpoch,
+        checkpointEvery, lengthBuckets, true);
   }
 
   /** The configuration as it was before length buckets: shuffled batches. */
@@ -122,6 +136,7 @@ public record RunConfig(
     private int stopAfterEpoch;
     private int checkpointEvery = DEFAULT_CHECKPOINT_EVERY;
     private int lengthBuckets;
+    private boolean unpad = true;
 
     private Builder(List<Path> train, Path tokenizer, Path out) {
       this.train = train;
@@ -146,11 +161,12 @@ public record RunConfig(
     public Builder stopAfterEpoch(int e) { this.stopAfterEpoch = e; return this; }
     public Builder checkpointEvery(int steps) { this.checkpointEvery = steps; return this; }
     public Builder lengthBuckets(int poolBatches) { this.lengthBuckets = poolBatches; return this; }
+    public Builder unpad(boolean on) { this.unpad = on; return this; }
 
     public RunConfig build() {
       return new RunConfig(train, test, testFraction, textColumn, labelColumn, tokenizer, maxLength, batchSize, epochs,
           learningRate, warmupFraction, weightDecay, clipGradNorm, seed, device, threads, out, resume, stopAfterEpoch,
-          checkpointEvery, lengthBuckets);
+          checkpointEvery, lengthBuckets, unpad);
     }
   }
 }

@@ -150,16 +150,23 @@ public final class TrainingLoop {
   }
 
   private Trainer open(Objective objective, List<String> trainables, LrSchedule lr) throws OrtException {
-    TrainStepGraph graphs =
+    TrainStepGraph.Builder b =
         TrainStepGraph.builder(objective.model())
             .logits(objective.output())
             .labels(objective.labels())
             .loss(objective.loss())
             .trainables(trainables)
             .optimizer(new AdamW(0.9, 0.999, 1e-8, config.weightDecay(), AdamW.defaults().decayOn()))
-            .clipGradNorm(config.clipGradNorm())
-            .build();
-    return Trainer.builder(graphs).schedule(lr).device(config.device()).intraOpThreads(config.threads()).build();
+            .clipGradNorm(config.clipGradNorm());
+    // Padding-free where the model has an attention_mask input; the trainer checks it on the
+    // first padded batch and says what it decided.
+    if (config.unpad()) b.unpadWhereMasked();
+    return Trainer.builder(b.build())
+        .schedule(lr)
+        .device(config.device())
+        .intraOpThreads(config.threads())
+        .notes(listener::message)
+        .build();
   }
 
   /** The learning rate from epoch {@code epochsIn} of the span to its end, as part of the run's one schedule. */

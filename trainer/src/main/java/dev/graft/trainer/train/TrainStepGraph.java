@@ -19,6 +19,7 @@ import java.util.Collection;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.OptionalDouble;
 
 /**
@@ -65,6 +66,8 @@ public final class TrainStepGraph {
   private final OptionalDouble clipGradNorm;
   private final ImmutableList<Param> params;
   private final ImmutableList<String> batchInputs;
+  private final Optional<String> unpadMask;
+  private Unpadding.Result unpadding;
 
   private TrainStepGraph(Builder b, Model forward) {
     this.forward = forward.copy();
@@ -74,6 +77,7 @@ public final class TrainStepGraph {
     this.loss = b.loss;
     this.optimizer = b.optimizer;
     this.clipGradNorm = b.clipGradNorm;
+    this.unpadMask = b.unpadMask;
     Graph g = forward.graph();
     ImmutableList.Builder<Param> ps = ImmutableList.builder();
     for (String name : b.trainables) {
@@ -100,6 +104,7 @@ public final class TrainStepGraph {
     private AdamW optimizer = AdamW.defaults();
     private OptionalDouble clipGradNorm = OptionalDouble.empty();
     private List<String> trainables;
+    private Optional<String> unpadMask = Optional.empty();
 
     private Builder(Model forward) {
       checkArgument(forward != null, "TrainStepGraph needs a forward model, got null");
@@ -141,6 +146,23 @@ public final class TrainStepGraph {
      */
     public Builder trainables(Collection<String> initializerNames) {
       this.trainables = List.copyOf(new LinkedHashSet<>(initializerNames));
+      return this;
+    }
+
+    /**
+     * Trains padding-free ({@link Unpadding}): the token-wise layers run on the tokens where the
+     * mask input {@code maskInput} is non-zero. {@link Trainer} checks on the first padded batch
+     * that this leaves loss and logits as they were, and trains padded when it does not.
+     */
+    public Builder unpad(String maskInput) {
+      checkArgument(maskInput != null && !maskInput.isEmpty(), "unpad needs the mask input's name");
+      this.unpadMask = Optional.of(maskInput);
+      return this;
+    }
+
+    /** Unpads when the model has an {@value Unpadding#DEFAULT_MASK} input ({@link #unpad}); else not. */
+    public Builder unpadWhereMasked() {
+      this.unpadMask = Unpadding.maskInput(forward);
       return this;
     }
 
@@ -189,8 +211,50 @@ public final class TrainStepGraph {
             v.name(),
             StateNames.PREFIX);
       }
+      if (unpadMask.isPresent()) {
+        String mask = unpadMask.get();
+        Value in = g.lookup(mask).orElse(null);
+        checkArgument(
+            in != null && g.inputs().contains(in) && !in.isInitializer(),
+            "Cannot unpad on '%s': it is not an input of the forward model; its inputs are %s.",
+            mask,
+            g.inputs().stream().filter(v -> !v.isInitializer()).map(Value::name).toList());
+      }
       return new TrainStepGraph(this, forward);
     }
+  }
+
+  private TrainStepGraph(TrainStepGraph o, Optional<String> unpadMask) {
+    this.forward = o.forward;
+    this.opset = o.opset;
+    this.logits = o.logits;
+    this.labels = o.labels;
+    this.loss = o.loss;
+    this.optimizer = o.optimizer;
+    this.clipGradNorm = o.clipGradNorm;
+    this.params = o.params;
+    this.batchInputs = o.batchInputs;
+    this.unpadMask = unpadMask;
+  }
+
+  /** The same graphs, trained on padded batches as they come. */
+  public TrainStepGraph padded() {
+    return unpadMask.isEmpty() ? this : new TrainStepGraph(this, Optional.empty());
+  }
+
+  /** The mask input of padding-free training ({@link Builder#unpad}), when on. */
+  public Optional<String> unpadMask() {
+    return unpadMask;
+  }
+
+  /**
+   * What padding-free training moves in these graphs (computed on first use); empty when it is
+   * off.
+   */
+  public Optional<Unpadding.Result> unpadding() {
+    if (unpadMask.isEmpty()) return Optional.empty();
+    if (unpadding == null) prepare("graft_eval");
+    return Optional.of(unpadding);
   }
 
   // ---- the graphs --------------------------------------------------------------------------------
@@ -297,6 +361,10 @@ public final class TrainStepGraph {
     // Residual Add (and bias Add) + LayerNormalization run as one com.microsoft
     // SkipLayerNormalization, whose CPU kernel is several times faster than LayerNormalization's.
     SkipLayerNormFusion.fuse(m);
+    if (unpadMask.isPresent()) {
+      ShapeInference.infer(m);
+      unpadding = Unpadding.apply(m, unpadMask.get());
+    }
     Value labelsValue = g.addInput(labels, loss.labelType(logitsValue));
     GraphBuilder b = GraphBuilder.on(g).prefix("/graft/loss");
     Value lossValue = b.output(StateNames.LOSS, loss.append(b, logitsValue, labelsValue));

@@ -24,6 +24,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Consumer;
 
 /**
  * Trains the trainable parameters of a model on ONNX Runtime, in the spirit of ORT's training API
@@ -51,13 +52,16 @@ public final class Trainer implements AutoCloseable {
       "CUDA needs the onnxruntime_gpu jar (build with -Pcuda) and CUDA 12 + cuDNN 9 libraries on"
           + " LD_LIBRARY_PATH";
 
-  private final TrainStepGraph graphs;
+  private TrainStepGraph graphs;
   private final LrSchedule schedule;
   private final Device device;
   private final OrtEnvironment env;
   private final OrtSession.SessionOptions options;
   private final SharedWeights sharedWeights;
-  private final OrtSession trainSession;
+  private OrtSession trainSession;
+  private final Consumer<String> notes;
+  /** False until padding-free training has been checked on a padded batch (true when it is off). */
+  private boolean unpaddingChecked;
   private boolean largeWeightOptionsSet;
   private OrtSession evalSession;
   private OrtSession accumulateSession;
@@ -69,9 +73,12 @@ public final class Trainer implements AutoCloseable {
   private long step;
 
   private Trainer(Builder b) throws OrtException {
-    this.graphs = b.graphs;
+    // -Dgraft.train.unpad=0 trains padded whatever the graphs say (for measuring; Unpadding).
+    this.graphs = Unpadding.enabled() ? b.graphs : b.graphs.padded();
     this.schedule = b.schedule;
     this.device = b.device;
+    this.notes = b.notes;
+    this.unpaddingChecked = this.graphs.unpadMask().isEmpty();
     this.env = OrtEnvironment.getEnvironment();
     this.options = TrainSessionOptions.create(b.device, b.intraOpThreads);
     OrtSession train = null;
@@ -84,7 +91,17 @@ public final class Trainer implements AutoCloseable {
         shared = SharedWeights.addTo(options, env, graphs.forward().graph(), trainables);
       }
       this.sharedWeights = shared;
-      train = session(graphs.trainStep());
+      try {
+        train = session(graphs.trainStep());
+      } catch (OrtException | RuntimeException e) {
+        if (graphs.unpadMask().isEmpty()) throw e;
+        // A graph the rewrite made and ORT (or a pass) refused: train padded, and say so.
+        notes.accept("padding-free training is off for this model: its train step could not be built ("
+            + e.getMessage() + "). Training on padded batches as they come; please report this.");
+        graphs = graphs.padded();
+        unpaddingChecked = true;
+        train = session(graphs.trainStep());
+      }
       this.trainSession = train;
       initState();
     } catch (OrtException | RuntimeException e) {
@@ -105,6 +122,7 @@ public final class Trainer implements AutoCloseable {
     private LrSchedule schedule = LrSchedule.constant(1e-3);
     private Device device = Device.cpu();
     private int intraOpThreads;
+    private Consumer<String> notes = note -> {};
 
     private Builder(TrainStepGraph graphs) {
       checkArgument(graphs != null, "Trainer needs a TrainStepGraph, got null");
@@ -127,6 +145,13 @@ public final class Trainer implements AutoCloseable {
     public Builder intraOpThreads(int n) {
       checkArgument(n >= 0, "intra-op threads must not be negative, got %s", n);
       this.intraOpThreads = n;
+      return this;
+    }
+
+    /** Where the trainer says what it decided on its own (padding-free training checked or given up). */
+    public Builder notes(Consumer<String> sink) {
+      checkArgument(sink != null, "notes sink must not be null");
+      this.notes = sink;
       return this;
     }
 
@@ -192,6 +217,7 @@ public final class Trainer implements AutoCloseable {
 
   /** One update on {@code batch} (batch inputs and labels by name), in one session run. */
   public StepResult trainStep(Map<String, Tensor> batch) throws OrtException {
+    checkUnpadding(batch);
     long t = step + 1;
     double lr = schedule.lr(t);
     try (Feeds feeds = new Feeds()) {
@@ -221,6 +247,7 @@ public final class Trainer implements AutoCloseable {
   public StepResult trainStep(List<Map<String, Tensor>> microBatches) throws OrtException {
     checkArgument(!microBatches.isEmpty(), "trainStep needs at least one micro-batch");
     if (microBatches.size() == 1) return trainStep(microBatches.get(0));
+    for (Map<String, Tensor> mb : microBatches) checkUnpadding(mb);
     if (accumulateSession == null) accumulateSession = session(graphs.accumulate());
     if (applySession == null) applySession = session(graphs.apply());
     long t = step + 1;
@@ -275,6 +302,7 @@ public final class Trainer implements AutoCloseable {
 
   /** Loss and logits of {@code batch} under the current parameters; no update. */
   public EvalResult evalStep(Map<String, Tensor> batch) throws OrtException {
+    checkUnpadding(batch);
     if (evalSession == null) evalSession = session(graphs.eval());
     try (Feeds feeds = new Feeds()) {
       feeds.batch(batch, true);
@@ -285,6 +313,132 @@ public final class Trainer implements AutoCloseable {
             OrtTensors.toTensor(graphs.logits(), get(r, graphs.logits())));
       }
     }
+  }
+
+  // ---- padding-free training ------------------------------------------------------------------
+
+  /**
+   * Padding-free training ({@link Unpadding}) is exact only when the model ignores what padded
+   * positions hold: the attention masks them, the head pools with the mask. On the first batch
+   * with padding, a few of its rows (the shortest, and the longest) run through the unpadded eval
+   * graph and the padded one; loss and logits (at real tokens) must agree, or the trainer reopens
+   * its sessions on the padded graphs and says so. A batch without padding runs the same either
+   * way and is not a test.
+   */
+  private void checkUnpadding(Map<String, Tensor> batch) throws OrtException {
+    if (unpaddingChecked) return;
+    String maskName = graphs.unpadMask().orElseThrow();
+    Tensor mask = batch.get(maskName);
+    if (mask == null || mask.dims().length != 2) return; // Feeds.batch names what is missing
+    long[] m = mask.toLongArray();
+    int rows = (int) mask.dims()[0];
+    int seq = (int) mask.dims()[1];
+    int[] tokens = new int[rows];
+    boolean padded = false;
+    for (int r = 0; r < rows; r++) {
+      for (int s = 0; s < seq; s++) if (m[r * seq + s] != 0) tokens[r]++;
+      padded |= tokens[r] < seq;
+    }
+    if (!padded) return;
+    Integer[] order = new Integer[rows];
+    for (int r = 0; r < rows; r++) order[r] = r;
+    java.util.Arrays.sort(order, java.util.Comparator.comparingInt(r -> tokens[r]));
+    java.util.TreeSet<Integer> pick = new java.util.TreeSet<>();
+    for (int i = 0; i < Math.min(3, rows); i++) pick.add(order[i]);
+    pick.add(order[rows - 1]);
+    Map<String, Tensor> sub = new HashMap<>();
+    for (Map.Entry<String, Tensor> e : batch.entrySet()) sub.put(e.getKey(), rows(e.getValue(), rows, pick));
+
+    if (evalSession == null) evalSession = session(graphs.eval());
+    TrainStepGraph plain = graphs.padded();
+    OrtSession paddedEval = session(plain.eval());
+    boolean keepPadded = false;
+    try {
+      EvalResult want = evalOn(paddedEval, sub);
+      EvalResult got = evalOn(evalSession, sub);
+      String mismatch = mismatch(want, got, sub.get(maskName));
+      Unpadding.Result what = graphs.unpadding().orElseThrow();
+      if (mismatch == null) {
+        notes.accept(String.format(
+            "padding-free training: %d token-wise nodes run on the real tokens only (checked against the padded"
+                + " graph on %d rows of the first padded batch)", what.nodes(), pick.size()));
+      } else {
+        notes.accept("padding-free training is off for this model: on the first padded batch " + mismatch
+            + " differ from the padded graph's, so what padded positions hold reaches the loss (an attention"
+            + " without the mask, or a head that pools padding). Training on padded batches as they come.");
+        OrtSession unpaddedEval = evalSession;
+        evalSession = paddedEval;
+        keepPadded = true;
+        closeQuietly(unpaddedEval);
+        if (accumulateSession != null) {
+          closeQuietly(accumulateSession);
+          accumulateSession = null;
+        }
+        graphs = plain;
+        OrtSession oldTrain = trainSession;
+        trainSession = session(graphs.trainStep());
+        closeQuietly(oldTrain);
+      }
+      unpaddingChecked = true;
+    } finally {
+      if (!keepPadded) closeQuietly(paddedEval);
+    }
+  }
+
+  private EvalResult evalOn(OrtSession s, Map<String, Tensor> batch) throws OrtException {
+    try (Feeds feeds = new Feeds()) {
+      feeds.batch(batch, true);
+      feeds.params();
+      try (OrtSession.Result r = s.run(feeds.map)) {
+        return new EvalResult(
+            OrtTensors.scalar(get(r, StateNames.LOSS)),
+            OrtTensors.toTensor(graphs.logits(), get(r, graphs.logits())));
+      }
+    }
+  }
+
+  /** What differs (loss, logits at real tokens) beyond float rounding, or null. */
+  private static String mismatch(EvalResult want, EvalResult got, Tensor mask) {
+    if (!close(got.loss(), want.loss(), Math.abs(want.loss()))) {
+      return String.format("the loss (%.6g against %.6g)", got.loss(), want.loss());
+    }
+    float[] w = want.logits().toFloatArray();
+    float[] g = got.logits().toFloatArray();
+    long[] dims = want.logits().dims();
+    long[] m = mask.toLongArray();
+    // Token-major logits [batch, seq, ...] are compared at real tokens only: padded rows are zeros now.
+    boolean perToken = dims.length >= 2 && dims[0] == mask.dims()[0] && dims[1] == mask.dims()[1];
+    int perRow = perToken ? (int) (w.length / (dims[0] * dims[1])) : 1;
+    double scale = 0;
+    for (float x : w) scale = Math.max(scale, Math.abs(x));
+    for (int i = 0; i < w.length; i++) {
+      if (perToken && m[i / perRow] == 0) continue;
+      if (!close(g[i], w[i], scale)) return String.format("the logits (%.6g against %.6g at element %d)", g[i], w[i], i);
+    }
+    return null;
+  }
+
+  private static boolean close(double got, double want, double scale) {
+    return Math.abs(got - want) <= 1e-5 + 1e-4 * scale || (Double.isNaN(got) && Double.isNaN(want));
+  }
+
+  /** The rows {@code pick} of a tensor whose first axis is the batch's; other tensors as they are. */
+  private static Tensor rows(Tensor t, int rows, java.util.SortedSet<Integer> pick) {
+    long[] dims = t.dims();
+    if (dims.length == 0 || dims[0] != rows) return t;
+    long rowBytes = t.byteSize() / rows;
+    java.nio.ByteBuffer src = t.rawData().duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    java.nio.ByteBuffer dst = java.nio.ByteBuffer.allocate((int) (rowBytes * pick.size())).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    int base = src.position();
+    for (int r : pick) {
+      java.nio.ByteBuffer slice = src.duplicate();
+      slice.position((int) (base + r * rowBytes)).limit((int) (base + (r + 1) * rowBytes));
+      dst.put(slice);
+    }
+    dst.flip();
+    long[] out = dims.clone();
+    out[0] = pick.size();
+    return DenseTensor.ofRaw(t.name(), t.dataType(), out, dst);
   }
 
   private void adoptUpdatedState(OrtSession.Result r) {

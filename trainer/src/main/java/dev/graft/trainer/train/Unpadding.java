@@ -1,0 +1,393 @@
+package dev.graft.trainer.train;
+
+import com.google.common.collect.ImmutableSet;
+import dev.graft.ir.Attr;
+import dev.graft.ir.DataType;
+import dev.graft.ir.Dim;
+import dev.graft.ir.Graph;
+import dev.graft.ir.Model;
+import dev.graft.ir.Node;
+import dev.graft.ir.Shape;
+import dev.graft.ir.Type;
+import dev.graft.ir.Value;
+import dev.graft.ir.analysis.TopologicalOrder;
+import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.tensor.DenseTensor;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Padding-free training: the token-wise part of a transformer runs on the real tokens of a batch
+ * only, not on its padding. In the training copy (never in the forward model or the export), a
+ * batch's hidden states {@code [batch, seq, hidden]} are gathered to {@code [1, tokens, hidden]}
+ * (the positions where the attention mask is non-zero), the linear layers, norms, activations and
+ * residual adds run on those rows, and the values are scattered back to {@code [batch, seq, ...]}
+ * (zeros at padding) only where an op mixes positions: the attention's head split, the pooling.
+ *
+ * <pre>
+ *   idx  = NonZero(Reshape(attention_mask, [-1]))                        [1, tokens]
+ *   unpad(x) = Gather(Reshape(x, [-1, hidden]), idx, axis=0)             [1, tokens, hidden]
+ *   pad(u)   = Reshape(ScatterND(zeros[batch*seq, hidden], Unsqueeze(idx, 2), u), [batch, seq, hidden])
+ * </pre>
+ *
+ * The gradient of unpad is a scatter and that of pad a gather ({@code GatherRules}, {@code
+ * ScatterRules}), so the backward pass is padding-free too. On a batch of dynamic padding the
+ * matmuls of every linear layer shrink by the padding's share of the tokens (62% of the tokens on
+ * the UCI sentences at batch 32); on a batch without padding the rewrite costs a gather and four
+ * scatters a layer (see docs/performance.md).
+ *
+ * <p>What moves: a node is row-wise when each output row {@code [b, s, :]} depends only on input
+ * row {@code [b, s, :]}: MatMul by a 2-D weight, elementwise ops whose other operands do not vary
+ * along batch or sequence (biases, scales), unary activations, LayerNormalization and
+ * SkipLayerNormalization over the last axis, reductions and softmax over the last axis. Connected
+ * groups of row-wise nodes move together, and only groups with a MatMul (the rest would cost
+ * more in gathers than they save).
+ *
+ * <p>When it is exact: a padded position's row now holds zeros where it held what the model
+ * computed from the padding token. The loss is unchanged when nothing the loss reads depends on
+ * those rows: the attention masks padded keys (their softmax weight is exactly 0), and the head
+ * pools with the mask or reads a real token. That is a property of the model, not of the graph's
+ * form, so {@link Trainer} checks it on the first padded batch against the padded graph and
+ * falls back to padded training when it does not hold.
+ */
+public final class Unpadding {
+  /** The symbolic size of the token axis of unpadded values. */
+  public static final String TOKENS = "graft_tokens";
+
+  /** The attention-mask input name that {@link #maskInput} looks for. */
+  public static final String DEFAULT_MASK = "attention_mask";
+
+  private static final Set<String> UNARY =
+      ImmutableSet.of(
+          "Relu", "Gelu", "FastGelu", "QuickGelu", "Erf", "Tanh", "Sigmoid", "Exp", "Sqrt", "Neg", "Abs",
+          "Cast", "Identity", "Reciprocal", "Log", "Softplus", "Softsign", "LeakyRelu", "Elu", "Selu",
+          "HardSigmoid", "HardSwish", "Mish", "Sin", "Cos");
+  private static final Set<String> BINARY = ImmutableSet.of("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min");
+  private static final Set<String> LAST_AXIS_REDUCTIONS =
+      ImmutableSet.of("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL2");
+  private static final Set<String> ROW_NORMS =
+      ImmutableSet.of("LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
+          "SkipSimplifiedLayerNormalization", "RMSNormalization");
+
+  private Unpadding() {}
+
+  /** False under {@code -Dgraft.train.unpad=0}, which makes {@link Trainer} train padded (for A/B runs). */
+  public static boolean enabled() {
+    return !"0".equals(System.getProperty("graft.train.unpad", "1"));
+  }
+
+  /**
+   * What the rewrite did: the groups of row-wise nodes moved, the nodes in them, the gathers and
+   * scatters at their borders; or why nothing moved.
+   */
+  public record Result(int groups, int nodes, int unpads, int pads, Optional<String> skipped) {
+    public boolean applied() {
+      return groups > 0;
+    }
+
+    static Result skipped(String why) {
+      return new Result(0, 0, 0, 0, Optional.of(why));
+    }
+  }
+
+  /** The model's {@value #DEFAULT_MASK} input when it has one of rank 2, else empty. */
+  public static Optional<String> maskInput(Model m) {
+    for (Value in : m.graph().inputs()) {
+      if (in.name().equals(DEFAULT_MASK) && !in.isInitializer() && in.shape().map(s -> s.rank() == 2).orElse(false)) {
+        return Optional.of(in.name());
+      }
+    }
+    return Optional.empty();
+  }
+
+  /**
+   * Rewrites {@code m} in place (it must carry the types shape inference gives). The mask is a
+   * {@code [batch, seq]} graph input, non-zero at real tokens.
+   */
+  public static Result apply(Model m, String maskName) {
+    Graph g = m.graph();
+    Value mask = g.inputs().stream().filter(v -> v.name().equals(maskName)).findFirst().orElse(null);
+    if (mask == null) return Result.skipped("the model has no input '" + maskName + "'");
+    Shape ms = mask.shape().orElse(null);
+    if (ms == null || ms.rank() != 2) {
+      return Result.skipped("the mask '" + maskName + "' is not of rank 2 [batch, sequence]: " + ms);
+    }
+    if (!named(ms.dim(0)) || !named(ms.dim(1))) {
+      return Result.skipped("the mask '" + maskName + "' has an unnamed dimension: " + ms);
+    }
+    return new Unpadding.Run(g, mask, ms.dim(0), ms.dim(1)).run();
+  }
+
+  private static boolean named(Dim d) {
+    return d instanceof Dim.Fixed || d instanceof Dim.Symbolic;
+  }
+
+  private static boolean same(Dim a, Dim b) {
+    return named(a) && a.equals(b);
+  }
+
+  private static final class Run {
+    private final Graph g;
+    private final Value mask;
+    private final Dim batch;
+    private final Dim seq;
+    private final Map<Value, Value> unpadded = new IdentityHashMap<>();
+    private final Map<String, Value> padShapes = new HashMap<>();
+    private Value idx;
+    private Value idx3;
+    private Value flatCount;
+    private Value maskShape;
+    private int unpads;
+    private int pads;
+
+    Run(Graph g, Value mask, Dim batch, Dim seq) {
+      this.g = g;
+      this.mask = mask;
+      this.batch = batch;
+      this.seq = seq;
+    }
+
+    Result run() {
+      List<Node> order = TopologicalOrder.of(g);
+      List<Node> rowWise = new ArrayList<>();
+      Map<Node, Integer> index = new IdentityHashMap<>();
+      for (Node n : order) {
+        if (rowWise(n)) {
+          index.put(n, rowWise.size());
+          rowWise.add(n);
+        }
+      }
+      // Groups: row-wise nodes joined by the token-major values between them.
+      int[] parent = new int[rowWise.size()];
+      for (int i = 0; i < parent.length; i++) parent[i] = i;
+      for (Node n : rowWise) {
+        for (Value in : n.inputs()) {
+          Node p = in == null ? null : in.producer().orElse(null);
+          Integer j = p == null ? null : index.get(p);
+          if (j != null && tokenMajor(in)) union(parent, index.get(n), j);
+        }
+      }
+      boolean[] hasMatMul = new boolean[rowWise.size()];
+      for (Node n : rowWise) if (n.is("MatMul")) hasMatMul[find(parent, index.get(n))] = true;
+      List<Node> moved = new ArrayList<>();
+      Set<Integer> groups = new java.util.HashSet<>();
+      for (Node n : rowWise) {
+        int root = find(parent, index.get(n));
+        if (hasMatMul[root]) {
+          moved.add(n);
+          groups.add(root);
+        }
+      }
+      if (moved.isEmpty()) {
+        return Result.skipped("no linear layer runs on [batch, sequence, features] rows of the mask's shape");
+      }
+      Set<Node> movedSet = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+      movedSet.addAll(moved);
+      indices(order.get(0));
+      for (Node n : moved) {
+        GraphBuilder b = GraphBuilder.on(g).before(n).prefix("/graft/unpad");
+        List<Value> ins = new ArrayList<>();
+        for (Value in : n.inputs()) {
+          if (in != null && tokenMajor(in)) {
+            Node p = in.producer().orElse(null);
+            ins.add(p != null && movedSet.contains(p) ? unpadded.get(in) : unpad(b, in));
+          } else {
+            ins.add(in);
+          }
+        }
+        List<String> outNames = new ArrayList<>();
+        for (Value o : n.outputs()) outNames.add(o == null ? "" : g.freshName(o.name() + "_unpadded"));
+        Node copy = new Node(n.rawDomain(), n.opType(), ins, outNames, List.copyOf(n.attributes().values()), n.name());
+        g.insertBefore(n, copy);
+        for (int i = 0; i < n.outputs().size(); i++) {
+          Value o = n.output(i);
+          if (o == null) continue;
+          Value u = copy.output(i);
+          u.setType(unpaddedType(o));
+          unpadded.put(o, u);
+        }
+      }
+      // Last consumer first, so that a moved node's outputs are read only outside the groups.
+      for (int k = moved.size() - 1; k >= 0; k--) {
+        Node n = moved.get(k);
+        GraphBuilder b = GraphBuilder.on(g).before(n).prefix("/graft/pad");
+        List<Value> olds = new ArrayList<>();
+        List<Value> news = new ArrayList<>();
+        for (Value o : n.outputs()) {
+          if (o == null || (!o.hasUses() && !o.isGraphOutput())) continue;
+          Value p = pad(b, unpadded.get(o), o);
+          p.setTypeOf(o);
+          o.replaceAllUsesWith(p, true);
+          olds.add(o);
+          news.add(p);
+        }
+        g.removeNode(n);
+        for (int i = 0; i < olds.size(); i++) g.rename(news.get(i), olds.get(i).name());
+      }
+      return new Result(groups.size(), moved.size(), unpads, pads, Optional.empty());
+    }
+
+    // ---- which nodes move -------------------------------------------------------------------
+
+    /** [batch, seq, fixed...] with the mask's batch and sequence dims and a known element type. */
+    private boolean tokenMajor(Value v) {
+      if (v == null || v.dataType().isEmpty()) return false;
+      Shape s = v.shape().orElse(null);
+      if (s == null || s.rank() < 2 || !same(s.dim(0), batch) || !same(s.dim(1), seq)) return false;
+      for (int i = 2; i < s.rank(); i++) if (!s.dim(i).isFixed()) return false;
+      return true;
+    }
+
+    /** Known not to vary along batch and sequence when broadcast against a token-major value. */
+    private static boolean rowInvariant(Value v, int rank) {
+      Shape s = v.shape().orElse(null);
+      if (s == null || s.rank() > rank) return false;
+      int lead = rank - s.rank();
+      for (int axis = 0; axis < 2; axis++) {
+        int i = axis - lead;
+        if (i >= 0 && !(s.dim(i).isFixed() && s.dim(i).value() == 1)) return false;
+      }
+      return true;
+    }
+
+    private boolean rowWise(Node n) {
+      if (n.outputs().isEmpty() || n.inputs().isEmpty()) return false;
+      for (Value o : n.outputs()) if (o != null && !tokenMajor(o)) return false;
+      int rank = n.output(0).shape().get().rank();
+      String op = n.opType();
+      String domain = n.domain() == null ? "" : n.domain();
+      boolean contrib = domain.equals("com.microsoft");
+      if (!domain.isEmpty() && !domain.equals("ai.onnx") && !contrib) return false;
+      if (op.equals("MatMul")) {
+        Value w = n.input(1);
+        return tokenMajor(n.input(0)) && !tokenMajor(w) && w.shape().map(s -> s.rank() == 2).orElse(false);
+      }
+      if (BINARY.contains(op) || (UNARY.contains(op) && n.inputCount() == 1)) return operandsRowWise(n, rank);
+      if (ROW_NORMS.contains(op)) {
+        long axis = n.attrLong("axis", -1);
+        if (axis < 0) axis += rank;
+        return axis >= 2 && operandsRowWise(n, rank);
+      }
+      if (LAST_AXIS_REDUCTIONS.contains(op) || op.equals("Softmax") || op.equals("LogSoftmax")) {
+        return lastAxisOnly(n, rank) && tokenMajor(n.input(0));
+      }
+      return false;
+    }
+
+    /** Each input token-major (with the output's rank) or invariant along batch and sequence. */
+    private boolean operandsRowWise(Node n, int rank) {
+      boolean any = false;
+      for (Value in : n.inputs()) {
+        if (in == null) continue;
+        if (tokenMajor(in)) {
+          if (in.shape().get().rank() != rank) return false;
+          any = true;
+        } else if (!rowInvariant(in, rank)) {
+          return false;
+        }
+      }
+      return any;
+    }
+
+    private static boolean lastAxisOnly(Node n, int rank) {
+      if (n.is("Softmax") || n.is("LogSoftmax")) {
+        long axis = n.attrLong("axis", -1);
+        return axis == -1 || axis == rank - 1;
+      }
+      if (n.attrLong("keepdims", 1) != 1) return false;
+      Optional<long[]> axes = n.attrLongs("axes");
+      if (axes.isEmpty() && n.inputCount() > 1 && n.input(1) != null) {
+        axes = dev.graft.ir.Constants.valueOf(n.input(1)).map(t -> t.toLongArray());
+      } else if (n.inputCount() > 1 && n.input(1) != null) {
+        return false;
+      }
+      if (axes.isEmpty()) return false;
+      for (long a : axes.get()) if (a != -1 && a != rank - 1) return false;
+      return axes.get().length > 0;
+    }
+
+    // ---- the gathers and scatters -----------------------------------------------------------
+
+    private void indices(Node first) {
+      GraphBuilder b = GraphBuilder.on(g).before(first).prefix("/graft/unpad");
+      Value flatMask = b.op("Reshape", mask, b.int64s(-1));
+      idx = b.op("NonZero", flatMask);
+      idx.setType(Type.tensor(DataType.INT64, Shape.of(Dim.of(1), Dim.of(TOKENS))));
+      idx3 = b.op("Unsqueeze", idx, b.int64s(2));
+      idx3.setType(Type.tensor(DataType.INT64, Shape.of(Dim.of(1), Dim.of(TOKENS), Dim.of(1))));
+      maskShape = b.op("Shape", mask);
+      flatCount = b.op("ReduceProd", List.of(maskShape), Attr.of("keepdims", 1L));
+    }
+
+    private Value unpad(GraphBuilder b, Value x) {
+      Value done = unpadded.get(x);
+      if (done != null) return done;
+      long[] rest = rest(x);
+      long[] flatShape = new long[rest.length + 1];
+      flatShape[0] = -1;
+      System.arraycopy(rest, 0, flatShape, 1, rest.length);
+      Value flat = b.op("Reshape", x, b.int64s(flatShape));
+      Value u = b.op("Gather", List.of(flat, idx), Attr.of("axis", 0L));
+      u.setType(unpaddedType(x));
+      unpadded.put(x, u);
+      unpads++;
+      return u;
+    }
+
+    private Value pad(GraphBuilder b, Value u, Value like) {
+      long[] rest = rest(like);
+      DataType t = like.dataType().get();
+      Value zeroShape = rest.length == 0 ? flatCount : b.op("Concat", List.of(flatCount, b.int64s(rest)), Attr.of("axis", 0L));
+      DenseTensor zero = DenseTensor.ofRaw(null, t, new long[] {1}, ByteBuffer.allocate((int) t.byteCount(1)));
+      Value zeros = b.op("ConstantOfShape", List.of(zeroShape), Attr.of("value", zero));
+      Value flat = b.op("ScatterND", zeros, idx3, u);
+      pads++;
+      return b.op("Reshape", flat, padShape(rest));
+    }
+
+    /** Concat(Shape(mask), rest), made once per trailing shape at the head of the graph. */
+    private Value padShape(long[] rest) {
+      String key = java.util.Arrays.toString(rest);
+      Value s = padShapes.get(key);
+      if (s == null) {
+        Node after = maskShape.producer().get();
+        Node anchor = g.nodeAfter(after).orElseThrow();
+        GraphBuilder b = GraphBuilder.on(g).before(anchor).prefix("/graft/pad");
+        s = rest.length == 0 ? maskShape : b.op("Concat", List.of(maskShape, b.int64s(rest)), Attr.of("axis", 0L));
+        padShapes.put(key, s);
+      }
+      return s;
+    }
+
+    private static long[] rest(Value v) {
+      Shape s = v.shape().get();
+      long[] r = new long[s.rank() - 2];
+      for (int i = 2; i < s.rank(); i++) r[i - 2] = s.dim(i).value();
+      return r;
+    }
+
+    private static Type unpaddedType(Value like) {
+      Shape s = like.shape().get();
+      List<Dim> dims = new ArrayList<>();
+      dims.add(Dim.of(1));
+      dims.add(Dim.of(TOKENS));
+      for (int i = 2; i < s.rank(); i++) dims.add(s.dim(i));
+      return Type.tensor(like.dataType().get(), Shape.of(dims));
+    }
+
+    private static int find(int[] parent, int i) {
+      while (parent[i] != i) i = parent[i] = parent[parent[i]];
+      return i;
+    }
+
+    private static void union(int[] parent, int a, int b) {
+      parent[find(parent, a)] = find(parent, b);
+    }
+  }
+}

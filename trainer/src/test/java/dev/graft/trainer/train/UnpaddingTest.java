@@ -1,0 +1,206 @@
+package dev.graft.trainer.train;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.graft.ir.Model;
+import dev.graft.ir.Node;
+import dev.graft.ir.Value;
+import dev.graft.ir.analysis.OpCensus;
+import dev.graft.ir.analysis.Verifier;
+import dev.graft.ir.tensor.DenseTensor;
+import dev.graft.ir.tensor.Tensor;
+import dev.graft.fixtures.PretrainedModels;
+import dev.graft.ir.convert.WorkingModels;
+import dev.graft.rewrite.recipe.Recipe;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Padding-free training on the real MiniLM with LoRA on query and value and a mean-pooling head:
+ * the unpadded eval and accumulate graphs against ORT's run of the padded ones (the oracle), on a
+ * batch with padding and one without.
+ */
+class UnpaddingTest {
+  /** examples/recipes/quickstart.yaml's passes. */
+  private static final String QUICKSTART =
+      """
+      passes:
+        - {method: lora, targets: ["layer.*.attention.query", "layer.*.attention.value"], rank: 8, alpha: 16}
+        - {method: classification-head, classes: 2, pooling: mean}
+      """;
+
+  private static Model model;
+  private static TrainStepGraph padded;
+  private static TrainStepGraph unpadded;
+
+  @BeforeAll
+  static void build() {
+    model = WorkingModels.load(PretrainedModels.miniLm());
+    Recipe.parse(QUICKSTART, "quickstart.yaml").manager().run(model);
+    padded = TrainStepGraph.builder(model).build();
+    unpadded = TrainStepGraph.builder(model).unpad("attention_mask").build();
+  }
+
+  /** Rows of lengths {@code lens} (padded to the longest); random tokens, labels 0 and 1. */
+  private static Map<String, Tensor> batch(int... lens) {
+    int seq = java.util.Arrays.stream(lens).max().getAsInt();
+    int rows = lens.length;
+    Random rnd = new Random(3);
+    long[] ids = new long[rows * seq], mask = new long[rows * seq];
+    for (int b = 0; b < rows; b++) {
+      for (int s = 0; s < seq; s++) {
+        ids[b * seq + s] = s == 0 ? 101 : s == lens[b] - 1 ? 102 : s < lens[b] ? 1000 + rnd.nextInt(28000) : 0;
+        mask[b * seq + s] = s < lens[b] ? 1 : 0;
+      }
+    }
+    long[] dims = {rows, seq};
+    Map<String, Tensor> f = new HashMap<>();
+    f.put("input_ids", DenseTensor.ofLongs("input_ids", dims, ids));
+    f.put("attention_mask", DenseTensor.ofLongs("attention_mask", dims, mask));
+    f.put("token_type_ids", DenseTensor.ofLongs("token_type_ids", dims, new long[rows * seq]));
+    long[] labels = new long[rows];
+    for (int i = 0; i < rows; i++) labels[i] = i % 2;
+    f.put("labels", DenseTensor.ofLongs("labels", new long[] {rows}, labels));
+    return f;
+  }
+
+  private static Map<String, Tensor> withParams(Map<String, Tensor> batch, boolean gradSums) {
+    Map<String, Tensor> f = new HashMap<>(batch);
+    Random rnd = new Random(11);
+    for (TrainStepGraph.Param p : padded.params()) {
+      Tensor init = model.graph().initializer(p.name()).get().initializer().get();
+      float[] v = init.toFloatArray();
+      // LoRA's B starts at zero; give it values so that the branch (and dA) is not zero.
+      if (p.name().endsWith(".lora_B")) for (int i = 0; i < v.length; i++) v[i] = (float) (0.02 * rnd.nextGaussian());
+      f.put(p.name(), DenseTensor.ofFloats(p.name(), p.dims(), v));
+      if (gradSums) f.put(StateNames.gradSum(p.name()), DenseTensor.ofFloats(null, p.dims(), new float[v.length]));
+    }
+    return f;
+  }
+
+  @Test
+  void movesEveryLinearLayerOntoTheRealTokens() {
+    Unpadding.Result r = unpadded.unpadding().orElseThrow();
+    assertThat(r.applied()).isTrue();
+    Model eval = unpadded.eval();
+    assertThat(Verifier.problems(eval)).isEmpty();
+    // Every MatMul by a weight (6 a layer, 4 LoRA products a layer) reads [1, tokens, features].
+    long weightMatMuls = 0, unpaddedMatMuls = 0;
+    for (Node n : eval.graph().nodes()) {
+      if (!n.is("MatMul") || n.input(1).shape().map(s -> s.rank() != 2).orElse(true)) continue;
+      weightMatMuls++;
+      if (n.input(0).shape().get().dim(1).toString().equals(Unpadding.TOKENS)) unpaddedMatMuls++;
+    }
+    assertThat(weightMatMuls).isEqualTo(6 * 10 + 1);
+    // The head's classifier reads the pooled [batch, hidden]: the only one left padded.
+    assertThat(unpaddedMatMuls).isEqualTo(6 * 10);
+    // A layer gathers once (the attention's output) and scatters three times (Q, K, V); the
+    // embeddings' output is gathered, the last hidden state scattered for the pooling.
+    assertThat(OpCensus.of(eval.graph())).containsEntry("ScatterND", 6 * 3 + 1).containsEntry("NonZero", 1);
+    assertThat(r.pads()).isEqualTo(6 * 3 + 1);
+    // The residual stream joins every layer from the first attention output on into one group;
+    // layer 0's query, key and value read the (padded) embeddings and stand alone.
+    assertThat(r.groups()).isEqualTo(4);
+    assertThat(padded.unpadding()).isEmpty();
+  }
+
+  @Test
+  void lossLogitsAndGradientsAreThoseOfThePaddedGraph() throws Exception {
+    for (Map<String, Tensor> b : List.of(batch(12, 5, 9, 3), batch(7, 7, 7))) {
+      Map<String, Tensor> want = OrtRun.run(padded.accumulate(), withParams(b, true));
+      Map<String, Tensor> got = OrtRun.run(unpadded.accumulate(), withParams(b, true));
+      assertClose(got.get(StateNames.LOSS), want.get(StateNames.LOSS), "loss");
+      assertClose(got.get("logits"), want.get("logits"), "logits");
+      for (TrainStepGraph.Param p : padded.params()) {
+        String g = StateNames.updated(StateNames.gradSum(p.name()));
+        assertClose(got.get(g), want.get(g), g);
+      }
+    }
+  }
+
+  @Test
+  void theExportedForwardModelKeepsItsForm() {
+    assertThat(OpCensus.of(unpadded.forward().graph())).doesNotContainKeys("NonZero", "ScatterND");
+  }
+
+  @Test
+  void refusesAMaskThatIsNotAnInput() {
+    assertThatThrownBy(() -> TrainStepGraph.builder(model).unpad("mask").build())
+        .hasMessageContaining("Cannot unpad on 'mask'")
+        .hasMessageContaining("attention_mask");
+  }
+
+  @Test
+  void leavesAModelWithoutTokenRowsAlone() {
+    Model m = MiniLmGradientTest.miniLmClassifier();
+    // A mask input with unnamed dims: nothing can be matched against it.
+    Value mask = m.graph().inputs().stream().filter(v -> v.name().equals("attention_mask")).findFirst().get();
+    mask.setType(dev.graft.ir.Type.tensor(dev.graft.ir.DataType.INT64, dev.graft.ir.Shape.of(
+        dev.graft.ir.Dim.unknown(), dev.graft.ir.Dim.unknown())));
+    dev.graft.ir.infer.ShapeInference.infer(m);
+    Unpadding.Result r = Unpadding.apply(m, "attention_mask");
+    assertThat(r.applied()).isFalse();
+    assertThat(r.skipped()).get().asString().contains("unnamed dimension");
+  }
+
+  @Test
+  void theTrainerChecksTheFirstPaddedBatchAndKeepsPaddingFreeTraining() throws Exception {
+    List<String> notes = new ArrayList<>();
+    try (Trainer t = Trainer.builder(unpadded).intraOpThreads(1).notes(notes::add).build()) {
+      t.trainStep(batch(7, 7, 7)); // no padding: nothing to check yet
+      assertThat(notes).isEmpty();
+      t.trainStep(batch(12, 5, 9, 3));
+      assertThat(notes).singleElement().asString().startsWith("padding-free training:").contains("checked");
+      assertThat(t.graphs().unpadMask()).contains("attention_mask");
+    }
+  }
+
+  @Test
+  void aModelWhoseAttentionReadsPaddingTrainsPadded() throws Exception {
+    // The attention's additive mask replaced by 0: padded keys now reach every real token.
+    Model unmasked = model.copy();
+    Value zero = unmasked.graph().addInitializer("zero_mask", DenseTensor.scalar(null, 0f));
+    int rewired = 0;
+    for (Node n : unmasked.graph().nodes()) {
+      if (n.is("Add") && n.name().endsWith("attention/self/Add")) {
+        n.setInput(1, zero);
+        rewired++;
+      }
+    }
+    assertThat(rewired).isEqualTo(6);
+    TrainStepGraph graphs = TrainStepGraph.builder(unmasked).unpad("attention_mask").build();
+    assertThat(graphs.unpadding().orElseThrow().applied()).isTrue();
+    List<String> notes = new ArrayList<>();
+    Map<String, Tensor> b = batch(12, 5, 9, 3);
+    double want;
+    try (Trainer t = Trainer.builder(graphs.padded()).intraOpThreads(1).build()) {
+      want = t.trainStep(b).loss();
+    }
+    try (Trainer t = Trainer.builder(graphs).intraOpThreads(1).notes(notes::add).build()) {
+      double got = t.trainStep(b).loss();
+      assertThat(notes).singleElement().asString()
+          .startsWith("padding-free training is off for this model")
+          .contains("differ from the padded graph's");
+      assertThat(t.graphs().unpadMask()).isEmpty();
+      // The step ran on the padded graph: the loss is the padded graph's exactly.
+      assertThat(got).isEqualTo(want);
+    }
+  }
+
+  static void assertClose(Tensor got, Tensor want, String what) {
+    float[] g = got.toFloatArray();
+    float[] w = want.toFloatArray();
+    assertThat(g).as(what).hasSameSizeAs(w);
+    double scale = 0;
+    for (float x : w) scale = Math.max(scale, Math.abs(x));
+    for (int i = 0; i < w.length; i++) {
+      assertThat((double) g[i]).as("%s[%s]", what, i).isCloseTo(w[i], org.assertj.core.data.Offset.offset(1e-5 + 1e-4 * scale));
+    }
+  }
+}
