@@ -217,25 +217,33 @@ public final class Trainer implements AutoCloseable {
 
   /** One update on {@code batch} (batch inputs and labels by name), in one session run. */
   public StepResult trainStep(Map<String, Tensor> batch) throws OrtException {
-    checkUnpadding(batch);
     long t = step + 1;
     double lr = schedule.lr(t);
+    if (needsUnpaddingCheck(batch)) {
+      // The step itself is the padding-free half of the check; kept when the check holds.
+      OrtSession.Result checked = checkUnpadding(batch, true);
+      if (checked != null) return adoptStep(checked, t, lr);
+    }
     try (Feeds feeds = new Feeds()) {
       feeds.batch(batch, true);
       feeds.state();
       feeds.scalars(t, lr);
-      OrtSession.Result r = trainSession.run(feeds.map);
-      try {
-        double loss = OrtTensors.scalar(get(r, StateNames.LOSS));
-        double norm = OrtTensors.scalar(get(r, StateNames.GRAD_NORM));
-        Tensor logits = OrtTensors.toTensor(graphs.logits(), get(r, graphs.logits()));
-        adoptUpdatedState(r);
-        step = t;
-        return new StepResult(t, loss, norm, lr, logits);
-      } catch (RuntimeException e) {
-        if (stateOwner != r) r.close();
-        throw e;
-      }
+      return adoptStep(trainSession.run(feeds.map), t, lr);
+    }
+  }
+
+  /** Takes a train-step run's updated state as the trainer's own: step {@code t} is done. */
+  private StepResult adoptStep(OrtSession.Result r, long t, double lr) {
+    try {
+      double loss = OrtTensors.scalar(get(r, StateNames.LOSS));
+      double norm = OrtTensors.scalar(get(r, StateNames.GRAD_NORM));
+      Tensor logits = OrtTensors.toTensor(graphs.logits(), get(r, graphs.logits()));
+      adoptUpdatedState(r);
+      step = t;
+      return new StepResult(t, loss, norm, lr, logits);
+    } catch (RuntimeException e) {
+      if (stateOwner != r) r.close();
+      throw e;
     }
   }
 
@@ -247,7 +255,7 @@ public final class Trainer implements AutoCloseable {
   public StepResult trainStep(List<Map<String, Tensor>> microBatches) throws OrtException {
     checkArgument(!microBatches.isEmpty(), "trainStep needs at least one micro-batch");
     if (microBatches.size() == 1) return trainStep(microBatches.get(0));
-    for (Map<String, Tensor> mb : microBatches) checkUnpadding(mb);
+    for (Map<String, Tensor> mb : microBatches) if (needsUnpaddingCheck(mb)) checkUnpadding(mb, false);
     if (accumulateSession == null) accumulateSession = session(graphs.accumulate());
     if (applySession == null) applySession = session(graphs.apply());
     long t = step + 1;
@@ -302,7 +310,7 @@ public final class Trainer implements AutoCloseable {
 
   /** Loss and logits of {@code batch} under the current parameters; no update. */
   public EvalResult evalStep(Map<String, Tensor> batch) throws OrtException {
-    checkUnpadding(batch);
+    if (needsUnpaddingCheck(batch)) checkUnpadding(batch, false);
     if (evalSession == null) evalSession = session(graphs.eval());
     try (Feeds feeds = new Feeds()) {
       feeds.batch(batch, true);
@@ -319,88 +327,98 @@ public final class Trainer implements AutoCloseable {
 
   /**
    * Padding-free training ({@link Unpadding}) is exact only when the model ignores what padded
-   * positions hold: the attention masks them, the head pools with the mask. On the first batch
-   * with padding, a few of its rows (the shortest, and the longest) run through the unpadded eval
-   * graph and the padded one; loss and logits (at real tokens) must agree, or the trainer reopens
-   * its sessions on the padded graphs and says so. A batch without padding runs the same either
-   * way and is not a test.
+   * positions hold: the attention masks them, the head pools with the mask. The first batch with
+   * padding runs through the train step twice: with the token mask (padding-free) and with ones
+   * in its place (every row computed, as the padded graph computes). Loss, logits at real tokens
+   * and gradient norm must agree, or the trainer reopens its sessions on the padded graphs and
+   * says so. A batch without padding runs the same either way and is not a test.
    */
-  private void checkUnpadding(Map<String, Tensor> batch) throws OrtException {
-    if (unpaddingChecked) return;
-    String maskName = graphs.unpadMask().orElseThrow();
-    Tensor mask = batch.get(maskName);
-    if (mask == null || mask.dims().length != 2) return; // Feeds.batch names what is missing
-    long[] m = mask.toLongArray();
-    int rows = (int) mask.dims()[0];
-    int seq = (int) mask.dims()[1];
-    int[] tokens = new int[rows];
-    boolean padded = false;
-    for (int r = 0; r < rows; r++) {
-      for (int s = 0; s < seq; s++) if (m[r * seq + s] != 0) tokens[r]++;
-      padded |= tokens[r] < seq;
-    }
-    if (!padded) return;
-    Integer[] order = new Integer[rows];
-    for (int r = 0; r < rows; r++) order[r] = r;
-    java.util.Arrays.sort(order, java.util.Comparator.comparingInt(r -> tokens[r]));
-    java.util.TreeSet<Integer> pick = new java.util.TreeSet<>();
-    for (int i = 0; i < Math.min(3, rows); i++) pick.add(order[i]);
-    pick.add(order[rows - 1]);
-    Map<String, Tensor> sub = new HashMap<>();
-    for (Map.Entry<String, Tensor> e : batch.entrySet()) sub.put(e.getKey(), rows(e.getValue(), rows, pick));
-
-    if (evalSession == null) evalSession = session(graphs.eval());
-    TrainStepGraph plain = graphs.padded();
-    OrtSession paddedEval = session(plain.eval());
-    boolean keepPadded = false;
-    try {
-      EvalResult want = evalOn(paddedEval, sub);
-      EvalResult got = evalOn(evalSession, sub);
-      String mismatch = mismatch(want, got, sub.get(maskName));
-      Unpadding.Result what = graphs.unpadding().orElseThrow();
-      if (mismatch == null) {
-        notes.accept(String.format(
-            "padding-free training: %d token-wise nodes run on the real tokens only (checked against the padded"
-                + " graph on %d rows of the first padded batch)", what.nodes(), pick.size()));
-      } else {
-        notes.accept("padding-free training is off for this model: on the first padded batch " + mismatch
-            + " differ from the padded graph's, so what padded positions hold reaches the loss (an attention"
-            + " without the mask, or a head that pools padding). Training on padded batches as they come.");
-        OrtSession unpaddedEval = evalSession;
-        evalSession = paddedEval;
-        keepPadded = true;
-        closeQuietly(unpaddedEval);
-        if (accumulateSession != null) {
-          closeQuietly(accumulateSession);
-          accumulateSession = null;
-        }
-        graphs = plain;
-        OrtSession oldTrain = trainSession;
-        trainSession = session(graphs.trainStep());
-        closeQuietly(oldTrain);
-      }
-      unpaddingChecked = true;
-    } finally {
-      if (!keepPadded) closeQuietly(paddedEval);
-    }
+  private boolean needsUnpaddingCheck(Map<String, Tensor> batch) {
+    if (unpaddingChecked) return false;
+    Tensor mask = batch.get(graphs.unpadMask().orElseThrow());
+    if (mask == null) return false; // Feeds.batch names what is missing
+    for (long v : mask.toLongArray()) if (v == 0) return true;
+    return false;
   }
 
-  private EvalResult evalOn(OrtSession s, Map<String, Tensor> batch) throws OrtException {
+  /**
+   * Runs the check on {@code batch} at the next step. When it holds and {@code keep}, returns the
+   * padding-free run for the caller to adopt as the step; otherwise closes both runs and returns
+   * null (after switching to the padded graphs when the check failed).
+   */
+  private OrtSession.Result checkUnpadding(Map<String, Tensor> batch, boolean keep) throws OrtException {
+    String maskName = graphs.unpadMask().orElseThrow();
+    long t = step + 1;
+    OrtSession.Result got = null;
+    String mismatch;
     try (Feeds feeds = new Feeds()) {
       feeds.batch(batch, true);
-      feeds.params();
-      try (OrtSession.Result r = s.run(feeds.map)) {
-        return new EvalResult(
-            OrtTensors.scalar(get(r, StateNames.LOSS)),
-            OrtTensors.toTensor(graphs.logits(), get(r, graphs.logits())));
+      feeds.state();
+      feeds.scalars(t, schedule.lr(t));
+      got = trainSession.run(feeds.map);
+      feeds.own(Unpadding.TOKEN_MASK, OrtTensors.toOrt(env, ones(batch.get(maskName))));
+      try (OrtSession.Result want = trainSession.run(feeds.map)) {
+        mismatch = mismatch(stepOf(want), stepOf(got), batch.get(maskName));
       }
+    } catch (OrtException | RuntimeException e) {
+      if (got != null) got.close();
+      throw e;
     }
+    unpaddingChecked = true;
+    if (mismatch == null) {
+      notes.accept(String.format(
+          "padding-free training: %d token-wise nodes run on the real tokens only (checked on the first padded"
+              + " batch against every row computed)", graphs.unpadding().orElseThrow().nodes()));
+      if (keep) return got;
+      got.close();
+      return null;
+    }
+    got.close();
+    notes.accept("padding-free training is off for this model: on the first padded batch " + mismatch
+        + " differ from those of the padded computation, so what padded positions hold reaches the loss (an"
+        + " attention without the mask, or a head that pools padding). Training on padded batches as they come.");
+    graphs = graphs.padded();
+    for (OrtSession s : java.util.Arrays.asList(evalSession, accumulateSession)) closeQuietly(s);
+    evalSession = null;
+    accumulateSession = null;
+    OrtSession old = trainSession;
+    trainSession = session(graphs.trainStep());
+    closeQuietly(old);
+    return null;
+  }
+
+  private StepResult stepOf(OrtSession.Result r) {
+    return new StepResult(
+        step + 1,
+        OrtTensors.scalar(get(r, StateNames.LOSS)),
+        OrtTensors.scalar(get(r, StateNames.GRAD_NORM)),
+        schedule.lr(step + 1),
+        OrtTensors.toTensor(graphs.logits(), get(r, graphs.logits())));
+  }
+
+  /** Ones in the shape and type of {@code mask}. */
+  private static Tensor ones(Tensor mask) {
+    long[] dims = mask.dims();
+    int n = (int) mask.numElements();
+    return switch (mask.dataType()) {
+      case INT64 -> { long[] v = new long[n]; java.util.Arrays.fill(v, 1); yield DenseTensor.ofLongs(null, dims, v); }
+      case INT32 -> { int[] v = new int[n]; java.util.Arrays.fill(v, 1); yield DenseTensor.ofInts(null, dims, v); }
+      case FLOAT -> { float[] v = new float[n]; java.util.Arrays.fill(v, 1); yield DenseTensor.ofFloats(null, dims, v); }
+      case DOUBLE -> { double[] v = new double[n]; java.util.Arrays.fill(v, 1); yield DenseTensor.ofDoubles(null, dims, v); }
+      case BOOL -> { boolean[] v = new boolean[n]; java.util.Arrays.fill(v, true); yield DenseTensor.ofBools(null, dims, v); }
+      default -> throw new IllegalArgumentException(
+          "The attention mask is " + mask.dataType() + "; padding-free training reads int64, int32, float,"
+              + " double or bool masks. Train with --no-unpad.");
+    };
   }
 
   /** What differs (loss, logits at real tokens) beyond float rounding, or null. */
-  private static String mismatch(EvalResult want, EvalResult got, Tensor mask) {
+  private static String mismatch(StepResult want, StepResult got, Tensor mask) {
     if (!close(got.loss(), want.loss(), Math.abs(want.loss()))) {
       return String.format("the loss (%.6g against %.6g)", got.loss(), want.loss());
+    }
+    if (!(Math.abs(got.gradNorm() - want.gradNorm()) <= 1e-6 + 1e-3 * Math.abs(want.gradNorm()))) {
+      return String.format("the gradients (norm %.6g against %.6g)", got.gradNorm(), want.gradNorm());
     }
     float[] w = want.logits().toFloatArray();
     float[] g = got.logits().toFloatArray();
@@ -420,25 +438,6 @@ public final class Trainer implements AutoCloseable {
 
   private static boolean close(double got, double want, double scale) {
     return Math.abs(got - want) <= 1e-5 + 1e-4 * scale || (Double.isNaN(got) && Double.isNaN(want));
-  }
-
-  /** The rows {@code pick} of a tensor whose first axis is the batch's; other tensors as they are. */
-  private static Tensor rows(Tensor t, int rows, java.util.SortedSet<Integer> pick) {
-    long[] dims = t.dims();
-    if (dims.length == 0 || dims[0] != rows) return t;
-    long rowBytes = t.byteSize() / rows;
-    java.nio.ByteBuffer src = t.rawData().duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN);
-    java.nio.ByteBuffer dst = java.nio.ByteBuffer.allocate((int) (rowBytes * pick.size())).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-    int base = src.position();
-    for (int r : pick) {
-      java.nio.ByteBuffer slice = src.duplicate();
-      slice.position((int) (base + r * rowBytes)).limit((int) (base + (r + 1) * rowBytes));
-      dst.put(slice);
-    }
-    dst.flip();
-    long[] out = dims.clone();
-    out[0] = pick.size();
-    return DenseTensor.ofRaw(t.name(), t.dataType(), out, dst);
   }
 
   private void adoptUpdatedState(OrtSession.Result r) {
@@ -473,6 +472,8 @@ public final class Trainer implements AutoCloseable {
           new TreeSet<>(batch.keySet()),
           expected);
       for (Map.Entry<String, Tensor> e : batch.entrySet()) own(e.getKey(), OrtTensors.toOrt(env, e.getValue()));
+      // Padding-free graphs read which rows are real from an input of their own (Unpadding).
+      graphs.unpadMask().ifPresent(mask -> map.put(Unpadding.TOKEN_MASK, map.get(mask)));
     }
 
     void params() {

@@ -31,7 +31,7 @@ import java.util.Set;
  * (zeros at padding) only where an op mixes positions: the attention's head split, the pooling.
  *
  * <pre>
- *   idx  = NonZero(Reshape(attention_mask, [-1]))                        [1, tokens]
+ *   idx  = NonZero(Reshape(graft.token_mask, [-1]))                      [1, tokens]
  *   unpad(x) = Gather(Reshape(x, [-1, hidden]), idx, axis=0)             [1, tokens, hidden]
  *   pad(u)   = Reshape(ScatterND(zeros[batch*seq, hidden], Unsqueeze(idx, 2), u), [batch, seq, hidden])
  * </pre>
@@ -49,16 +49,24 @@ import java.util.Set;
  * groups of row-wise nodes move together, and only groups with a MatMul (the rest would cost
  * more in gathers than they save).
  *
+ * <p>Which rows are real comes from an input of its own, {@value #TOKEN_MASK} (the mask's type
+ * and shape), which {@link Trainer} feeds with the attention mask. Fed with ones instead, the
+ * graph gathers every row and computes what the padded graph computes; that is the check below.
+ *
  * <p>When it is exact: a padded position's row now holds zeros where it held what the model
  * computed from the padding token. The loss is unchanged when nothing the loss reads depends on
  * those rows: the attention masks padded keys (their softmax weight is exactly 0), and the head
  * pools with the mask or reads a real token. That is a property of the model, not of the graph's
- * form, so {@link Trainer} checks it on the first padded batch against the padded graph and
- * falls back to padded training when it does not hold.
+ * form, so {@link Trainer} checks it on the first padded batch (the train step run with the
+ * token mask and with ones: loss, logits at real tokens and gradient norm must agree) and falls
+ * back to padded training when it does not hold.
  */
 public final class Unpadding {
   /** The symbolic size of the token axis of unpadded values. */
   public static final String TOKENS = "graft_tokens";
+
+  /** The input that says which rows are real: the mask's values, or ones for the padded computation. */
+  public static final String TOKEN_MASK = "graft.token_mask";
 
   /** The attention-mask input name that {@link #maskInput} looks for. */
   public static final String DEFAULT_MASK = "attention_mask";
@@ -316,12 +324,13 @@ public final class Unpadding {
 
     private void indices(Node first) {
       GraphBuilder b = GraphBuilder.on(g).before(first).prefix("/graft/unpad");
-      Value flatMask = b.op("Reshape", mask, b.int64s(-1));
+      Value tokens = g.addInput(TOKEN_MASK, mask.type().get());
+      Value flatMask = b.op("Reshape", tokens, b.int64s(-1));
       idx = b.op("NonZero", flatMask);
       idx.setType(Type.tensor(DataType.INT64, Shape.of(Dim.of(1), Dim.of(TOKENS))));
       idx3 = b.op("Unsqueeze", idx, b.int64s(2));
       idx3.setType(Type.tensor(DataType.INT64, Shape.of(Dim.of(1), Dim.of(TOKENS), Dim.of(1))));
-      maskShape = b.op("Shape", mask);
+      maskShape = b.op("Shape", tokens);
       flatCount = b.op("ReduceProd", List.of(maskShape), Attr.of("keepdims", 1L));
     }
 

@@ -110,16 +110,30 @@ class UnpaddingTest {
     assertThat(padded.unpadding()).isEmpty();
   }
 
+  /** The batch with the token mask fed as the trainer feeds it (the attention mask), or ones. */
+  private static Map<String, Tensor> tokenMask(Map<String, Tensor> feeds, boolean ones) {
+    Map<String, Tensor> f = new HashMap<>(feeds);
+    Tensor mask = feeds.get("attention_mask");
+    long[] v = mask.toLongArray();
+    if (ones) java.util.Arrays.fill(v, 1);
+    f.put(Unpadding.TOKEN_MASK, DenseTensor.ofLongs(null, mask.dims(), v));
+    return f;
+  }
+
   @Test
   void lossLogitsAndGradientsAreThoseOfThePaddedGraph() throws Exception {
     for (Map<String, Tensor> b : List.of(batch(12, 5, 9, 3), batch(7, 7, 7))) {
       Map<String, Tensor> want = OrtRun.run(padded.accumulate(), withParams(b, true));
-      Map<String, Tensor> got = OrtRun.run(unpadded.accumulate(), withParams(b, true));
-      assertClose(got.get(StateNames.LOSS), want.get(StateNames.LOSS), "loss");
-      assertClose(got.get("logits"), want.get("logits"), "logits");
-      for (TrainStepGraph.Param p : padded.params()) {
-        String g = StateNames.updated(StateNames.gradSum(p.name()));
-        assertClose(got.get(g), want.get(g), g);
+      Map<String, Tensor> got = OrtRun.run(unpadded.accumulate(), tokenMask(withParams(b, true), false));
+      // Ones as the token mask: every row gathered, the padded graph's computation (the trainer's check).
+      Map<String, Tensor> everyRow = OrtRun.run(unpadded.accumulate(), tokenMask(withParams(b, true), true));
+      for (Map<String, Tensor> out : List.of(got, everyRow)) {
+        assertClose(out.get(StateNames.LOSS), want.get(StateNames.LOSS), "loss");
+        assertClose(out.get("logits"), want.get("logits"), "logits");
+        for (TrainStepGraph.Param p : padded.params()) {
+          String g = StateNames.updated(StateNames.gradSum(p.name()));
+          assertClose(out.get(g), want.get(g), g);
+        }
       }
     }
   }
@@ -186,7 +200,7 @@ class UnpaddingTest {
       double got = t.trainStep(b).loss();
       assertThat(notes).singleElement().asString()
           .startsWith("padding-free training is off for this model")
-          .contains("differ from the padded graph's");
+          .contains("differ from those of the padded computation");
       assertThat(t.graphs().unpadMask()).isEmpty();
       // The step ran on the padded graph: the loss is the padded graph's exactly.
       assertThat(got).isEqualTo(want);
