@@ -102,6 +102,13 @@ public final class Trainer implements AutoCloseable {
         unpaddingChecked = true;
         train = session(graphs.trainStep());
       }
+      Unpadding.Result unpad = graphs.unpadding().orElse(null);
+      if (unpad != null && !unpad.applied()) {
+        // Nothing moved (no linear layer on rows of the mask's shape): the graphs are the padded ones.
+        notes.accept("padding-free training does not apply to this model: " + unpad.skipped().orElse("nothing moved"));
+        graphs = graphs.padded();
+        unpaddingChecked = true;
+      }
       this.trainSession = train;
       initState();
     } catch (OrtException | RuntimeException e) {
