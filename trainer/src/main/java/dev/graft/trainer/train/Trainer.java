@@ -226,11 +226,7 @@ public final class Trainer implements AutoCloseable {
   public StepResult trainStep(Map<String, Tensor> batch) throws OrtException {
     long t = step + 1;
     double lr = schedule.lr(t);
-    if (needsUnpaddingCheck(batch)) {
-      // The step itself is the padding-free half of the check; kept when the check holds.
-      OrtSession.Result checked = checkUnpadding(batch, true);
-      if (checked != null) return adoptStep(checked, t, lr);
-    }
+    if (needsUnpaddingCheck(batch)) checkUnpadding(batch);
     try (Feeds feeds = new Feeds()) {
       feeds.batch(batch, true);
       feeds.state();
@@ -262,7 +258,7 @@ public final class Trainer implements AutoCloseable {
   public StepResult trainStep(List<Map<String, Tensor>> microBatches) throws OrtException {
     checkArgument(!microBatches.isEmpty(), "trainStep needs at least one micro-batch");
     if (microBatches.size() == 1) return trainStep(microBatches.get(0));
-    for (Map<String, Tensor> mb : microBatches) if (needsUnpaddingCheck(mb)) checkUnpadding(mb, false);
+    for (Map<String, Tensor> mb : microBatches) if (needsUnpaddingCheck(mb)) checkUnpadding(mb);
     if (accumulateSession == null) accumulateSession = session(graphs.accumulate());
     if (applySession == null) applySession = session(graphs.apply());
     long t = step + 1;
@@ -317,7 +313,7 @@ public final class Trainer implements AutoCloseable {
 
   /** Loss and logits of {@code batch} under the current parameters; no update. */
   public EvalResult evalStep(Map<String, Tensor> batch) throws OrtException {
-    if (needsUnpaddingCheck(batch)) checkUnpadding(batch, false);
+    if (needsUnpaddingCheck(batch)) checkUnpadding(batch);
     if (evalSession == null) evalSession = session(graphs.eval());
     try (Feeds feeds = new Feeds()) {
       feeds.batch(batch, true);
@@ -335,52 +331,42 @@ public final class Trainer implements AutoCloseable {
   /**
    * Padding-free training ({@link Unpadding}) is exact only when the model ignores what padded
    * positions hold: the attention masks them, the head pools with the mask. The first batch with
-   * padding runs through the train step twice: with the token mask (padding-free) and with ones
-   * in its place (every row computed, as the padded graph computes). Loss, logits at real tokens
-   * and gradient norm must agree, or the trainer reopens its sessions on the padded graphs and
-   * says so. A batch without padding runs the same either way and is not a test.
+   * padding is checked before its step: the train step runs, its update not kept, with the token
+   * mask (padding-free) and with ones in its place (every row computed, as the padded graph
+   * computes). Loss, logits at real tokens and gradient norm must agree, or the trainer reopens
+   * its sessions on the padded graphs and says so. The check runs on four of the batch's rows
+   * (the three shortest and the longest), or on the whole batch when those rows are not a batch
+   * the graph takes (an embedding batch's pairs span its rows). A batch without padding runs the
+   * same either way and is not a test.
    */
   private boolean needsUnpaddingCheck(Map<String, Tensor> batch) {
     if (unpaddingChecked) return false;
     Tensor mask = batch.get(graphs.unpadMask().orElseThrow());
-    if (mask == null) return false; // Feeds.batch names what is missing
+    if (mask == null || mask.dims().length != 2) return false; // Feeds.batch names what is missing
     for (long v : mask.toLongArray()) if (v == 0) return true;
     return false;
   }
 
-  /**
-   * Runs the check on {@code batch} at the next step. When it holds and {@code keep}, returns the
-   * padding-free run for the caller to adopt as the step; otherwise closes both runs and returns
-   * null (after switching to the padded graphs when the check failed).
-   */
-  private OrtSession.Result checkUnpadding(Map<String, Tensor> batch, boolean keep) throws OrtException {
-    String maskName = graphs.unpadMask().orElseThrow();
-    long t = step + 1;
-    OrtSession.Result got = null;
-    String mismatch;
-    try (Feeds feeds = new Feeds()) {
-      feeds.batch(batch, true);
-      feeds.state();
-      feeds.scalars(t, schedule.lr(t));
-      got = trainSession.run(feeds.map);
-      feeds.own(Unpadding.TOKEN_MASK, OrtTensors.toOrt(env, ones(batch.get(maskName))));
-      try (OrtSession.Result want = trainSession.run(feeds.map)) {
-        mismatch = mismatch(stepOf(want), stepOf(got), batch.get(maskName));
+  private void checkUnpadding(Map<String, Tensor> batch) throws OrtException {
+    String mismatch = null;
+    boolean checked = false;
+    int rows = (int) batch.get(graphs.unpadMask().orElseThrow()).dims()[0];
+    if (rows > 4) {
+      try {
+        mismatch = probe(fewRows(batch, rows));
+        checked = true;
+      } catch (OrtException | RuntimeException e) {
+        // Those rows alone are not a batch this graph takes: check on the whole batch.
       }
-    } catch (OrtException | RuntimeException e) {
-      if (got != null) got.close();
-      throw e;
     }
+    if (!checked) mismatch = probe(batch);
     unpaddingChecked = true;
     if (mismatch == null) {
       notes.accept(String.format(
           "padding-free training: %d token-wise nodes run on the real tokens only (checked on the first padded"
               + " batch against every row computed)", graphs.unpadding().orElseThrow().nodes()));
-      if (keep) return got;
-      got.close();
-      return null;
+      return;
     }
-    got.close();
     notes.accept("padding-free training is off for this model: on the first padded batch " + mismatch
         + " differ from those of the padded computation, so what padded positions hold reaches the loss (an"
         + " attention without the mask, or a head that pools padding). Training on padded batches as they come.");
@@ -391,7 +377,61 @@ public final class Trainer implements AutoCloseable {
     OrtSession old = trainSession;
     trainSession = session(graphs.trainStep());
     closeQuietly(old);
-    return null;
+  }
+
+  /** The train step on {@code batch} with the token mask and with ones: what differs, or null. */
+  private String probe(Map<String, Tensor> batch) throws OrtException {
+    Tensor mask = batch.get(graphs.unpadMask().orElseThrow());
+    long t = step + 1;
+    try (Feeds feeds = new Feeds()) {
+      feeds.batch(batch, true);
+      feeds.state();
+      feeds.scalars(t, schedule.lr(t));
+      StepResult got;
+      try (OrtSession.Result r = trainSession.run(feeds.map)) {
+        got = stepOf(r);
+      }
+      feeds.own(Unpadding.TOKEN_MASK, OrtTensors.toOrt(env, ones(mask)));
+      try (OrtSession.Result r = trainSession.run(feeds.map)) {
+        return mismatch(stepOf(r), got, mask);
+      }
+    }
+  }
+
+  /** The three shortest rows and the longest (by mask), in batch order, of every batch-major tensor. */
+  private Map<String, Tensor> fewRows(Map<String, Tensor> batch, int rows) {
+    Tensor mask = batch.get(graphs.unpadMask().orElseThrow());
+    long[] m = mask.toLongArray();
+    int seq = (int) mask.dims()[1];
+    int[] tokens = new int[rows];
+    for (int i = 0; i < m.length; i++) if (m[i] != 0) tokens[i / seq]++;
+    Integer[] order = new Integer[rows];
+    for (int r = 0; r < rows; r++) order[r] = r;
+    java.util.Arrays.sort(order, java.util.Comparator.comparingInt(r -> tokens[r]));
+    java.util.TreeSet<Integer> pick = new java.util.TreeSet<>(List.of(order[0], order[1], order[2], order[rows - 1]));
+    Map<String, Tensor> out = new HashMap<>();
+    for (Map.Entry<String, Tensor> e : batch.entrySet()) {
+      Tensor t = e.getValue();
+      long[] dims = t.dims();
+      if (dims.length == 0 || dims[0] != rows) {
+        out.put(e.getKey(), t);
+        continue;
+      }
+      long rowBytes = t.byteSize() / rows;
+      java.nio.ByteBuffer src = t.rawData().duplicate();
+      java.nio.ByteBuffer dst = java.nio.ByteBuffer.allocate((int) (rowBytes * pick.size())).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      int base = src.position();
+      for (int r : pick) {
+        java.nio.ByteBuffer slice = src.duplicate();
+        slice.limit((int) (base + (r + 1) * rowBytes)).position((int) (base + r * rowBytes));
+        dst.put(slice);
+      }
+      dst.flip();
+      long[] d = dims.clone();
+      d[0] = pick.size();
+      out.put(e.getKey(), DenseTensor.ofRaw(t.name(), t.dataType(), d, dst));
+    }
+    return out;
   }
 
   private StepResult stepOf(OrtSession.Result r) {

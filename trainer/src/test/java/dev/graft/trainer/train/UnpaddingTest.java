@@ -169,7 +169,8 @@ class UnpaddingTest {
     try (Trainer t = Trainer.builder(unpadded).intraOpThreads(1).notes(notes::add).build()) {
       t.trainStep(batch(7, 7, 7)); // no padding: nothing to check yet
       assertThat(notes).isEmpty();
-      t.trainStep(batch(12, 5, 9, 3));
+      // Six rows: the check runs on four of them (the three shortest and the longest).
+      t.trainStep(batch(12, 5, 9, 3, 12, 8));
       assertThat(notes).singleElement().asString().startsWith("padding-free training:").contains("checked");
       assertThat(t.graphs().unpadMask()).contains("attention_mask");
     }
@@ -191,7 +192,7 @@ class UnpaddingTest {
     TrainStepGraph graphs = TrainStepGraph.builder(unmasked).unpad("attention_mask").build();
     assertThat(graphs.unpadding().orElseThrow().applied()).isTrue();
     List<String> notes = new ArrayList<>();
-    Map<String, Tensor> b = batch(12, 5, 9, 3);
+    Map<String, Tensor> b = batch(12, 5, 9, 3, 6, 10);
     double want;
     try (Trainer t = Trainer.builder(graphs.padded()).intraOpThreads(1).build()) {
       want = t.trainStep(b).loss();
