@@ -20,6 +20,7 @@ import dev.graft.trainer.autodiff.rules.SelectionRules;
 import dev.graft.trainer.autodiff.rules.ShapeRules;
 import dev.graft.trainer.autodiff.rules.SoftmaxRules;
 import dev.graft.trainer.autodiff.rules.TopKRules;
+import dev.graft.trainer.autodiff.rules.UnpadRules;
 import dev.graft.trainer.autodiff.rules.TrigRules;
 import dev.graft.trainer.autodiff.rules.UnaryRules;
 import java.util.Optional;
@@ -98,6 +99,8 @@ public final class GradientRules {
               .put("Reciprocal", TrigRules::reciprocal)
               .put("com.microsoft.Gelu", UnaryRules::contribGelu)
               .put("com.microsoft.SkipLayerNormalization", NormalizationRules::skipLayerNormalization)
+              .put(UnpadRules.DOMAIN + "." + UnpadRules.UNPAD, UnpadRules::unpad)
+              .put(UnpadRules.DOMAIN + "." + UnpadRules.PAD, UnpadRules::pad)
               .buildOrThrow());
 
   private final ImmutableMap<String, GradientRule> byOp;

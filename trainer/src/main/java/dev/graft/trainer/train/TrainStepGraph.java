@@ -263,6 +263,7 @@ public final class TrainStepGraph {
   public Model trainStep() {
     Prepared p = prepare("graft_train_step");
     Map<Value, Value> grads = Backprop.gradients(p.model, p.loss, p.params);
+    Unpadding.lower(p.model);
     FrozenWeightTransposes.fuse(p.model);
     GraphBuilder b = GraphBuilder.on(p.model.graph());
     List<AdamWUpdate.Slot> slots = new ArrayList<>();
@@ -278,13 +279,16 @@ public final class TrainStepGraph {
 
   /** Forward and loss with the parameters as inputs: no backward. */
   public Model eval() {
-    return prepare("graft_eval").model;
+    Model m = prepare("graft_eval").model;
+    Unpadding.lower(m);
+    return m;
   }
 
   /** Forward, loss and backward, adding this batch's gradients to the running sums. */
   public Model accumulate() {
     Prepared p = prepare("graft_accumulate");
     Map<Value, Value> grads = Backprop.gradients(p.model, p.loss, p.params);
+    Unpadding.lower(p.model);
     FrozenWeightTransposes.fuse(p.model);
     Graph g = p.model.graph();
     GraphBuilder b = GraphBuilder.on(g).prefix("/graft/accumulate");

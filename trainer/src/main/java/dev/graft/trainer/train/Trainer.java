@@ -231,7 +231,16 @@ public final class Trainer implements AutoCloseable {
       feeds.batch(batch, true);
       feeds.state();
       feeds.scalars(t, lr);
-      return adoptStep(trainSession.run(feeds.map), t, lr);
+      OrtSession.Result r;
+      try {
+        r = trainSession.run(feeds.map);
+      } catch (OrtException e) {
+        if (unpaddingChecked) throw e;
+        // The padding-free graph, not yet checked (no padded batch so far), failed: train padded.
+        giveUpUnpadding("its padding-free train step failed (" + e.getMessage() + ")");
+        return trainStep(batch);
+      }
+      return adoptStep(r, t, lr);
     }
   }
 
@@ -359,7 +368,14 @@ public final class Trainer implements AutoCloseable {
         // Those rows alone are not a batch this graph takes: check on the whole batch.
       }
     }
-    if (!checked) mismatch = probe(batch);
+    if (!checked) {
+      try {
+        mismatch = probe(batch);
+      } catch (OrtException e) {
+        giveUpUnpadding("its padding-free train step failed on the first padded batch (" + e.getMessage() + ")");
+        return;
+      }
+    }
     unpaddingChecked = true;
     if (mismatch == null) {
       notes.accept(String.format(
@@ -367,9 +383,15 @@ public final class Trainer implements AutoCloseable {
               + " batch against every row computed)", graphs.unpadding().orElseThrow().nodes()));
       return;
     }
-    notes.accept("padding-free training is off for this model: on the first padded batch " + mismatch
-        + " differ from those of the padded computation, so what padded positions hold reaches the loss (an"
-        + " attention without the mask, or a head that pools padding). Training on padded batches as they come.");
+    giveUpUnpadding("on the first padded batch " + mismatch + " differ from those of the padded computation, so"
+        + " what padded positions hold reaches the loss (an attention without the mask, or a head that pools"
+        + " padding)");
+  }
+
+  /** Says why, then reopens the sessions on the padded graphs. */
+  private void giveUpUnpadding(String why) throws OrtException {
+    unpaddingChecked = true;
+    notes.accept("padding-free training is off for this model: " + why + ". Training on padded batches as they come.");
     graphs = graphs.padded();
     for (OrtSession s : java.util.Arrays.asList(evalSession, accumulateSession)) closeQuietly(s);
     evalSession = null;

@@ -12,8 +12,7 @@ import dev.graft.ir.Type;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.TopologicalOrder;
 import dev.graft.ir.build.GraphBuilder;
-import dev.graft.ir.tensor.DenseTensor;
-import java.nio.ByteBuffer;
+import dev.graft.trainer.autodiff.rules.UnpadRules;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
@@ -132,6 +131,28 @@ public final class Unpadding {
     return new Unpadding.Run(g, mask, ms.dim(0), ms.dim(1)).run();
   }
 
+  /**
+   * Replaces the placeholders {@link #apply} wrote ({@link UnpadRules}) with standard ops; run
+   * after differentiation, so that their gradients are each other's. Returns how many.
+   */
+  public static int lower(Model m) {
+    Graph g = m.graph();
+    int n = 0;
+    for (Node p : List.copyOf(g.nodes())) {
+      if (!p.isIn(g) || !UnpadRules.DOMAIN.equals(p.domain())) continue;
+      GraphBuilder b = GraphBuilder.on(g).before(p).prefix(p.opType().equals(UnpadRules.PAD) ? "/graft/pad" : "/graft/unpad");
+      Value out =
+          switch (p.opType()) {
+            case UnpadRules.UNPAD -> UnpadRules.unpad(b::op, p.input(0), p.inputs());
+            case UnpadRules.PAD -> UnpadRules.pad(b::op, p.input(0), p.inputs());
+            default -> throw new IllegalStateException("unknown placeholder " + p.domain() + "." + p.opType());
+          };
+      g.replaceValue(p.output(), out, List.of(p));
+      n++;
+    }
+    return n;
+  }
+
   private static boolean named(Dim d) {
     return d instanceof Dim.Fixed || d instanceof Dim.Symbolic;
   }
@@ -146,7 +167,7 @@ public final class Unpadding {
     private final Dim batch;
     private final Dim seq;
     private final Map<Value, Value> unpadded = new IdentityHashMap<>();
-    private final Map<String, Value> padShapes = new HashMap<>();
+    private final Map<String, List<Value>> shapesByRest = new HashMap<>();
     private Value idx;
     private Value idx3;
     private Value flatCount;
@@ -337,12 +358,7 @@ public final class Unpadding {
     private Value unpad(GraphBuilder b, Value x) {
       Value done = unpadded.get(x);
       if (done != null) return done;
-      long[] rest = rest(x);
-      long[] flatShape = new long[rest.length + 1];
-      flatShape[0] = -1;
-      System.arraycopy(rest, 0, flatShape, 1, rest.length);
-      Value flat = b.op("Reshape", x, b.int64s(flatShape));
-      Value u = b.op("Gather", List.of(flat, idx), Attr.of("axis", 0L));
+      Value u = b.opIn(UnpadRules.DOMAIN, UnpadRules.UNPAD, placeholderInputs(x, rest(x)));
       u.setType(unpaddedType(x));
       unpadded.put(x, u);
       unpads++;
@@ -350,28 +366,28 @@ public final class Unpadding {
     }
 
     private Value pad(GraphBuilder b, Value u, Value like) {
-      long[] rest = rest(like);
-      DataType t = like.dataType().get();
-      Value zeroShape = rest.length == 0 ? flatCount : b.op("Concat", List.of(flatCount, b.int64s(rest)), Attr.of("axis", 0L));
-      DenseTensor zero = DenseTensor.ofRaw(null, t, new long[] {1}, ByteBuffer.allocate((int) t.byteCount(1)));
-      Value zeros = b.op("ConstantOfShape", List.of(zeroShape), Attr.of("value", zero));
-      Value flat = b.op("ScatterND", zeros, idx3, u);
       pads++;
-      return b.op("Reshape", flat, padShape(rest));
+      return b.opIn(UnpadRules.DOMAIN, UnpadRules.PAD, placeholderInputs(u, rest(like)));
     }
 
-    /** Concat(Shape(mask), rest), made once per trailing shape at the head of the graph. */
-    private Value padShape(long[] rest) {
+    /** The inputs {@link UnpadRules} describes: the value, the indices, the three shapes. */
+    private List<Value> placeholderInputs(Value v, long[] rest) {
       String key = java.util.Arrays.toString(rest);
-      Value s = padShapes.get(key);
-      if (s == null) {
-        Node after = maskShape.producer().get();
-        Node anchor = g.nodeAfter(after).orElseThrow();
+      List<Value> shapes = shapesByRest.get(key);
+      if (shapes == null) {
+        Node anchor = g.nodeAfter(flatCount.producer().get()).orElseThrow();
         GraphBuilder b = GraphBuilder.on(g).before(anchor).prefix("/graft/pad");
-        s = rest.length == 0 ? maskShape : b.op("Concat", List.of(maskShape, b.int64s(rest)), Attr.of("axis", 0L));
-        padShapes.put(key, s);
+        Value restDims = b.int64s(rest);
+        long[] flat = new long[rest.length + 1];
+        flat[0] = -1;
+        System.arraycopy(rest, 0, flat, 1, rest.length);
+        shapes = List.of(
+            rest.length == 0 ? flatCount : b.op("Concat", List.of(flatCount, restDims), Attr.of("axis", 0L)),
+            rest.length == 0 ? maskShape : b.op("Concat", List.of(maskShape, restDims), Attr.of("axis", 0L)),
+            b.int64s(flat));
+        shapesByRest.put(key, shapes);
       }
-      return s;
+      return List.of(v, idx, idx3, shapes.get(0), shapes.get(1), shapes.get(2));
     }
 
     private static long[] rest(Value v) {
