@@ -33,15 +33,22 @@ final class SharedWeights implements AutoCloseable {
   /** Smaller initializers (shapes, scalars, biases of tiny layers) stay in the model file. */
   static final long MIN_BYTES = 4096;
 
+  private final List<String> names;
   private final List<OnnxTensor> tensors;
 
-  private SharedWeights(List<OnnxTensor> tensors) {
+  private SharedWeights(List<String> names, List<OnnxTensor> tensors) {
+    this.names = names;
     this.tensors = tensors;
+  }
+
+  /** Adds the same tensors to {@code other} options as well (one more session family reads them). */
+  void addTo(SessionOptions other) throws OrtException {
+    for (int i = 0; i < tensors.size(); i++) other.addInitializer(names.get(i), tensors.get(i));
   }
 
   /** Nothing shared. */
   static SharedWeights none() {
-    return new SharedWeights(List.of());
+    return new SharedWeights(List.of(), List.of());
   }
 
   /**
@@ -51,6 +58,7 @@ final class SharedWeights implements AutoCloseable {
   static SharedWeights addTo(SessionOptions options, OrtEnvironment env, Graph forward, Set<String> trainables)
       throws OrtException {
     List<OnnxTensor> made = new ArrayList<>();
+    List<String> names = new ArrayList<>();
     try {
       for (Value v : forward.initializers()) {
         Tensor t = v.initializer().orElse(null);
@@ -59,13 +67,14 @@ final class SharedWeights implements AutoCloseable {
         if (t.numElements() * 4 < MIN_BYTES) continue;
         OnnxTensor o = OrtTensors.toOrt(env, t);
         made.add(o);
+        names.add(v.name());
         options.addInitializer(v.name(), o);
       }
     } catch (OrtException | RuntimeException e) {
       made.forEach(OnnxTensor::close);
       throw e;
     }
-    return new SharedWeights(made);
+    return new SharedWeights(names, made);
   }
 
   /** How many tensors are shared. */

@@ -27,6 +27,11 @@ import ai.onnxruntime.OrtSession.SessionOptions;
  *       packed copies; unpacked it is held once, the session file's own. Peak RSS of
  *       {@code TrainStepBenchmark} (MiniLM, LoRA, 32 x 64) 1,057 -> 1,006-1,011 MB, process CPU
  *       time per step within the noise (docs/performance.md);
+ *   <li>the train-step session alone pre-packs ({@link #trainPrepacking}, session 6): the forward
+ *       MatMuls read packed weights, the backward FusedMatMuls the shared unpacked ones, so the
+ *       weights are held twice there and once for every other session. With padding-free
+ *       training the memory is there to spend: 4-5% a step on the side-by-side bench for about
+ *       40 MiB (docs/performance.md, "Session 6");
  *   <li>{@code -Dgraft.ort.profile=PREFIX} writes ORT's JSON profile of every session the
  *       trainer opens ({@code PREFIX_<date>.json}), to find where a step's time goes.
  * </ul>
@@ -38,6 +43,7 @@ public final class TrainSessionOptions {
   public static final String MEMORY_PATTERN = "graft.ort.memoryPattern";
   public static final String PROFILE = "graft.ort.profile";
   public static final String PREPACK = "graft.ort.prepack";
+  public static final String PREPACK_TRAIN = "graft.ort.prepackTrain";
 
   private TrainSessionOptions() {}
 
@@ -46,6 +52,11 @@ public final class TrainSessionOptions {
    * closes them. A missing CUDA provider is an {@link IllegalStateException} saying what to install.
    */
   public static SessionOptions create(Device device, int intraOpThreads) throws OrtException {
+    return create(device, intraOpThreads, prepacking());
+  }
+
+  /** As {@link #create(Device, int)}, with pre-packing on or off as given. */
+  public static SessionOptions create(Device device, int intraOpThreads, boolean prepack) throws OrtException {
     SessionOptions o = new SessionOptions();
     try {
       if (intraOpThreads > 0) o.setIntraOpNumThreads(intraOpThreads);
@@ -55,7 +66,7 @@ public final class TrainSessionOptions {
       o.addConfigEntry("session.intra_op.allow_spinning", flag(SPIN, false) ? "1" : "0");
       o.setCPUArenaAllocator(flag(ARENA, true));
       o.setMemoryPatternOptimization(flag(MEMORY_PATTERN, false));
-      if (!prepacking()) o.addConfigEntry("session.disable_prepacking", "1");
+      if (!prepack) o.addConfigEntry("session.disable_prepacking", "1");
       String profile = System.getProperty(PROFILE, "");
       if (!profile.isEmpty()) o.enableProfiling(profile);
       if (device.kind() == Device.Kind.CUDA) {
@@ -73,7 +84,16 @@ public final class TrainSessionOptions {
     }
   }
 
-  /** Whether the sessions pre-pack constant MatMul weights (off unless {@code -Dgraft.ort.prepack=1}). */
+  /**
+   * Whether the train-step session pre-packs the frozen weights of its forward MatMuls beside the
+   * shared unpacked ones (on unless {@code -Dgraft.ort.prepackTrain=0}); the eval and accumulate
+   * sessions read the shared weights unpacked. See {@link Trainer}.
+   */
+  public static boolean trainPrepacking() {
+    return flag(PREPACK_TRAIN, true);
+  }
+
+  /** Whether every session pre-packs constant MatMul weights (off unless {@code -Dgraft.ort.prepack=1}). */
   public static boolean prepacking() {
     return flag(PREPACK, false);
   }

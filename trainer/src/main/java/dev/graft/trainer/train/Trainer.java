@@ -57,12 +57,14 @@ public final class Trainer implements AutoCloseable {
   private final Device device;
   private final OrtEnvironment env;
   private final OrtSession.SessionOptions options;
+  /** The train-step session's options: {@link #options} with pre-packing on (or the same object). */
+  private final OrtSession.SessionOptions trainOptions;
+  private final Set<OrtSession.SessionOptions> largeWeightOptionsSet = new HashSet<>();
   private final SharedWeights sharedWeights;
   private OrtSession trainSession;
   private final Consumer<String> notes;
   /** False until padding-free training has been checked on a padded batch (true when it is off). */
   private boolean unpaddingChecked;
-  private boolean largeWeightOptionsSet;
   private OrtSession evalSession;
   private OrtSession accumulateSession;
   private OrtSession applySession;
@@ -83,16 +85,23 @@ public final class Trainer implements AutoCloseable {
     this.options = TrainSessionOptions.create(b.device, b.intraOpThreads);
     OrtSession train = null;
     SharedWeights shared = SharedWeights.none();
+    OrtSession.SessionOptions forTrain = options;
     try {
-      // The train, eval and accumulate sessions read one copy of the frozen weights (unpacked).
+      // The train, eval and accumulate sessions read one copy of the frozen weights (unpacked);
+      // the train-step session also packs them for its forward MatMuls (TrainSessionOptions).
       if (!TrainSessionOptions.prepacking() && b.device.kind() == Device.Kind.CPU) {
         Set<String> trainables = new HashSet<>();
         for (TrainStepGraph.Param p : graphs.params()) trainables.add(p.name());
         shared = SharedWeights.addTo(options, env, graphs.forward().graph(), trainables);
+        if (TrainSessionOptions.trainPrepacking()) {
+          forTrain = TrainSessionOptions.create(b.device, b.intraOpThreads, true);
+          shared.addTo(forTrain);
+        }
       }
       this.sharedWeights = shared;
+      this.trainOptions = forTrain;
       try {
-        train = session(graphs.trainStep());
+        train = session(graphs.trainStep(), trainOptions);
       } catch (OrtException | RuntimeException e) {
         if (graphs.unpadMask().isEmpty()) throw e;
         // A graph the rewrite made and ORT (or a pass) refused: train padded, and say so.
@@ -100,7 +109,7 @@ public final class Trainer implements AutoCloseable {
             + e.getMessage() + "). Training on padded batches as they come; please report this.");
         graphs = graphs.padded();
         unpaddingChecked = true;
-        train = session(graphs.trainStep());
+        train = session(graphs.trainStep(), trainOptions);
       }
       Unpadding.Result unpad = graphs.unpadding().orElse(null);
       if (unpad != null && !unpad.applied()) {
@@ -114,6 +123,7 @@ public final class Trainer implements AutoCloseable {
     } catch (OrtException | RuntimeException e) {
       if (train != null) train.close();
       options.close();
+      if (forTrain != options) forTrain.close();
       shared.close();
       throw e;
     }
@@ -170,12 +180,18 @@ public final class Trainer implements AutoCloseable {
 
   /** Opens {@code m} from a file: frozen external weights go from their file to ORT, not the heap. */
   private OrtSession session(Model m) throws OrtException {
+    return session(m, options);
+  }
+
+  private OrtSession session(Model m, OrtSession.SessionOptions o) throws OrtException {
     try (SessionFile file = SessionFile.write(m)) {
-      if (file.large() && !largeWeightOptionsSet) {
-        largeWeightOptions(options); // once: ORT warns when an options entry is set again
-        largeWeightOptionsSet = true;
+      // Once per options object: ORT warns when an options entry is set again.
+      if (file.large() && largeWeightOptionsSet.add(o)) {
+        largeWeightOptions(o);
+        // The train options pack weights whatever -Dgraft.ort.prepack says: not past the limit.
+        if (o != options && !TrainSessionOptions.prepacking()) o.addConfigEntry("session.disable_prepacking", "1");
       }
-      return env.createSession(file.path().toString(), options);
+      return env.createSession(file.path().toString(), o);
     }
   }
 
@@ -397,7 +413,7 @@ public final class Trainer implements AutoCloseable {
     evalSession = null;
     accumulateSession = null;
     OrtSession old = trainSession;
-    trainSession = session(graphs.trainStep());
+    trainSession = session(graphs.trainStep(), trainOptions);
     closeQuietly(old);
   }
 
@@ -675,6 +691,7 @@ public final class Trainer implements AutoCloseable {
     for (OrtSession s : java.util.Arrays.asList(trainSession, evalSession, accumulateSession, applySession)) {
       closeQuietly(s);
     }
+    if (trainOptions != options) trainOptions.close();
     options.close();
     sharedWeights.close();
   }
