@@ -15,8 +15,12 @@ import dev.graft.ir.Value;
 import dev.graft.ir.io.SessionFile;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -43,6 +47,12 @@ import java.util.function.Consumer;
  * session. Batches are maps from input name (every batch input of the model, and the labels) to
  * IR tensors. On the CPU with one intra-op thread a run is bit-for-bit repeatable, so training is
  * deterministic given the model, the batches and their order.
+ *
+ * <p>Padding-free training ({@link TrainStepGraph.Builder#unpad}, {@link Unpadding}): batches
+ * feed the attention mask also as {@link Unpadding#TOKEN_MASK}. Before the first padded batch's
+ * step, the trainer checks that the padding-free step computes what the padded one does (on four
+ * of its rows, with the mask and with ones as the token mask) and otherwise reopens its sessions
+ * on the padded graphs; what it decided goes to {@link Builder#notes}.
  *
  * <p>Not thread-safe: one trainer, one training loop.
  */
@@ -409,7 +419,7 @@ public final class Trainer implements AutoCloseable {
     unpaddingChecked = true;
     notes.accept("padding-free training is off for this model: " + why + ". Training on padded batches as they come.");
     graphs = graphs.padded();
-    for (OrtSession s : java.util.Arrays.asList(evalSession, accumulateSession)) closeQuietly(s);
+    for (OrtSession s : Arrays.asList(evalSession, accumulateSession)) closeQuietly(s);
     evalSession = null;
     accumulateSession = null;
     OrtSession old = trainSession;
@@ -445,8 +455,8 @@ public final class Trainer implements AutoCloseable {
     for (int i = 0; i < m.length; i++) if (m[i] != 0) tokens[i / seq]++;
     Integer[] order = new Integer[rows];
     for (int r = 0; r < rows; r++) order[r] = r;
-    java.util.Arrays.sort(order, java.util.Comparator.comparingInt(r -> tokens[r]));
-    java.util.TreeSet<Integer> pick = new java.util.TreeSet<>(List.of(order[0], order[1], order[2], order[rows - 1]));
+    Arrays.sort(order, Comparator.comparingInt(r -> tokens[r]));
+    TreeSet<Integer> pick = new TreeSet<>(List.of(order[0], order[1], order[2], order[rows - 1]));
     Map<String, Tensor> out = new HashMap<>();
     for (Map.Entry<String, Tensor> e : batch.entrySet()) {
       Tensor t = e.getValue();
@@ -456,11 +466,11 @@ public final class Trainer implements AutoCloseable {
         continue;
       }
       long rowBytes = t.byteSize() / rows;
-      java.nio.ByteBuffer src = t.rawData().duplicate();
-      java.nio.ByteBuffer dst = java.nio.ByteBuffer.allocate((int) (rowBytes * pick.size())).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      ByteBuffer src = t.rawData().duplicate();
+      ByteBuffer dst = ByteBuffer.allocate((int) (rowBytes * pick.size())).order(ByteOrder.LITTLE_ENDIAN);
       int base = src.position();
       for (int r : pick) {
-        java.nio.ByteBuffer slice = src.duplicate();
+        ByteBuffer slice = src.duplicate();
         slice.limit((int) (base + (r + 1) * rowBytes)).position((int) (base + r * rowBytes));
         dst.put(slice);
       }
@@ -486,11 +496,11 @@ public final class Trainer implements AutoCloseable {
     long[] dims = mask.dims();
     int n = (int) mask.numElements();
     return switch (mask.dataType()) {
-      case INT64 -> { long[] v = new long[n]; java.util.Arrays.fill(v, 1); yield DenseTensor.ofLongs(null, dims, v); }
-      case INT32 -> { int[] v = new int[n]; java.util.Arrays.fill(v, 1); yield DenseTensor.ofInts(null, dims, v); }
-      case FLOAT -> { float[] v = new float[n]; java.util.Arrays.fill(v, 1); yield DenseTensor.ofFloats(null, dims, v); }
-      case DOUBLE -> { double[] v = new double[n]; java.util.Arrays.fill(v, 1); yield DenseTensor.ofDoubles(null, dims, v); }
-      case BOOL -> { boolean[] v = new boolean[n]; java.util.Arrays.fill(v, true); yield DenseTensor.ofBools(null, dims, v); }
+      case INT64 -> { long[] v = new long[n]; Arrays.fill(v, 1); yield DenseTensor.ofLongs(null, dims, v); }
+      case INT32 -> { int[] v = new int[n]; Arrays.fill(v, 1); yield DenseTensor.ofInts(null, dims, v); }
+      case FLOAT -> { float[] v = new float[n]; Arrays.fill(v, 1); yield DenseTensor.ofFloats(null, dims, v); }
+      case DOUBLE -> { double[] v = new double[n]; Arrays.fill(v, 1); yield DenseTensor.ofDoubles(null, dims, v); }
+      case BOOL -> { boolean[] v = new boolean[n]; Arrays.fill(v, true); yield DenseTensor.ofBools(null, dims, v); }
       default -> throw new IllegalArgumentException(
           "The attention mask is " + mask.dataType() + "; padding-free training reads int64, int32, float,"
               + " double or bool masks. Train with --no-unpad.");
@@ -652,11 +662,11 @@ public final class Trainer implements AutoCloseable {
     }
     for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
       checkArgument(
-          java.util.Arrays.equals(e.getValue().dims(), dims.get(e.getKey())),
+          Arrays.equals(e.getValue().dims(), dims.get(e.getKey())),
           "Checkpoint tensor '%s' has dims %s, but the parameter has %s",
           e.getKey(),
-          java.util.Arrays.toString(e.getValue().dims()),
-          java.util.Arrays.toString(dims.get(e.getKey())));
+          Arrays.toString(e.getValue().dims()),
+          Arrays.toString(dims.get(e.getKey())));
     }
     Map<String, OnnxTensor> next = new HashMap<>();
     List<OnnxTensor> owned = new ArrayList<>();
@@ -688,7 +698,7 @@ public final class Trainer implements AutoCloseable {
   public void close() {
     closeQuietly(stateOwner);
     stateOwner = null;
-    for (OrtSession s : java.util.Arrays.asList(trainSession, evalSession, accumulateSession, applySession)) {
+    for (OrtSession s : Arrays.asList(trainSession, evalSession, accumulateSession, applySession)) {
       closeQuietly(s);
     }
     if (trainOptions != options) trainOptions.close();

@@ -2,6 +2,7 @@ package dev.graft.trainer.train;
 
 import com.google.common.collect.ImmutableSet;
 import dev.graft.ir.Attr;
+import dev.graft.ir.Constants;
 import dev.graft.ir.DataType;
 import dev.graft.ir.Dim;
 import dev.graft.ir.Graph;
@@ -12,9 +13,13 @@ import dev.graft.ir.Type;
 import dev.graft.ir.Value;
 import dev.graft.ir.analysis.TopologicalOrder;
 import dev.graft.ir.build.GraphBuilder;
+import dev.graft.ir.tensor.Tensor;
 import dev.graft.trainer.autodiff.rules.UnpadRules;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -205,7 +210,7 @@ public final class Unpadding {
       boolean[] hasMatMul = new boolean[rowWise.size()];
       for (Node n : rowWise) if (n.is("MatMul")) hasMatMul[find(parent, index.get(n))] = true;
       List<Node> moved = new ArrayList<>();
-      Set<Integer> groups = new java.util.HashSet<>();
+      Set<Integer> groups = new HashSet<>();
       for (Node n : rowWise) {
         int root = find(parent, index.get(n));
         if (hasMatMul[root]) {
@@ -216,7 +221,7 @@ public final class Unpadding {
       if (moved.isEmpty()) {
         return Result.skipped("no linear layer runs on [batch, sequence, features] rows of the mask's shape");
       }
-      Set<Node> movedSet = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+      Set<Node> movedSet = Collections.newSetFromMap(new IdentityHashMap<>());
       movedSet.addAll(moved);
       indices(order.get(0));
       for (Node n : moved) {
@@ -332,7 +337,7 @@ public final class Unpadding {
       if (n.attrLong("keepdims", 1) != 1) return false;
       Optional<long[]> axes = n.attrLongs("axes");
       if (axes.isEmpty() && n.inputCount() > 1 && n.input(1) != null) {
-        axes = dev.graft.ir.Constants.valueOf(n.input(1)).map(t -> t.toLongArray());
+        axes = Constants.valueOf(n.input(1)).map(Tensor::toLongArray);
       } else if (n.inputCount() > 1 && n.input(1) != null) {
         return false;
       }
@@ -372,7 +377,7 @@ public final class Unpadding {
 
     /** The inputs {@link UnpadRules} describes: the value, the indices, the three shapes. */
     private List<Value> placeholderInputs(Value v, long[] rest) {
-      String key = java.util.Arrays.toString(rest);
+      String key = Arrays.toString(rest);
       List<Value> shapes = shapesByRest.get(key);
       if (shapes == null) {
         Node anchor = g.nodeAfter(flatCount.producer().get()).orElseThrow();
