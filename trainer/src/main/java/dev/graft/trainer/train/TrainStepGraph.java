@@ -367,7 +367,12 @@ public final class TrainStepGraph {
     SkipLayerNormFusion.fuse(m);
     if (unpadMask.isPresent()) {
       ShapeInference.infer(m);
+      // The logits stay a graph output through the rewrite, so that when their producer moves,
+      // the Pad that takes their place takes their name too.
+      g.addOutput(logitsValue);
       unpadding = Unpadding.apply(m, unpadMask.get());
+      logitsValue = g.lookup(logits).orElseThrow();
+      g.removeOutput(logitsValue);
     }
     Value labelsValue = g.addInput(labels, loss.labelType(logitsValue));
     GraphBuilder b = GraphBuilder.on(g).prefix("/graft/loss");

@@ -378,7 +378,7 @@ public final class Trainer implements AutoCloseable {
     if (unpaddingChecked) return false;
     Tensor mask = batch.get(graphs.unpadMask().orElseThrow());
     if (mask == null || mask.dims().length != 2) return false; // Feeds.batch names what is missing
-    for (long v : mask.toLongArray()) if (v == 0) return true;
+    for (double v : mask.toDoubleArray()) if (v == 0) return true;
     return false;
   }
 
@@ -397,7 +397,7 @@ public final class Trainer implements AutoCloseable {
     if (!checked) {
       try {
         mismatch = probe(batch);
-      } catch (OrtException e) {
+      } catch (OrtException | RuntimeException e) {
         giveUpUnpadding("its padding-free train step failed on the first padded batch (" + e.getMessage() + ")");
         return;
       }
@@ -418,12 +418,15 @@ public final class Trainer implements AutoCloseable {
   private void giveUpUnpadding(String why) throws OrtException {
     unpaddingChecked = true;
     notes.accept("padding-free training is off for this model: " + why + ". Training on padded batches as they come.");
-    graphs = graphs.padded();
+    TrainStepGraph padded = graphs.padded();
+    // The padded session first: if it cannot be opened, the trainer stays as it was.
+    OrtSession next = session(padded.trainStep(), trainOptions);
+    graphs = padded;
     for (OrtSession s : Arrays.asList(evalSession, accumulateSession)) closeQuietly(s);
     evalSession = null;
     accumulateSession = null;
     OrtSession old = trainSession;
-    trainSession = session(graphs.trainStep(), trainOptions);
+    trainSession = next;
     closeQuietly(old);
   }
 
@@ -449,7 +452,7 @@ public final class Trainer implements AutoCloseable {
   /** The three shortest rows and the longest (by mask), in batch order, of every batch-major tensor. */
   private Map<String, Tensor> fewRows(Map<String, Tensor> batch, int rows) {
     Tensor mask = batch.get(graphs.unpadMask().orElseThrow());
-    long[] m = mask.toLongArray();
+    double[] m = mask.toDoubleArray();
     int seq = (int) mask.dims()[1];
     int[] tokens = new int[rows];
     for (int i = 0; i < m.length; i++) if (m[i] != 0) tokens[i / seq]++;
@@ -515,15 +518,15 @@ public final class Trainer implements AutoCloseable {
     if (!(Math.abs(got.gradNorm() - want.gradNorm()) <= 1e-6 + 1e-3 * Math.abs(want.gradNorm()))) {
       return String.format("the gradients (norm %.6g against %.6g)", got.gradNorm(), want.gradNorm());
     }
-    float[] w = want.logits().toFloatArray();
-    float[] g = got.logits().toFloatArray();
+    double[] w = want.logits().toDoubleArray();
+    double[] g = got.logits().toDoubleArray();
     long[] dims = want.logits().dims();
-    long[] m = mask.toLongArray();
+    double[] m = mask.toDoubleArray();
     // Token-major logits [batch, seq, ...] are compared at real tokens only: padded rows are zeros now.
-    boolean perToken = dims.length >= 2 && dims[0] == mask.dims()[0] && dims[1] == mask.dims()[1];
+    boolean perToken = dims.length >= 3 && dims[0] == mask.dims()[0] && dims[1] == mask.dims()[1];
     int perRow = perToken ? (int) (w.length / (dims[0] * dims[1])) : 1;
     double scale = 0;
-    for (float x : w) scale = Math.max(scale, Math.abs(x));
+    for (double x : w) scale = Math.max(scale, Math.abs(x));
     for (int i = 0; i < w.length; i++) {
       if (perToken && m[i / perRow] == 0) continue;
       if (!close(g[i], w[i], scale)) return String.format("the logits (%.6g against %.6g at element %d)", g[i], w[i], i);

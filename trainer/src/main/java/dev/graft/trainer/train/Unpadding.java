@@ -294,6 +294,8 @@ public final class Unpadding {
       if (n.outputs().isEmpty() || n.inputs().isEmpty()) return false;
       for (Value o : n.outputs()) if (o != null && !tokenMajor(o)) return false;
       int rank = n.output(0).shape().get().rank();
+      // [batch, seq] alone has no feature axis: a MatMul or softmax over its last axis mixes positions.
+      if (rank < 3) return false;
       String op = n.opType();
       String domain = n.domain() == null ? "" : n.domain();
       boolean contrib = domain.equals("com.microsoft");

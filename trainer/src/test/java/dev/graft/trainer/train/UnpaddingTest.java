@@ -139,6 +139,38 @@ class UnpaddingTest {
   }
 
   @Test
+  void tokenLevelLogitsMadeByAMovedNodeStayTheGraphsOutput() throws Exception {
+    // A per-token head: token_logits = last_hidden_state x W [384, 3], the loss reads it directly.
+    Model tokens = model.copy();
+    dev.graft.ir.Graph g = tokens.graph();
+    Value h = g.lookup("last_hidden_state").orElseThrow();
+    float[] w = new float[384 * 3];
+    Random rnd = new Random(5);
+    for (int i = 0; i < w.length; i++) w[i] = (float) (0.05 * rnd.nextGaussian());
+    dev.graft.ir.build.GraphBuilder b = dev.graft.ir.build.GraphBuilder.on(g).atEnd();
+    b.output("token_logits", b.op("MatMul", h, b.initializer("token_head", DenseTensor.ofFloats(null, new long[] {384, 3}, w))));
+    TrainStepGraph graphs = TrainStepGraph.builder(tokens).logits("token_logits").loss(Loss.meanSquaredError())
+        .trainables(Trainables.matching(tokens, ".*lora.*")).unpad("attention_mask").build();
+    Model eval = graphs.eval();
+    assertThat(eval.graph().outputs()).extracting(Value::name).contains("token_logits");
+    // The head's MatMul moved: the output is the scatter back to [batch, seq, 3].
+    assertThat(eval.graph().lookup("token_logits").orElseThrow().producer().orElseThrow().opType()).isEqualTo("Reshape");
+
+    Map<String, Tensor> b0 = batch(12, 5, 9, 3);
+    long[] dims = b0.get("attention_mask").dims();
+    b0.put("labels", DenseTensor.ofFloats("labels", new long[] {dims[0], dims[1], 3}, new float[(int) (dims[0] * dims[1] * 3)]));
+    Map<String, Tensor> feeds = new HashMap<>(b0);
+    for (TrainStepGraph.Param p : graphs.params()) feeds.put(p.name(), tokens.graph().initializer(p.name()).get().initializer().get());
+    float[] want = OrtRun.run(graphs.padded().eval(), feeds).get("token_logits").toFloatArray();
+    float[] got = OrtRun.run(eval, tokenMask(feeds, false)).get("token_logits").toFloatArray();
+    long[] mask = b0.get("attention_mask").toLongArray();
+    for (int i = 0; i < want.length; i++) {
+      double expected = mask[i / 3] == 0 ? 0 : want[i]; // padded rows come back as zeros
+      assertThat((double) got[i]).as("token_logits[%s]", i).isCloseTo(expected, org.assertj.core.data.Offset.offset(1e-4));
+    }
+  }
+
+  @Test
   void theExportedForwardModelKeepsItsForm() {
     assertThat(OpCensus.of(unpadded.forward().graph())).doesNotContainKeys("NonZero", "ScatterND");
   }
