@@ -250,13 +250,12 @@ public final class Trainer implements AutoCloseable {
 
   /** One update on {@code batch} (batch inputs and labels by name), in one session run. */
   public StepResult trainStep(Map<String, Tensor> batch) throws OrtException {
-    long t = step + 1;
-    double lr = schedule.lr(t);
     if (needsUnpaddingCheck(batch)) checkUnpadding(batch);
+    long t = step + 1;
     try (Feeds feeds = new Feeds()) {
       feeds.batch(batch, true);
       feeds.state();
-      feeds.scalars(t, lr);
+      feeds.scalars(t, schedule.lr(t));
       OrtSession.Result r;
       try {
         r = trainSession.run(feeds.map);
@@ -266,19 +265,17 @@ public final class Trainer implements AutoCloseable {
         giveUpUnpadding("its padding-free train step failed (" + e.getMessage() + ")");
         return trainStep(batch);
       }
-      return adoptStep(r, t, lr);
+      return adoptStep(r);
     }
   }
 
-  /** Takes a train-step run's updated state as the trainer's own: step {@code t} is done. */
-  private StepResult adoptStep(OrtSession.Result r, long t, double lr) {
+  /** Takes a train-step run's updated state as the trainer's own: the next step is done. */
+  private StepResult adoptStep(OrtSession.Result r) {
     try {
-      double loss = OrtTensors.scalar(get(r, StateNames.LOSS));
-      double norm = OrtTensors.scalar(get(r, StateNames.GRAD_NORM));
-      Tensor logits = OrtTensors.toTensor(graphs.logits(), get(r, graphs.logits()));
+      StepResult done = stepOf(r);
       adoptUpdatedState(r);
-      step = t;
-      return new StepResult(t, loss, norm, lr, logits);
+      step = done.step();
+      return done;
     } catch (RuntimeException e) {
       if (stateOwner != r) r.close();
       throw e;
@@ -485,6 +482,7 @@ public final class Trainer implements AutoCloseable {
     return out;
   }
 
+  /** Loss, gradient norm and logits of a train-step run for the next step; the update not taken. */
   private StepResult stepOf(OrtSession.Result r) {
     return new StepResult(
         step + 1,
