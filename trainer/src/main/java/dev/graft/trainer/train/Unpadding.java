@@ -269,11 +269,15 @@ public final class Unpadding {
 
     // ---- which nodes move -------------------------------------------------------------------
 
-    /** [batch, seq, fixed...] with the mask's batch and sequence dims and a known element type. */
+    /**
+     * [batch, seq, fixed...] with the mask's batch and sequence dims, at least one feature axis
+     * ([batch, seq] alone has none: a MatMul or softmax over its last axis mixes positions) and a
+     * known element type.
+     */
     private boolean tokenMajor(Value v) {
       if (v == null || v.dataType().isEmpty()) return false;
       Shape s = v.shape().orElse(null);
-      if (s == null || s.rank() < 2 || !same(s.dim(0), batch) || !same(s.dim(1), seq)) return false;
+      if (s == null || s.rank() < 3 || !same(s.dim(0), batch) || !same(s.dim(1), seq)) return false;
       for (int i = 2; i < s.rank(); i++) if (!s.dim(i).isFixed()) return false;
       return true;
     }
@@ -294,12 +298,8 @@ public final class Unpadding {
       if (n.outputs().isEmpty() || n.inputs().isEmpty()) return false;
       for (Value o : n.outputs()) if (o != null && !tokenMajor(o)) return false;
       int rank = n.output(0).shape().get().rank();
-      // [batch, seq] alone has no feature axis: a MatMul or softmax over its last axis mixes positions.
-      if (rank < 3) return false;
       String op = n.opType();
-      String domain = n.domain() == null ? "" : n.domain();
-      boolean contrib = domain.equals("com.microsoft");
-      if (!domain.isEmpty() && !domain.equals("ai.onnx") && !contrib) return false;
+      if (!n.domain().isEmpty() && !n.domain().equals("com.microsoft")) return false;
       if (op.equals("MatMul")) {
         Value w = n.input(1);
         return tokenMajor(n.input(0)) && !tokenMajor(w) && w.shape().map(s -> s.rank() == 2).orElse(false);
@@ -389,8 +389,8 @@ public final class Unpadding {
         flat[0] = -1;
         System.arraycopy(rest, 0, flat, 1, rest.length);
         shapes = List.of(
-            rest.length == 0 ? flatCount : b.op("Concat", List.of(flatCount, restDims), Attr.of("axis", 0L)),
-            rest.length == 0 ? maskShape : b.op("Concat", List.of(maskShape, restDims), Attr.of("axis", 0L)),
+            b.op("Concat", List.of(flatCount, restDims), Attr.of("axis", 0L)),
+            b.op("Concat", List.of(maskShape, restDims), Attr.of("axis", 0L)),
             b.int64s(flat));
         shapesByRest.put(key, shapes);
       }
