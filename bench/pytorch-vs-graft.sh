@@ -38,9 +38,11 @@ mkdir -p "$OUT"
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+# libonnx-testdata (the tests' corpus) puts files under dist-packages/onnx, so a bare "import onnx"
+# succeeds as a namespace package without python3-onnx: import a module of the real package.
 need_apt=()
 /usr/bin/python3 -c "import torch" 2>/dev/null || need_apt+=(python3-torch)
-/usr/bin/python3 -c "import onnx" 2>/dev/null || need_apt+=(python3-onnx)
+/usr/bin/python3 -c "import onnx.numpy_helper" 2>/dev/null || need_apt+=(python3-onnx)
 dpkg -s libopenblas0-openmp >/dev/null 2>&1 || need_apt+=(libopenblas0-openmp)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -143,8 +143,11 @@ public final class SideBySideBenchmark {
     List<Map<String, Tensor>> batches = readBatches(Path.of(require(opt, "batches")));
     int threads = Integer.parseInt(opt.getOrDefault("threads", "2"));
     double lr = Double.parseDouble(opt.getOrDefault("lr", "2e-3"));
+    double started = uptime();
     Model model = WorkingModels.load(Path.of(require(opt, "model")));
+    double loaded = uptime();
     Recipe.load(Path.of(require(opt, "recipe"))).manager().run(model);
+    double rewritten = uptime();
     TrainStepGraph graphs =
         TrainStepGraph.builder(model)
             .logits("logits")
@@ -155,6 +158,7 @@ public final class SideBySideBenchmark {
             .unpadWhereMasked() // as graft train does (--no-unpad there, -Dgraft.train.unpad=0 here)
             .build();
     model = null;
+    double built = uptime();
     long trainable = graphs.params().stream().mapToLong(TrainStepGraph.Param::numElements).sum();
     long steps = batches.size();
     LrSchedule schedule = LrSchedule.linear(lr, Math.round(0.1 * steps), steps, 0);
@@ -166,6 +170,8 @@ public final class SideBySideBenchmark {
     try (Trainer trainer =
         Trainer.builder(graphs).schedule(schedule).intraOpThreads(threads).notes(n -> System.err.println("graft: " + n)).build()) {
       loopStart = System.nanoTime();
+      System.err.printf(Locale.ROOT, "graft: start-up %.2f s: JVM and batches %.2f, model %.2f, recipe %.2f, train-step graph %.2f,"
+          + " session %.2f%n", uptime(), started, loaded - started, rewritten - loaded, built - rewritten, uptime() - built);
       for (int i = 0; i < batches.size(); i++) {
         Map<String, Tensor> b = batches.get(i);
         StepResult r = trainer.trainStep(b);
@@ -176,6 +182,7 @@ public final class SideBySideBenchmark {
           double s = (System.nanoTime() - loopStart) / 1e9;
           System.err.printf(Locale.ROOT, "graft: step %d/%d loss %.4f %.1f ex/s%n", i + 1, batches.size(), r.loss(), examples / s);
         }
+        if (i == 0) System.err.printf(Locale.ROOT, "graft: first step %.2f s%n", (System.nanoTime() - loopStart) / 1e9);
       }
       loopEnd = System.nanoTime();
     }
@@ -186,6 +193,11 @@ public final class SideBySideBenchmark {
         "RESULT {\"side\": \"graft\", \"examples\": %d, \"loop_s\": %.2f, \"job_s\": %.2f, \"first_loss\": %.4f,"
             + " \"last_loss\": %.4f, \"peak_rss_mib\": %d, \"trainable\": %d}%n",
         examples, loopSeconds, jobSeconds, firstLoss, lastLoss, vmHwmKb() / 1024, trainable);
+  }
+
+  /** Seconds since the JVM started. */
+  private static double uptime() {
+    return ManagementFactory.getRuntimeMXBean().getUptime() / 1e3;
   }
 
   /** The resident-set high-water mark in kB, from /proc/self/status (Linux); -1 elsewhere. */

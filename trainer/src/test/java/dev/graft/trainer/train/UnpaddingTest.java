@@ -201,7 +201,7 @@ class UnpaddingTest {
     try (Trainer t = Trainer.builder(unpadded).intraOpThreads(1).notes(notes::add).build()) {
       t.trainStep(batch(7, 7, 7)); // no padding: nothing to check yet
       assertThat(notes).isEmpty();
-      // Six rows: the check runs on four of them (the three shortest and the longest).
+      // Six rows: the check runs on two of them (the shortest, 3 tokens, and the longest, 12).
       t.trainStep(batch(12, 5, 9, 3, 12, 8));
       assertThat(notes).singleElement().asString().startsWith("padding-free training:").contains("checked");
       assertThat(t.graphs().unpadMask()).contains("attention_mask");
