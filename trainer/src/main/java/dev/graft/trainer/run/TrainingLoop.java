@@ -17,6 +17,7 @@ import dev.graft.trainer.train.StepResult;
 import dev.graft.trainer.train.TrainStepGraph;
 import dev.graft.trainer.train.Trainer;
 import dev.graft.trainer.train.Trainables;
+import dev.graft.trainer.train.Unpadding;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -53,6 +54,8 @@ public final class TrainingLoop {
   private final RunConfig config;
   private final RunListener listener;
   private final TrainableSchedule schedule;
+  /** Whether the train steps unpad: asked for ({@code --no-unpad} not given) and the data has padding. */
+  private boolean unpad;
 
   public TrainingLoop(RunConfig config, RunListener listener, TrainableSchedule schedule) {
     this.config = config;
@@ -68,7 +71,11 @@ public final class TrainingLoop {
     Path checkpoint = config.out().resolve(TextClassificationRun.CHECKPOINT);
     // The objective first: a task learns the graph's inputs from it before it makes batches.
     Objective objective = task.objective(model);
-    int batchesPerEpoch = task.trainBatches(config.seed() + span.epochsBefore() + 1).size();
+    List<TaskBatch> epochOne = task.trainBatches(config.seed() + span.epochsBefore() + 1);
+    int batchesPerEpoch = epochOne.size();
+    // Padding-free only pays where batches have padding: not on packed blocks (causal-lm) or
+    // texts of one length, where its gathers and scatters would only cost.
+    unpad = config.unpad() && anyPadding(epochOne);
     List<String> trainables = Trainables.fromMetadata(model);
     Trainer trainer = open(objective, trainables, schedule(batchesPerEpoch, span, 0));
     try {
@@ -160,13 +167,23 @@ public final class TrainingLoop {
             .clipGradNorm(config.clipGradNorm());
     // Padding-free where the model has an attention_mask input; the trainer checks it on the
     // first padded batch and says what it decided.
-    if (config.unpad()) b.unpadWhereMasked();
+    if (unpad) b.unpadWhereMasked();
     return Trainer.builder(b.build())
         .schedule(lr)
         .device(config.device())
         .intraOpThreads(config.threads())
         .notes(listener::message)
         .build();
+  }
+
+  /** Whether some batch has a 0 in its {@value Unpadding#DEFAULT_MASK} (or has no such feed to tell by). */
+  static boolean anyPadding(List<TaskBatch> batches) {
+    for (TaskBatch b : batches) {
+      Tensor mask = b.feeds().get(Unpadding.DEFAULT_MASK);
+      if (mask == null) return true;
+      for (double v : mask.toDoubleArray()) if (v == 0) return true;
+    }
+    return false;
   }
 
   /** The learning rate from epoch {@code epochsIn} of the span to its end, as part of the run's one schedule. */

@@ -143,4 +143,20 @@ class TrainingLoopTest {
     assertThatThrownBy(() -> train(dir.resolve("two"), 2, true, new ArrayList<>()))
         .hasMessageContaining("--resume cannot continue a run whose trainable set changes by epoch");
   }
+
+  @Test
+  void unpadsOnlyWhereSomeBatchHasPadding() {
+    TaskBatch full = maskBatch(1, 1, 1, 1);
+    TaskBatch padded = maskBatch(1, 1, 1, 0);
+    assertThat(TrainingLoop.anyPadding(List.of(full, full))).isFalse();
+    assertThat(TrainingLoop.anyPadding(List.of(full, padded))).isTrue();
+    // No attention mask to tell by: the trainer decides (a model without one moves nothing).
+    TaskBatch unmasked = TaskBatch.of(Map.of("x", DenseTensor.ofFloats("x", new long[] {1, 2}, new float[2])), 1);
+    assertThat(TrainingLoop.anyPadding(List.of(full, unmasked))).isTrue();
+  }
+
+  private static TaskBatch maskBatch(long... mask) {
+    return TaskBatch.of(
+        Map.of("attention_mask", DenseTensor.ofLongs("attention_mask", new long[] {2, mask.length / 2}, mask)), 2);
+  }
 }
