@@ -170,6 +170,7 @@ public final class SideBySideBenchmark {
     try (Trainer trainer =
         Trainer.builder(graphs).schedule(schedule).intraOpThreads(threads).notes(n -> System.err.println("graft: " + n)).build()) {
       loopStart = System.nanoTime();
+      long rssAtLoop = statusKb("VmRSS:");
       System.err.printf(Locale.ROOT, "graft: start-up %.2f s: JVM and batches %.2f, model %.2f, recipe %.2f, train-step graph %.2f,"
           + " session %.2f%n", uptime(), started, loaded - started, rewritten - loaded, built - rewritten, uptime() - built);
       for (int i = 0; i < batches.size(); i++) {
@@ -182,7 +183,10 @@ public final class SideBySideBenchmark {
           double s = (System.nanoTime() - loopStart) / 1e9;
           System.err.printf(Locale.ROOT, "graft: step %d/%d loss %.4f %.1f ex/s%n", i + 1, batches.size(), r.loss(), examples / s);
         }
-        if (i == 0) System.err.printf(Locale.ROOT, "graft: first step %.2f s%n", (System.nanoTime() - loopStart) / 1e9);
+        if (i == 0) {
+          System.err.printf(Locale.ROOT, "graft: first step %.2f s, resident set %d -> %d MiB%n",
+              (System.nanoTime() - loopStart) / 1e9, rssAtLoop / 1024, statusKb("VmRSS:") / 1024);
+        }
       }
       loopEnd = System.nanoTime();
     }
@@ -202,9 +206,14 @@ public final class SideBySideBenchmark {
 
   /** The resident-set high-water mark in kB, from /proc/self/status (Linux); -1 elsewhere. */
   static long vmHwmKb() {
+    return statusKb("VmHWM:");
+  }
+
+  /** A kB field of /proc/self/status (Linux); -1 elsewhere. */
+  private static long statusKb(String field) {
     try {
       for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-        if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
+        if (line.startsWith(field)) return Long.parseLong(line.replaceAll("[^0-9]", ""));
       }
     } catch (IOException | NumberFormatException e) {
       return -1;
