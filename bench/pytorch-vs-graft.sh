@@ -16,7 +16,7 @@
 # UCI sentences from Graft's own cache (bin/graft fetches them on first use).
 #
 # Environment: THREADS (2), BATCH (32), UCI_EXAMPLES (960 of the 3,000; 0 = all), UCI_EPOCHS (1),
-# SPAM_EXAMPLES (320 of 6,043), BGE_EXAMPLES (160), BUCKETS (0; 1 = length-bucketed batches, LengthBuckets),
+# SPAM_EXAMPLES (960 of 6,043: 30 steps), BGE_EXAMPLES (480: 15 steps), BUCKETS (0; 1 = length-bucketed batches, LengthBuckets),
 # WAIT (passive: OpenMP and ORT threads sleep instead of spinning, fair on a shared machine; set
 # WAIT=active to let both spin), GRAFT_JAR (tools/target/graft.jar), GRAFT_CACHE (~/.cache/graft), OUT (bench/out).
 set -euo pipefail
@@ -26,8 +26,8 @@ THREADS=${THREADS:-2}
 BATCH=${BATCH:-32}
 UCI_EXAMPLES=${UCI_EXAMPLES:-960}
 UCI_EPOCHS=${UCI_EPOCHS:-1}
-SPAM_EXAMPLES=${SPAM_EXAMPLES:-320}
-BGE_EXAMPLES=${BGE_EXAMPLES:-160}
+SPAM_EXAMPLES=${SPAM_EXAMPLES:-960}
+BGE_EXAMPLES=${BGE_EXAMPLES:-480}
 BUCKETS=${BUCKETS:-0}
 WAIT=${WAIT:-passive}
 CACHE=${GRAFT_CACHE:-$HOME/.cache/graft}
