@@ -13,6 +13,7 @@ import dev.graft.rewrite.recipe.Recipe;
 import dev.graft.rewrite.recipe.Stage;
 import dev.graft.trainer.task.Task;
 import dev.graft.trainer.task.TaskHead;
+import dev.graft.trainer.train.Int8Dequantization;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -103,6 +104,10 @@ public final class Pipeline {
     createDirectories(config.out());
     listener.message(task.load(config.data()));
     Model model = load(baseModel, listener);
+    // A dynamically int8-quantised model has no float linear for a module pass to find and nothing
+    // to differentiate through: train its float form (exactly the values its int8 weights stand for).
+    Int8Dequantization.Report dequantized = Int8Dequantization.apply(model);
+    if (dequantized.any()) listener.message(dequantized.summary());
     int totalEpochs = stages.stream().mapToInt(st -> st.map(x -> x.epochsOr(config.epochs())).orElse(config.epochs())).sum();
     MetricsLog log = new MetricsLog(config.out(), "Graft fine-tuning (" + task.name() + ")");
     TrainingLoop loop = new TrainingLoop(config, listener, trainableSchedule);
