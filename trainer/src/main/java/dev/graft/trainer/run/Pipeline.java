@@ -105,9 +105,12 @@ public final class Pipeline {
     listener.message(task.load(config.data()));
     Model model = load(baseModel, listener);
     // A dynamically int8-quantised model has no float linear for a module pass to find and nothing
-    // to differentiate through: train its float form (exactly the values its int8 weights stand for).
-    Int8Dequantization.Report dequantized = Int8Dequantization.apply(model);
-    if (dequantized.any()) listener.message(dequantized.summary());
+    // to differentiate through: a recipe trains its float form (exactly the values its int8 weights
+    // stand for). A head alone trains on the int8 backbone's output, which stays as it is.
+    if (!given.isEmpty()) {
+      Int8Dequantization.Report dequantized = Int8Dequantization.apply(model);
+      if (dequantized.any()) listener.message(dequantized.summary());
+    }
     int totalEpochs = stages.stream().mapToInt(st -> st.map(x -> x.epochsOr(config.epochs())).orElse(config.epochs())).sum();
     MetricsLog log = new MetricsLog(config.out(), "Graft fine-tuning (" + task.name() + ")");
     TrainingLoop loop = new TrainingLoop(config, listener, trainableSchedule);
