@@ -11,6 +11,7 @@ import dev.graft.rewrite.recipe.PassFactory;
 import dev.graft.rewrite.method.AppliedPass;
 import dev.graft.rewrite.method.Methods;
 import dev.graft.rewrite.recipe.Recipe;
+import dev.graft.trainer.train.Int8Dequantization;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
@@ -158,6 +159,9 @@ final class RewriteCommand implements Callable<Integer> {
     if (explain && !dryRun) throw usage("--explain goes with --dry-run: add --dry-run.");
     Model model = WorkingModels.load(in);
     PrintWriter stdout = spec.commandLine().getOut();
+    // As graft train with a recipe: an int8 model's linears are found (and trained) in float form.
+    Int8Dequantization.Report dequantized = Int8Dequantization.apply(model);
+    if (dequantized.any()) stdout.println(dequantized.summary());
     if (explain) {
       for (GraphPass p : r.manager().passes()) {
         if (AppliedPass.unwrap(p) instanceof ModulePass<?> mp) {
