@@ -164,6 +164,21 @@ final class ExportCommand implements Callable<Integer> {
           + " into the config, and applying the adapter to another base is refused.")
   Path base;
 
+  /**
+   * An int8 base (MatMulInteger linears) of a tuned model that has none was dequantised before its
+   * recipe ({@code Int8Dequantization}): the adapter belongs to that float form, not to the file.
+   */
+  private static void requireBaseOfTheTrainedForm(Model tuned, Path base) {
+    if (tuned.graph().nodes().stream().anyMatch(n -> n.is("MatMulInteger"))) return;
+    long int8 = ModelIO.load(base).graph().nodes().stream().filter(n -> n.is("MatMulInteger")).count();
+    if (int8 == 0) return;
+    throw new UserError(
+        "BASE " + base + " is an int8 model (" + int8 + " MatMulInteger linears), and the tuned model was trained on"
+            + " its float form (graft train and graft rewrite dequantise an int8 model before a recipe), so an adapter"
+            + " does not apply to it. Export the tuned model whole instead: graft export TUNED OUT (add --quantize int8"
+            + " to quantise it again).");
+  }
+
   @Override
   public Integer call() {
     checkOptions();
@@ -172,6 +187,7 @@ final class ExportCommand implements Callable<Integer> {
     Model model = WorkingModels.load(tuned);
     if (adapterOnly) {
       ModelPaths.requireReadableModel(base);
+      requireBaseOfTheTrainedForm(model, base);
       AdapterExport.AdapterReport r = AdapterExport.write(model, base, out, verifyMode());
       stdout.println("Verified: applied to the base, " + r.appliedSummary());
       if (r.ortAdapter() != null) {

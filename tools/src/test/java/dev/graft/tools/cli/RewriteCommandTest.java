@@ -70,6 +70,13 @@ class RewriteCommandTest {
     Model written = ModelIO.load(out);
     Verifier.verify(written);
     assertThat(written.graph().nodes()).noneMatch(n -> n.is("MatMulInteger") || n.is("DynamicQuantizeLinear"));
+
+    // Its LoRA belongs to the float form: an adapter for the int8 file is refused, saying what to do.
+    CliRun adapter = CliRun.of(
+        "export", out.toString(), dir.resolve("adapter").toString(), "--adapter-only", "--base",
+        PretrainedModels.miniLmQuantized().toString());
+    assertThat(adapter.exit()).isNotZero();
+    assertThat(adapter.err()).contains("is an int8 model (36 MatMulInteger linears)").contains("--quantize int8");
   }
 
   @Test
