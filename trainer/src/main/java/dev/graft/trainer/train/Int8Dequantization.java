@@ -12,7 +12,6 @@ import dev.graft.ir.Node;
 import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.io.SessionFile;
-
 import dev.graft.ir.tensor.Tensor;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -87,8 +86,7 @@ public final class Int8Dequantization {
       GraphBuilder b = GraphBuilder.on(g).before(mm).prefix((mm.name().isEmpty() ? "MatMulInteger" : mm.name()) + "/float");
       Value y = b.op("MatMul", lin.x, w);
       replace(g, lin.out, y);
-      touched.addAll(List.of(lin.out, mm.output()));
-      touched.addAll(mm.inputs());
+      touched.add(lin.out); // from the old output up: Mul, Cast, MatMulInteger, their constants
       matMuls++;
     }
     for (Node dq : List.copyOf(g.nodes())) {
@@ -106,9 +104,7 @@ public final class Int8Dequantization {
       Value y = b.op("Gather", List.of(e, gather.input(1)), Attr.of("axis", 0L));
       Value old = dq.output();
       replace(g, old, y);
-      touched.add(old);
-      touched.addAll(dq.inputs());
-      touched.addAll(gather.inputs());
+      touched.add(old); // from the old output up: DequantizeLinear, Gather, their constants
       quantized += eq.initializer().get().byteSize();
       dequantized += ef.byteSize();
       gathers++;
@@ -146,19 +142,19 @@ public final class Int8Dequantization {
   private static Tensor dequantize(Value q, Value zeroPoint, Value scale, String what) {
     Tensor wq = q.initializer().get();
     GraphBuilder b = GraphBuilder.create("dequantize");
-    Value in = b.input("q", wq.dataType(), (Object[]) boxed(wq.dims()));
-    Value s = b.input("scale", DataType.FLOAT, (Object[]) boxed(scale.initializer().get().dims()));
+    Value in = b.input("q", wq.dataType(), wq.shape().dims().toArray());
+    Value s = b.input("scale", DataType.FLOAT, scale.initializer().get().shape().dims().toArray());
     Value f = b.op("Cast", List.of(in), Attr.of("to", (long) DataType.FLOAT.code()));
     Map<String, Tensor> feeds = new HashMap<>();
     feeds.put("q", wq);
     feeds.put("scale", scale.initializer().get());
     if (zeroPoint != null) {
       Tensor zp = zeroPoint.initializer().get();
-      Value z = b.input("zero_point", zp.dataType(), (Object[]) boxed(zp.dims()));
+      Value z = b.input("zero_point", zp.dataType(), zp.shape().dims().toArray());
       f = b.op("Sub", f, b.op("Cast", List.of(z), Attr.of("to", (long) DataType.FLOAT.code())));
       feeds.put("zero_point", zp);
     }
-    b.output("w", b.typed(b.op("Mul", f, s), DataType.FLOAT, (Object[]) boxed(wq.dims())));
+    b.output("w", b.typed(b.op("Mul", f, s), DataType.FLOAT, wq.shape().dims().toArray()));
     OrtEnvironment env = OrtEnvironment.getEnvironment();
     try (OrtSession.SessionOptions o = new OrtSession.SessionOptions()) {
       o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.NO_OPT);
@@ -178,12 +174,6 @@ public final class Int8Dequantization {
     } catch (OrtException e) {
       throw new IllegalStateException("ONNX Runtime could not dequantise the " + what + ": " + e.getMessage(), e);
     }
-  }
-
-  private static Long[] boxed(long[] dims) {
-    Long[] out = new Long[dims.length];
-    for (int i = 0; i < dims.length; i++) out[i] = dims[i];
-    return out;
   }
 
   private static boolean perColumnOrScalar(Value v, long n) {
