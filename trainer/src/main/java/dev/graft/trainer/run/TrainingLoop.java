@@ -180,8 +180,7 @@ public final class TrainingLoop {
   static boolean anyPadding(List<TaskBatch> batches) {
     for (TaskBatch b : batches) {
       Tensor mask = b.feeds().get(Unpadding.DEFAULT_MASK);
-      if (mask == null) return true;
-      for (double v : mask.toDoubleArray()) if (v == 0) return true;
+      if (mask == null || Unpadding.hasPadding(mask)) return true;
     }
     return false;
   }

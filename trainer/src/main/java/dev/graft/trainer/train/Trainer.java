@@ -376,8 +376,7 @@ public final class Trainer implements AutoCloseable {
     if (unpaddingChecked) return false;
     Tensor mask = batch.get(graphs.unpadMask().orElseThrow());
     if (mask == null || mask.dims().length != 2) return false; // Feeds.batch names what is missing
-    for (double v : mask.toDoubleArray()) if (v == 0) return true;
-    return false;
+    return Unpadding.hasPadding(mask);
   }
 
   private void checkUnpadding(Map<String, Tensor> batch) throws OrtException {

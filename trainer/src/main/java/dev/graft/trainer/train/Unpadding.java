@@ -108,6 +108,12 @@ public final class Unpadding {
     }
   }
 
+  /** Whether attention mask {@code mask} marks any position as padding (a 0). */
+  public static boolean hasPadding(Tensor mask) {
+    for (double v : mask.toDoubleArray()) if (v == 0) return true;
+    return false;
+  }
+
   /** The model's {@value #DEFAULT_MASK} input when it has one of rank 2, else empty. */
   public static Optional<String> maskInput(Model m) {
     for (Value in : m.graph().inputs()) {
