@@ -187,8 +187,14 @@ final class ExportCommand implements Callable<Integer> {
     Model model = WorkingModels.load(tuned);
     if (adapterOnly) {
       ModelPaths.requireReadableModel(base);
-      requireBaseOfTheTrainedForm(model, base);
-      AdapterExport.AdapterReport r = AdapterExport.write(model, base, out, verifyMode());
+      AdapterExport.AdapterReport r;
+      try {
+        r = AdapterExport.write(model, base, out, verifyMode());
+      } catch (IllegalArgumentException e) {
+        // Only when the base refused the recipe: say so if it is the int8 form of a float-trained model.
+        requireBaseOfTheTrainedForm(model, base);
+        throw e;
+      }
       stdout.println("Verified: applied to the base, " + r.appliedSummary());
       if (r.ortAdapter() != null) {
         stdout.println("Verified: ORT LoRA adapter on " + AdapterExport.BASE_WITH_INPUTS + ", " + r.ortAdapterSummary());
