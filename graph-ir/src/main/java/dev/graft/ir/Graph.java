@@ -6,9 +6,11 @@ import static com.google.common.base.Preconditions.checkState;
 import com.google.common.base.Strings;
 import com.google.common.collect.ImmutableList;
 import dev.graft.ir.tensor.Tensor;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
+import java.util.Deque;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -440,6 +442,37 @@ public final class Graph {
   /** Called by {@link Node#setAttr} when a node of this graph gains a subgraph attribute. */
   void noteSubgraphHolder(Node n) {
     subgraphHolders.add(n);
+  }
+
+  /**
+   * Removes what nothing reads any more, from {@code candidates} upwards: a candidate that has no
+   * use and is not a graph output or input goes (an initializer of this graph, or its producer once
+   * none of that node's outputs is read), and then the removed node's inputs are candidates in
+   * turn. What something still reads stays. The clean-up after a rewrite replaced a value:
+   *
+   * <pre>
+   *   y = Transpose(Reshape(x, Concat(...)))  =>  y = F(x)     removeUnread([old y]) drops the
+   *                                                             Transpose, Reshape and Concat chain
+   * </pre>
+   */
+  public void removeUnread(Collection<Value> candidates) {
+    Deque<Value> work = new ArrayDeque<>(candidates);
+    while (!work.isEmpty()) {
+      Value v = work.pop();
+      if (v == null || v.hasUses() || v.isGraphOutput() || v.isGraphInput()) continue;
+      if (v.isInitializer()) {
+        if (initializer(v.name()).orElse(null) == v) removeInitializer(v);
+        continue;
+      }
+      Node p = v.producer().orElse(null);
+      if (p == null || !p.isIn(this)) continue;
+      boolean dead = true;
+      for (Value o : p.outputs()) dead &= o == null || (!o.hasUses() && !o.isGraphOutput());
+      if (!dead) continue;
+      List<Value> inputs = List.copyOf(p.inputs());
+      removeNode(p);
+      work.addAll(inputs);
+    }
   }
 
   /**

@@ -59,6 +59,28 @@ class GraphMutationTest {
   }
 
   @Test
+  void removeUnreadDropsWhatNothingReadsUpwardsAndKeepsTheRest() {
+    // y = Add(r, Reshape(r, Concat(Shape(r), k))) with k an initializer; the Reshape's output then
+    // loses its reader: the Reshape, Concat, Shape and k go, r (still read by the Add) stays.
+    GraphBuilder b = GraphBuilder.create("g");
+    Value x = b.input("x", DataType.FLOAT, "batch", 4);
+    Value r = b.op("Relu", x);
+    Value k = b.int64s(1);
+    Value shape = b.op("Concat", List.of(b.op("Shape", r), k), Attr.of("axis", 0L));
+    Value reshaped = b.op("Reshape", r, shape);
+    b.output(b.op("Add", r, reshaped));
+    Graph g = b.graph();
+    Node add = node(g, "Add");
+    add.setInput(1, r);
+    int initializers = g.initializers().size();
+    g.removeUnread(List.of(reshaped, x));
+    assertThat(g.nodes()).extracting(Node::opType).containsExactly("Relu", "Add");
+    assertThat(g.initializers()).hasSize(initializers - 1);
+    assertThat(g.value("x")).isPresent();
+    Verifier.verify(g);
+  }
+
+  @Test
   void removeNodeChecksFirstThenMutates() {
     Graph g = chain();
     Node relu = node(g, "Relu");

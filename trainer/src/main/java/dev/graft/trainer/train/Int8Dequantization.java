@@ -13,9 +13,7 @@ import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.io.SessionFile;
 import dev.graft.ir.tensor.Tensor;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -109,7 +107,7 @@ public final class Int8Dequantization {
       dequantized += ef.byteSize();
       gathers++;
     }
-    removeDead(g, touched);
+    g.removeUnread(touched);
     return new Report(matMuls, floats.size(), gathers, quantized, dequantized);
   }
 
@@ -205,26 +203,5 @@ public final class Int8Dequantization {
     old.replaceAllUsesWith(y, true);
     g.rename(old, g.freshName(name + "_int8"));
     g.rename(y, name);
-  }
-
-  /** Removes what nothing reads any more, from {@code candidates} upwards. */
-  private static void removeDead(Graph g, List<Value> candidates) {
-    Deque<Value> work = new ArrayDeque<>(candidates);
-    while (!work.isEmpty()) {
-      Value v = work.pop();
-      if (v == null || v.hasUses() || v.isGraphOutput() || v.isGraphInput()) continue;
-      if (v.isInitializer()) {
-        if (g.initializer(v.name()).orElse(null) == v) g.removeInitializer(v);
-        continue;
-      }
-      Node p = v.producer().orElse(null);
-      if (p == null || !p.isIn(g)) continue;
-      boolean dead = true;
-      for (Value o : p.outputs()) dead &= o == null || (!o.hasUses() && !o.isGraphOutput());
-      if (!dead) continue;
-      List<Value> inputs = List.copyOf(p.inputs());
-      g.removeNode(p);
-      work.addAll(inputs);
-    }
   }
 }
