@@ -101,6 +101,8 @@ public final class GradientRules {
               .put("com.microsoft.SkipLayerNormalization", NormalizationRules::skipLayerNormalization)
               .put(UnpadRules.DOMAIN + "." + UnpadRules.UNPAD, UnpadRules::unpad)
               .put(UnpadRules.DOMAIN + "." + UnpadRules.PAD, UnpadRules::pad)
+              .put(UnpadRules.DOMAIN + "." + UnpadRules.UNPAD_HEADS, UnpadRules::unpadHeads)
+              .put(UnpadRules.DOMAIN + "." + UnpadRules.PAD_HEADS, UnpadRules::padHeads)
               .buildOrThrow());
 
   private final ImmutableMap<String, GradientRule> byOp;

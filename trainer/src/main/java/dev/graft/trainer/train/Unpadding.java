@@ -89,6 +89,14 @@ public final class Unpadding {
 
   private Unpadding() {}
 
+  /**
+   * False under {@code -Dgraft.train.unpadHeads=0}: pads and unpads next to an attention head split
+   * or merge stay a scatter or gather of whole rows plus the model's transpose (for A/B runs).
+   */
+  static boolean headsEnabled() {
+    return !"0".equals(System.getProperty("graft.train.unpadHeads", "1"));
+  }
+
   /** False under {@code -Dgraft.train.unpad=0}, which makes {@link Trainer} train padded (for A/B runs). */
   public static boolean enabled() {
     return !"0".equals(System.getProperty("graft.train.unpad", "1"));
@@ -151,11 +159,14 @@ public final class Unpadding {
     int n = 0;
     for (Node p : List.copyOf(g.nodes())) {
       if (!p.isIn(g) || !UnpadRules.DOMAIN.equals(p.domain())) continue;
-      GraphBuilder b = GraphBuilder.on(g).before(p).prefix(p.opType().equals(UnpadRules.PAD) ? "/graft/pad" : "/graft/unpad");
+      boolean padding = p.opType().equals(UnpadRules.PAD) || p.opType().equals(UnpadRules.PAD_HEADS);
+      GraphBuilder b = GraphBuilder.on(g).before(p).prefix(padding ? "/graft/pad" : "/graft/unpad");
       Value out =
           switch (p.opType()) {
             case UnpadRules.UNPAD -> UnpadRules.unpad(b::op, p.input(0), p.inputs());
             case UnpadRules.PAD -> UnpadRules.pad(b::op, p.input(0), p.inputs());
+            case UnpadRules.UNPAD_HEADS -> UnpadRules.unpadHeads(b::op, p.input(0), p.inputs());
+            case UnpadRules.PAD_HEADS -> UnpadRules.padHeads(b::op, p.input(0), p.inputs());
             default -> throw new IllegalStateException("unknown placeholder " + p.domain() + "." + p.opType());
           };
       g.replaceValue(p.output(), out, List.of(p));
@@ -179,6 +190,8 @@ public final class Unpadding {
     private final Dim seq;
     private final Map<Value, Value> unpadded = new IdentityHashMap<>();
     private final Map<String, List<Value>> shapesByRest = new HashMap<>();
+    private final Map<String, List<Value>> headInputsBySize = new HashMap<>();
+    private final Map<String, Value> shapeOfRest = new HashMap<>();
     private Value idx;
     private Value idx3;
     private Value flatCount;
@@ -270,7 +283,161 @@ public final class Unpadding {
         g.removeNode(n);
         for (int i = 0; i < olds.size(); i++) g.rename(news.get(i), olds.get(i).name());
       }
+      if (headsEnabled()) fuseHeads();
       return new Result(groups.size(), moved.size(), unpads, pads, Optional.empty());
+    }
+
+    // ---- attention head splits and merges -----------------------------------------------------
+
+    /**
+     * A pad whose padded [batch, seq, h*d] value is only split into heads ({@code Reshape} to
+     * [batch, seq, h, d], then {@code Transpose} [0,2,1,3], or [0,2,3,1] for a transposed key)
+     * becomes one scatter of each token's head slices into [batch, h, seq, d]; an unpad of a value
+     * that is only the merge of heads ({@code Transpose} [0,2,1,3] of [batch, h, seq, d], then
+     * {@code Reshape}) one gather of them. The transposes of head-major copies in the forward and
+     * the backward pass go, and so do the padded [batch, seq, h*d] copies (about 2.5% of
+     * bge-small's step at 128 tokens; docs/performance.md, "Session 8").
+     */
+    private void fuseHeads() {
+      for (Node p : List.copyOf(g.nodes())) {
+        if (!p.isIn(g) || !UnpadRules.DOMAIN.equals(p.domain())) continue;
+        if (p.opType().equals(UnpadRules.PAD)) fusePadSplit(p);
+        else if (p.opType().equals(UnpadRules.UNPAD)) fuseMergeUnpad(p);
+      }
+    }
+
+    private static final long[] HEAD_SPLIT = {0, 2, 1, 3};
+    private static final long[] HEAD_SPLIT_TRANSPOSED = {0, 2, 3, 1};
+
+    private void fusePadSplit(Node pad) {
+      Value padded = pad.output();
+      Node reshape = onlyReaderBesideShapes(padded);
+      if (reshape == null || !reshape.is("Reshape") || !reshape.domain().isEmpty() || reshape.input(0) != padded) return;
+      Node transpose = onlyReader(reshape.output());
+      if (transpose == null || !transpose.is("Transpose") || !transpose.domain().isEmpty()) return;
+      long[] perm = transpose.attrLongs("perm").orElse(null);
+      boolean keyLike = Arrays.equals(perm, HEAD_SPLIT_TRANSPOSED);
+      if (!keyLike && !Arrays.equals(perm, HEAD_SPLIT)) return;
+      long[] hd = heads(reshape.output(), padded);
+      if (hd == null) return;
+      GraphBuilder b = GraphBuilder.on(g).before(transpose).prefix("/graft/pad");
+      Value heads = b.opIn(UnpadRules.DOMAIN, UnpadRules.PAD_HEADS, headInputs(pad.input(0), hd));
+      heads.setType(Type.tensor(padded.dataType().get(), Shape.of(batch, Dim.of(hd[0]), seq, Dim.of(hd[1]))));
+      Value out = keyLike ? b.op("Transpose", List.of(heads), Attr.ints("perm", 0, 1, 3, 2)) : heads;
+      Value shape = reshape.input(1);
+      readShapesElsewhere(padded);
+      g.replaceValue(transpose.output(), out, List.of(transpose, reshape, pad));
+      g.removeUnread(List.of(shape));
+    }
+
+    private void fuseMergeUnpad(Node unpad) {
+      Value merged = unpad.input(0);
+      if (onlyReader(merged) != unpad) return;
+      Node reshape = merged.producer().orElse(null);
+      if (reshape == null || !reshape.is("Reshape") || !reshape.domain().isEmpty()) return;
+      Value split = reshape.input(0);
+      Node transpose = split.producer().orElse(null);
+      if (onlyReaderBesideShapes(split) != reshape || transpose == null || !transpose.is("Transpose") || !transpose.domain().isEmpty()) return;
+      if (!Arrays.equals(transpose.attrLongs("perm").orElse(null), HEAD_SPLIT)) return;
+      long[] hd = heads(split, merged);
+      if (hd == null) return;
+      GraphBuilder b = GraphBuilder.on(g).before(unpad).prefix("/graft/unpad");
+      Value u = b.opIn(UnpadRules.DOMAIN, UnpadRules.UNPAD_HEADS, headInputs(transpose.input(0), hd));
+      Value shape = reshape.input(1);
+      readShapesElsewhere(split);
+      g.replaceValue(unpad.output(), u, List.of(unpad, reshape, transpose));
+      g.removeUnread(List.of(shape));
+    }
+
+    /**
+     * The one node other than {@code Shape} nodes that reads {@code v} (once), when {@code v} is not
+     * a graph output: exporters compute a head split's target shape from {@code Shape(x)}.
+     */
+    private static Node onlyReaderBesideShapes(Value v) {
+      if (v.isGraphOutput()) return null;
+      Node only = null;
+      for (var use : v.uses()) {
+        Node n = use.node();
+        if (plainShape(n)) continue;
+        if (only != null) return null;
+        only = n;
+      }
+      return only;
+    }
+
+    private static boolean plainShape(Node n) {
+      return n.is("Shape") && n.domain().isEmpty() && n.attributes().isEmpty();
+    }
+
+    /**
+     * Makes the {@code Shape} nodes that read token-major {@code v} [batch, seq, rest...] read the
+     * same dims from the mask's shape instead, so that {@code v} itself need not exist.
+     */
+    private void readShapesElsewhere(Value v) {
+      long[] rest = rest(v);
+      Value dims = shapeOfRest.computeIfAbsent(Arrays.toString(rest), k -> {
+        Node anchor = g.nodeAfter(flatCount.producer().get()).orElseThrow();
+        GraphBuilder b = GraphBuilder.on(g).before(anchor).prefix("/graft/unpad/shape");
+        return b.op("Concat", List.of(maskShape, b.int64s(rest)), Attr.of("axis", 0L));
+      });
+      for (var use : List.copyOf(v.uses())) {
+        Node n = use.node();
+        if (!plainShape(n)) continue;
+        n.output().replaceAllUsesWith(dims, true);
+        g.removeNode(n);
+      }
+    }
+
+    /** The node that alone reads {@code v} (once), when {@code v} is not a graph output. */
+    private static Node onlyReader(Value v) {
+      return v.uses().size() == 1 && !v.isGraphOutput() ? v.uses().get(0).node() : null;
+    }
+
+    /**
+     * {h, d} when {@code split} is [batch, seq, h, d] and {@code flat} [batch, seq, h*d], both with
+     * the mask's batch and sequence dims; else null.
+     */
+    private long[] heads(Value split, Value flat) {
+      Shape s = split.shape().orElse(null);
+      Shape f = flat.shape().orElse(null);
+      if (s == null || f == null || s.rank() != 4 || f.rank() != 3 || !tokenMajor(flat) || !tokenMajor(split)) return null;
+      long h = s.dim(2).value();
+      long d = s.dim(3).value();
+      return h * d == f.dim(2).value() ? new long[] {h, d} : null;
+    }
+
+    /** The inputs of the head placeholders ({@link UnpadRules}): the value, the indices, three shapes. */
+    private List<Value> headInputs(Value v, long[] hd) {
+      String key = hd[0] + "x" + hd[1];
+      List<Value> in = headInputsBySize.get(key);
+      if (in == null) {
+        Node anchor = g.nodeAfter(flatCount.producer().get()).orElseThrow();
+        GraphBuilder b = GraphBuilder.on(g).before(anchor).prefix("/graft/unpad/heads");
+        long h = hd[0];
+        long d = hd[1];
+        // idxHeads [tokens, h, 3]: (row, head, position) of every token's every head slice.
+        Value flatIdx = b.op("Reshape", idx, b.int64s(-1));
+        Value seqLen = b.op("Slice", maskShape, b.int64s(1), b.int64s(2));
+        Value rows = b.op("Unsqueeze", b.op("Div", flatIdx, seqLen), b.int64s(1, 2));
+        Value positions = b.op("Unsqueeze", b.op("Mod", flatIdx, seqLen), b.int64s(1, 2));
+        long[] headIds = new long[(int) h];
+        for (int i = 0; i < h; i++) headIds[i] = i;
+        Value headsCol = b.op("Reshape", b.int64s(headIds), b.int64s(1, h, 1));
+        Value target = b.op("Concat", List.of(b.op("Shape", flatIdx), b.int64s(h, 1)), Attr.of("axis", 0L));
+        Value idxHeads = b.op("Concat", List.of(
+                b.op("Expand", rows, target), b.op("Expand", headsCol, target), b.op("Expand", positions, target)),
+            Attr.of("axis", 2L));
+        idxHeads.setType(Type.tensor(DataType.INT64, Shape.of(Dim.of(TOKENS), Dim.of(h), Dim.of(3))));
+        Value padded = b.op("Concat",
+            List.of(b.op("Slice", maskShape, b.int64s(0), b.int64s(1)), b.int64s(h), seqLen, b.int64s(d)),
+            Attr.of("axis", 0L));
+        in = List.of(idxHeads, padded, b.int64s(-1, h, d), b.int64s(1, -1, h * d));
+        headInputsBySize.put(key, in);
+      }
+      List<Value> all = new ArrayList<>();
+      all.add(v);
+      all.addAll(in);
+      return all;
     }
 
     // ---- which nodes move -------------------------------------------------------------------

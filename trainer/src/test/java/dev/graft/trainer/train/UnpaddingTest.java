@@ -111,6 +111,36 @@ class UnpaddingTest {
   }
 
   @Test
+  void splitsAndMergesAttentionHeadsStraightFromTheRealTokens() {
+    // Q, K and V scatter each token's head slices into [batch, heads, seq, d], and the attention's
+    // output gathers them back: no head-split Transpose and no padded [batch, seq, 384] copy is left.
+    // The backward pass's head gradients go the same way; the only transposes left swap the last
+    // two axes (a key's [batch, heads, d, seq]; ORT folds them into its FusedMatMul) or a weight.
+    for (Model m : List.of(unpadded.eval(), unpadded.trainStep())) {
+      List<String> headTransposes = new ArrayList<>();
+      for (Node n : m.graph().nodes()) {
+        if (!n.is("Transpose")) continue;
+        long[] perm = n.attrLongs("perm").orElseThrow();
+        if (perm.length == 4 && perm[1] != 1) headTransposes.add(n.name() + " " + java.util.Arrays.toString(perm));
+      }
+      assertThat(headTransposes).as(m.graph().name()).isEmpty();
+    }
+    Model eval = unpadded.eval();
+    long headScatters = eval.graph().nodes().stream()
+        .filter(n -> n.is("ScatterND") && n.output().shape().map(sh -> sh.rank() == 4).orElse(false)).count();
+    assertThat(headScatters).isEqualTo(6 * 3);
+    assertThat(OpCensus.of(eval.graph())).containsEntry("GatherND", 6);
+    // Off (-Dgraft.train.unpadHeads=0) the model's own transposes stay: 4 a layer.
+    System.setProperty("graft.train.unpadHeads", "0");
+    try {
+      Model rows = TrainStepGraph.builder(model).unpad("attention_mask").build().eval();
+      assertThat(OpCensus.of(rows.graph())).doesNotContainKey("GatherND").containsEntry("Transpose", 6 * 4);
+    } finally {
+      System.clearProperty("graft.train.unpadHeads");
+    }
+  }
+
+  @Test
   void lowersThePlaceholdersLeavingNothingUnread() {
     // No placeholder is left for ORT, and nothing the rewrite made goes unread (ORT would warn).
     for (Model m : List.of(unpadded.trainStep(), unpadded.eval(), unpadded.accumulate())) {

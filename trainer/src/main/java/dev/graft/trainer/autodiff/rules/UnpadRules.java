@@ -26,6 +26,19 @@ import java.util.Optional;
  *   dev.graft.Pad(u)    = Reshape(ScatterND(ConstantOfShape(in3), idx3, u), in4)    d u = Unpad(g)
  * </pre>
  *
+ * Where a padded value is split into attention heads right away ({@code Reshape} to [batch, seq,
+ * heads, d] and {@code Transpose} to [batch, heads, seq, d]), or merged from them right before an
+ * unpad, a second pair moves each token's head slices directly, so that neither the transpose nor
+ * the padded [batch, seq, features] copy is made:
+ *
+ * <pre>
+ *   0 the value      1 idxHeads [tokens, heads, 3] (batch, head, position)      2 [batch, heads, seq, d]
+ *   3 [-1, heads, d]                        4 [1, -1, heads * d]
+ *
+ *   dev.graft.UnpadHeads(z) = Reshape(GatherND(z, idxHeads), in4)                      d z = PadHeads(g)
+ *   dev.graft.PadHeads(u)   = ScatterND(ConstantOfShape(in2), idxHeads, Reshape(u, in3))  d u = UnpadHeads(g)
+ * </pre>
+ *
  * Written as placeholders through differentiation and lowered to those standard ops after, so
  * that the backward reads only the indices and the shapes (computed from the token mask, a graph
  * input): the generic Gather rule would scatter-add into zeros shaped like the gathered value,
@@ -37,6 +50,8 @@ public final class UnpadRules {
 
   public static final String UNPAD = "Unpad";
   public static final String PAD = "Pad";
+  public static final String UNPAD_HEADS = "UnpadHeads";
+  public static final String PAD_HEADS = "PadHeads";
 
   private UnpadRules() {}
 
@@ -54,6 +69,14 @@ public final class UnpadRules {
     return withFirst(b.typedLike(unpad(b::op, g.get(0), n.inputs()), n.input(0)));
   }
 
+  public static List<Optional<Value>> unpadHeads(GradBuilder b, Node n, List<Value> g) {
+    return grads(some(b.typedLike(padHeads(b::op, g.get(0), n.inputs()), n.input(0))), none(), none(), none(), none());
+  }
+
+  public static List<Optional<Value>> padHeads(GradBuilder b, Node n, List<Value> g) {
+    return grads(some(b.typedLike(unpadHeads(b::op, g.get(0), n.inputs()), n.input(0))), none(), none(), none(), none());
+  }
+
   private static List<Optional<Value>> withFirst(Value d) {
     return grads(some(d), none(), none(), none(), none(), none());
   }
@@ -65,9 +88,24 @@ public final class UnpadRules {
 
   /** Pad's standard ops on {@code u}; the zeros take its element type. */
   public static Value pad(Ops ops, Value u, List<Value> in) {
-    DataType t = u.dataType().orElseThrow(() -> new IllegalStateException("the element type of '" + u.name() + "' is unknown"));
-    DenseTensor zero = DenseTensor.ofRaw(null, t, new long[] {1}, ByteBuffer.allocate((int) t.byteCount(1)));
-    Value zeros = ops.op("ConstantOfShape", List.of(in.get(3)), Attr.of("value", zero));
+    Value zeros = zeros(ops, u, in.get(3));
     return ops.op("Reshape", List.of(ops.op("ScatterND", List.of(zeros, in.get(2), u)), in.get(4)));
+  }
+
+  /** UnpadHeads' standard ops on {@code z} [batch, heads, seq, d]. */
+  public static Value unpadHeads(Ops ops, Value z, List<Value> in) {
+    return ops.op("Reshape", List.of(ops.op("GatherND", List.of(z, in.get(1))), in.get(4)));
+  }
+
+  /** PadHeads' standard ops on {@code u} [1, tokens, heads * d]; the zeros take its element type. */
+  public static Value padHeads(Ops ops, Value u, List<Value> in) {
+    Value zeros = zeros(ops, u, in.get(2));
+    return ops.op("ScatterND", List.of(zeros, in.get(1), ops.op("Reshape", List.of(u, in.get(3)))));
+  }
+
+  private static Value zeros(Ops ops, Value like, Value shape) {
+    DataType t = like.dataType().orElseThrow(() -> new IllegalStateException("the element type of '" + like.name() + "' is unknown"));
+    DenseTensor zero = DenseTensor.ofRaw(null, t, new long[] {1}, ByteBuffer.allocate((int) t.byteCount(1)));
+    return ops.op("ConstantOfShape", List.of(shape), Attr.of("value", zero));
   }
 }
