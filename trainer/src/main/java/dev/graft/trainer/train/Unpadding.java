@@ -332,7 +332,7 @@ public final class Unpadding {
 
     private void fuseMergeUnpad(Node unpad) {
       Value merged = unpad.input(0);
-      if (onlyReader(merged) != unpad) return;
+      if (onlyReaderBesideShapes(merged) != unpad) return;
       Node reshape = merged.producer().orElse(null);
       if (reshape == null || !reshape.is("Reshape") || !reshape.domain().isEmpty()) return;
       Value split = reshape.input(0);
@@ -344,6 +344,7 @@ public final class Unpadding {
       GraphBuilder b = GraphBuilder.on(g).before(unpad).prefix("/graft/unpad");
       Value u = b.opIn(UnpadRules.DOMAIN, UnpadRules.UNPAD_HEADS, headInputs(transpose.input(0), hd));
       Value shape = reshape.input(1);
+      readShapesElsewhere(merged);
       readShapesElsewhere(split);
       g.replaceValue(unpad.output(), u, List.of(unpad, reshape, transpose));
       g.removeUnread(List.of(shape));
@@ -374,6 +375,7 @@ public final class Unpadding {
      * same dims from the mask's shape instead, so that {@code v} itself need not exist.
      */
     private void readShapesElsewhere(Value v) {
+      if (v.uses().stream().noneMatch(use -> plainShape(use.node()))) return;
       long[] rest = rest(v);
       Value dims = shapeOfRest.computeIfAbsent(Arrays.toString(rest), k -> {
         Node anchor = g.nodeAfter(flatCount.producer().get()).orElseThrow();
