@@ -40,7 +40,12 @@ import java.util.Set;
  *   pad(u)   = Reshape(ScatterND(zeros[batch*seq, hidden], Unsqueeze(idx, 2), u), [batch, seq, hidden])
  * </pre>
  *
- * The gradient of unpad is a scatter and that of pad a gather ({@code GatherRules}, {@code
+ * Where a pad feeds only an attention head split (Reshape to [batch, seq, h, d], Transpose to
+ * [batch, h, seq, d]) it scatters each token's head slices straight into [batch, h, seq, d], and
+ * an unpad of a head merge gathers straight from them, so neither the transposes nor the padded
+ * [batch, seq, h*d] copies are made ({@code -Dgraft.train.unpadHeads=0} turns that off).
+ *
+ * <p>The gradient of unpad is a scatter and that of pad a gather ({@code GatherRules}, {@code
  * ScatterRules}), so the backward pass is padding-free too. On a batch of dynamic padding the
  * matmuls of every linear layer shrink by the padding's share of the tokens (62% of the tokens on
  * the UCI sentences at batch 32); on a batch without padding the rewrite costs a gather and four
