@@ -381,12 +381,7 @@ public final class Unpadding {
      */
     private void readShapesElsewhere(Value v) {
       if (v.uses().stream().noneMatch(use -> plainShape(use.node()))) return;
-      long[] rest = rest(v);
-      Value dims = shapeOfRest.computeIfAbsent(Arrays.toString(rest), k -> {
-        Node anchor = g.nodeAfter(flatCount.producer().get()).orElseThrow();
-        GraphBuilder b = GraphBuilder.on(g).before(anchor).prefix("/graft/unpad/shape");
-        return b.op("Concat", List.of(maskShape, b.int64s(rest)), Attr.of("axis", 0L));
-      });
+      Value dims = tokenMajorShape(rest(v));
       for (var use : List.copyOf(v.uses())) {
         Node n = use.node();
         if (!plainShape(n)) continue;
@@ -418,8 +413,7 @@ public final class Unpadding {
       String key = hd[0] + "x" + hd[1];
       List<Value> in = headInputsBySize.get(key);
       if (in == null) {
-        Node anchor = g.nodeAfter(flatCount.producer().get()).orElseThrow();
-        GraphBuilder b = GraphBuilder.on(g).before(anchor).prefix("/graft/unpad/heads");
+        GraphBuilder b = shapeOps("/graft/unpad/heads");
         long h = hd[0];
         long d = hd[1];
         // idxHeads [tokens, h, 3]: (row, head, position) of every token's every head slice.
@@ -562,19 +556,30 @@ public final class Unpadding {
       String key = Arrays.toString(rest);
       List<Value> shapes = shapesByRest.get(key);
       if (shapes == null) {
-        Node anchor = g.nodeAfter(flatCount.producer().get()).orElseThrow();
-        GraphBuilder b = GraphBuilder.on(g).before(anchor).prefix("/graft/pad");
-        Value restDims = b.int64s(rest);
+        GraphBuilder b = shapeOps("/graft/pad");
         long[] flat = new long[rest.length + 1];
         flat[0] = -1;
         System.arraycopy(rest, 0, flat, 1, rest.length);
         shapes = List.of(
-            b.op("Concat", List.of(flatCount, restDims), Attr.of("axis", 0L)),
-            b.op("Concat", List.of(maskShape, restDims), Attr.of("axis", 0L)),
+            b.op("Concat", List.of(flatCount, b.int64s(rest)), Attr.of("axis", 0L)),
+            tokenMajorShape(rest),
             b.int64s(flat));
         shapesByRest.put(key, shapes);
       }
       return List.of(v, idx, idx3, shapes.get(0), shapes.get(1), shapes.get(2));
+    }
+
+    /** [batch, seq, rest...]: the mask's shape and {@code rest}, made once per rest. */
+    private Value tokenMajorShape(long[] rest) {
+      return shapeOfRest.computeIfAbsent(Arrays.toString(rest), k -> {
+        GraphBuilder b = shapeOps("/graft/pad");
+        return b.op("Concat", List.of(maskShape, b.int64s(rest)), Attr.of("axis", 0L));
+      });
+    }
+
+    /** A builder of ops that every step computes once from the token mask, placed after its statistics. */
+    private GraphBuilder shapeOps(String prefix) {
+      return GraphBuilder.on(g).before(g.nodeAfter(flatCount.producer().get()).orElseThrow()).prefix(prefix);
     }
 
     private static long[] rest(Value v) {
