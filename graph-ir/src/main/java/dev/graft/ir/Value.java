@@ -172,6 +172,14 @@ public final class Value {
     return !uses.isEmpty();
   }
 
+  /**
+   * The node that alone reads this value, once, when it is not a graph output: what a fusion may
+   * fold the value into without anyone else missing it.
+   */
+  public Optional<Node> soleReader() {
+    return uses.size() == 1 && !isGraphOutput() ? Optional.of(uses.get(0).node()) : Optional.empty();
+  }
+
   void addUse(Use use) {
     uses.add(use);
   }

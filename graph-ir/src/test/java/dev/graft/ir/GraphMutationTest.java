@@ -59,6 +59,17 @@ class GraphMutationTest {
   }
 
   @Test
+  void soleReaderIsTheOneNodeThatReadsAValueNotAGraphOutput() {
+    Graph g = chain();
+    assertThat(node(g, "Exp").output().soleReader()).contains(node(g, "Add"));
+    assertThat(node(g, "Relu").output().soleReader()).isEmpty(); // read by Exp and Add
+    assertThat(node(g, "Add").output().soleReader()).isEmpty(); // a graph output, read by no node
+    Node neg = g.addNode(new Node("", "Neg", List.of(node(g, "Add").output()), List.of("negy"), List.of(), "neg"));
+    assertThat(node(g, "Add").output().soleReader()).isEmpty(); // one reader, but still a graph output
+    assertThat(neg.output().soleReader()).isEmpty();
+  }
+
+  @Test
   void removeUnreadDropsWhatNothingReadsUpwardsAndKeepsTheRest() {
     // y = Add(r, Reshape(r, Concat(Shape(r), k))) with k an initializer; the Reshape's output then
     // loses its reader: the Reshape, Concat, Shape and k go, r (still read by the Add) stays.

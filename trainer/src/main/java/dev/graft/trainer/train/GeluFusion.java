@@ -120,9 +120,7 @@ public final class GeluFusion {
   }
 
   private static Node onlyUser(Value v, String op) {
-    if (v.isGraphOutput() || v.uses().size() != 1) return null;
-    Node n = v.uses().get(0).node();
-    return n.is(op) ? n : null;
+    return v.soleReader().filter(n -> n.is(op)).orElse(null);
   }
 
   private static boolean onlyFeeds(Value v, Node user) {

@@ -121,9 +121,9 @@ public final class Int8Dequantization {
     Value wq = mm.input(1);
     Value wz = mm.inputs().size() > 3 ? mm.input(3) : null;
     if (!constant(wq) || wq.initializer().get().dims().length != 2 || (wz != null && !constant(wz))) return Optional.empty();
-    Node cast = only(mm.output());
+    Node cast = mm.output().soleReader().orElse(null);
     if (cast == null || !cast.is("Cast") || cast.attrLong("to", 0) != DataType.FLOAT.code()) return Optional.empty();
-    Node mul = only(cast.output());
+    Node mul = cast.output().soleReader().orElse(null);
     if (mul == null || !mul.is("Mul")) return Optional.empty();
     Value scale = mul.input(0) == cast.output() ? mul.input(1) : mul.input(0);
     Node scales = scale.producer().orElse(null);
@@ -181,10 +181,6 @@ public final class Int8Dequantization {
 
   private static boolean constant(Value v) {
     return v != null && v.isInitializer() && !v.isGraphInput();
-  }
-
-  private static Node only(Value v) {
-    return v.uses().size() == 1 && !v.isGraphOutput() ? v.uses().get(0).node() : null;
   }
 
   private static String name(Value v) {

@@ -318,7 +318,7 @@ public final class Unpadding {
       Value padded = pad.output();
       Node reshape = onlyReaderBesideShapes(padded);
       if (reshape == null || !reshape.is("Reshape") || !reshape.domain().isEmpty() || reshape.input(0) != padded) return;
-      Node transpose = onlyReader(reshape.output());
+      Node transpose = reshape.output().soleReader().orElse(null);
       if (transpose == null || !transpose.is("Transpose") || !transpose.domain().isEmpty()) return;
       long[] perm = transpose.attrLongs("perm").orElse(null);
       boolean keyLike = Arrays.equals(perm, HEAD_SPLIT_TRANSPOSED);
@@ -388,11 +388,6 @@ public final class Unpadding {
         n.output().replaceAllUsesWith(dims, true);
         g.removeNode(n);
       }
-    }
-
-    /** The node that alone reads {@code v} (once), when {@code v} is not a graph output. */
-    private static Node onlyReader(Value v) {
-      return v.uses().size() == 1 && !v.isGraphOutput() ? v.uses().get(0).node() : null;
     }
 
     /**
