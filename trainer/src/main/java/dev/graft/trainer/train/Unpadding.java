@@ -329,10 +329,11 @@ public final class Unpadding {
       Value heads = b.opIn(UnpadRules.DOMAIN, UnpadRules.PAD_HEADS, headInputs(pad.input(0), hd));
       heads.setType(Type.tensor(padded.dataType().get(), Shape.of(batch, Dim.of(hd[0]), seq, Dim.of(hd[1]))));
       Value out = keyLike ? b.op("Transpose", List.of(heads), Attr.ints("perm", 0, 1, 3, 2)) : heads;
-      Value shape = reshape.input(1);
+      List<Value> inputs = new ArrayList<>(pad.inputs());
+      inputs.add(reshape.input(1));
       readShapesElsewhere(padded);
       g.replaceValue(transpose.output(), out, List.of(transpose, reshape, pad));
-      g.removeUnread(List.of(shape));
+      g.removeUnread(inputs); // the split's target shape; the pad's shapes if no other pad reads them
     }
 
     private void fuseMergeUnpad(Node unpad) {
@@ -348,11 +349,12 @@ public final class Unpadding {
       if (hd == null) return;
       GraphBuilder b = GraphBuilder.on(g).before(unpad).prefix("/graft/unpad");
       Value u = b.opIn(UnpadRules.DOMAIN, UnpadRules.UNPAD_HEADS, headInputs(transpose.input(0), hd));
-      Value shape = reshape.input(1);
+      List<Value> inputs = new ArrayList<>(unpad.inputs());
+      inputs.add(reshape.input(1));
       readShapesElsewhere(merged);
       readShapesElsewhere(split);
       g.replaceValue(unpad.output(), u, List.of(unpad, reshape, transpose));
-      g.removeUnread(List.of(shape));
+      g.removeUnread(inputs); // the merge's target shape; the unpad's shapes if no other unpad reads them
     }
 
     /**
