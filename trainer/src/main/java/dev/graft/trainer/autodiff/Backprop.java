@@ -119,6 +119,11 @@ public final class Backprop {
     }
 
     Map<Value, List<Value>> contributions = new IdentityHashMap<>();
+    // Values whose gradient is complete: every forward reader differentiated, the sum made.
+    Map<Value, Value> totals = new IdentityHashMap<>();
+    Set<Node> forwardNodes = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+    forwardNodes.addAll(graph.nodes());
+    b.context(forwardNodes, totals::get);
     if (needs.contains(loss)) {
       b.enterDriver(loss.name() + "/seed");
       contributions.computeIfAbsent(loss, k -> new ArrayList<>()).add(seed(loss));
@@ -130,6 +135,7 @@ public final class Backprop {
       boolean any = false;
       for (Value out : n.outputs()) {
         Value g = out == null ? null : total(out, contributions);
+        if (g != null) totals.put(out, g);
         outGrads.add(g);
         any |= g != null;
       }

@@ -17,6 +17,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
+import java.util.function.Function;
 import java.util.function.Predicate;
 
 /**
@@ -34,6 +36,8 @@ public final class GradBuilder {
   private Node forward;
   private Predicate<Value> needsGrad = v -> false;
   private String driverLabel;
+  private Set<Node> forwardNodes = Set.of();
+  private Function<Value, Value> gradients = v -> null;
 
   GradBuilder(Graph graph, long opset) {
     this.graph = graph;
@@ -44,6 +48,15 @@ public final class GradBuilder {
     this.forward = node;
     this.needsGrad = needs;
     this.driverLabel = null;
+  }
+
+  /**
+   * What the driver knows beyond the current node: the nodes of the forward graph (those there
+   * before any gradient node) and the total gradient of each value it has made so far.
+   */
+  void context(Set<Node> forwardNodes, Function<Value, Value> gradients) {
+    this.forwardNodes = forwardNodes;
+    this.gradients = gradients;
   }
 
   /** Nodes the driver itself emits (the seed, fan-out sums) are named grad/<label>/... */
@@ -70,6 +83,28 @@ public final class GradBuilder {
   public boolean needs(int i) {
     Value v = forward.input(i);
     return v != null && needsGrad.test(v);
+  }
+
+  /**
+   * The nodes of the forward graph that read {@code v}, without the gradient nodes that read it
+   * too; empty when {@code v} is a graph output (something outside reads it).
+   */
+  public List<Node> forwardReaders(Value v) {
+    if (v.isGraphOutput()) return List.of();
+    List<Node> out = new ArrayList<>();
+    for (dev.graft.ir.Use u : v.uses()) {
+      if (forwardNodes.contains(u.node()) && !out.contains(u.node())) out.add(u.node());
+    }
+    return out;
+  }
+
+  /**
+   * The total gradient of forward value {@code v} when the driver has already made it (the rules
+   * run in reverse topological order, so a value read by the current node's readers has one), else
+   * empty. For rules that read a later node's gradient, as attention's softmax does.
+   */
+  public Optional<Value> gradientOf(Value v) {
+    return Optional.ofNullable(gradients.apply(v));
   }
 
   // ---- failing -------------------------------------------------------------------------------

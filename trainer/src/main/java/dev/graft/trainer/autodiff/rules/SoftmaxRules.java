@@ -18,6 +18,7 @@ import java.util.Optional;
  *
  * <pre>
  *   y = Softmax(x)      dx = y * (g - ReduceSum(g * y, axis))
+ *                       (attention's: ReduceSum(dc * c, -1) for ReduceSum(g * y), c = MatMul(y, v))
  *   y = LogSoftmax(x)   dx = g - exp(y) * ReduceSum(g, axis)
  *   l = SCE(s, t)       ds = (Softmax(s, 1) - onehot(t)) * coef,  coef from reduction, weights, ignore_index
  * </pre>
@@ -34,8 +35,49 @@ public final class SoftmaxRules {
     long axis = axis(b, n);
     Value y = n.output();
     Value gy = g.get(0);
-    Value s = b.reduceSum(b.mul(gy, y), new long[] {axis}, true);
+    Value s = attentionRowDot(b, n, gy).orElseGet(() -> b.reduceSum(b.mul(gy, y), new long[] {axis}, true));
     return grads(some(b.typedLike(b.mul(y, b.sub(gy, s)), n.input(0))));
+  }
+
+  /**
+   * False under {@code -Dgraft.train.softmaxRowDot=0}: attention's softmax gradient sums {@code g *
+   * y} over the scores as any softmax's does (for A/B runs).
+   */
+  static boolean rowDotEnabled() {
+    return !"0".equals(System.getProperty("graft.train.softmaxRowDot", "1"));
+  }
+
+  /**
+   * {@code ReduceSum(g * y, last axis)} of attention's softmax, read off the product that follows
+   * it. Where y's only reader is {@code c = MatMul(y, v)} and g is that product's own input
+   * gradient {@code dc @ v^T} (no reduction over broadcast axes in between):
+   *
+   * <pre>
+   *   sum_j g_ij y_ij = sum_j y_ij sum_k dc_ik v_jk = sum_k dc_ik c_ik
+   * </pre>
+   *
+   * so the product and the sum run over c's {@code [.., s, d]} instead of the scores' {@code [..,
+   * s, s]} (a quarter of it with 32-wide heads at 128 tokens), and c is kept for the backward pass
+   * instead (the identity FlashAttention's backward uses). Empty where the pattern does not hold.
+   */
+  static Optional<Value> attentionRowDot(GradBuilder b, Node n, Value gy) {
+    if (!rowDotEnabled()) return Optional.empty();
+    Value y = n.output();
+    int rank = y.shape().map(Shape::rank).orElse(-1);
+    long axis = axis(b, n);
+    if (rank < 2 || (axis != -1 && axis != rank - 1)) return Optional.empty();
+    List<Node> readers = b.forwardReaders(y);
+    if (readers.size() != 1) return Optional.empty();
+    Node m = readers.get(0);
+    if (!m.is("MatMul") || m.input(0) != y || m.input(1) == y) return Optional.empty();
+    Value v = m.input(1);
+    if (v.shape().map(Shape::rank).orElse(-1) != rank) return Optional.empty();
+    Optional<Value> dc = b.gradientOf(m.output());
+    Node gp = gy.producer().orElse(null);
+    if (dc.isEmpty() || gp == null || !gp.is("MatMul") || gp.input(0) != dc.get()) return Optional.empty();
+    Node t = gp.input(1).producer().orElse(null);
+    if (t == null || !t.is("Transpose") || t.input(0) != v) return Optional.empty();
+    return Optional.of(b.reduceSum(b.mul(dc.get(), m.output()), new long[] {-1}, true));
   }
 
   public static List<Optional<Value>> logSoftmax(GradBuilder b, Node n, List<Value> g) {
