@@ -18,7 +18,10 @@
 # Environment: FULL (0; 1 = the issue's whole-data-set rows, below), THREADS (2), BATCH (32), UCI_EXAMPLES (960 of the 3,000; 0 = all), UCI_EPOCHS (1),
 # SPAM_EXAMPLES (960 of 6,043: 30 steps; 0 = all), BGE_EXAMPLES (480: 15 steps; 0 = all), BUCKETS (0; 1 = length-bucketed batches, LengthBuckets),
 # WAIT (passive: OpenMP and ORT threads sleep instead of spinning, fair on a shared machine; set
-# WAIT=active to let both spin), GRAFT_JAR (tools/target/graft.jar), GRAFT_CACHE (~/.cache/graft), OUT (bench/out).
+# WAIT=active to let both spin), ROUNDS (1; N = each row N times, the two sides in turn: PyTorch
+# first in odd rounds, Graft first in even ones, so that a machine slowing down or speeding up
+# weighs on both; one table line per round), GRAFT_JAR (tools/target/graft.jar),
+# GRAFT_CACHE (~/.cache/graft), OUT (bench/out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,6 +38,7 @@ SPAM_EXAMPLES=${SPAM_EXAMPLES:-960}
 BGE_EXAMPLES=${BGE_EXAMPLES:-480}
 BUCKETS=${BUCKETS:-0}
 WAIT=${WAIT:-passive}
+ROUNDS=${ROUNDS:-1}
 CACHE=${GRAFT_CACHE:-$HOME/.cache/graft}
 OUT=${OUT:-$ROOT/bench/out}
 ROWS=("$@")
@@ -131,13 +135,36 @@ row() {
       --max-length "$maxlen" --batch "$BATCH" --epochs "$epochs" --limit "$limit" --buckets "$([ "$BUCKETS" = 1 ] && echo true || echo false)" \
       --out "$batches" 2>/dev/null \
     | tee "$OUT/$key.export.txt" >&2
+  local round
+  for ((round = 1; round <= ROUNDS; round++)); do
+    if ((round % 2 == 1)); then
+      pair "$key" "$label" "$model" pytorch graft
+    else
+      pair "$key" "$label" "$model" graft pytorch
+    fi
+  done
+}
+
+peer() {
+  local side=$1 key=$2 model=$3 batches=$OUT/$2.batches
+  if [ "$side" = pytorch ]; then
+    /usr/bin/python3 "$ROOT/bench/peft_peer.py" --model "$model" --batches "$batches" --threads "$THREADS" \
+        >"$OUT/$key.pytorch.txt" 2>"$OUT/$key.pytorch.log"
+  else
+    "${JAVA[@]}" -Dgraft.ort.spin=$GRAFT_SPIN $BENCH train --model "$model" \
+        --recipe "$ROOT/examples/recipes/quickstart.yaml" --batches "$batches" --threads "$THREADS" \
+        >"$OUT/$key.graft.txt" 2>"$OUT/$key.graft.log"
+  fi
+}
+
+# One round of a row: the two sides one after the other, in the order given, and its table line.
+pair() {
+  local key=$1 label=$2 model=$3 first=$4 second=$5
   local before; before=$(load)
-  /usr/bin/python3 "$ROOT/bench/peft_peer.py" --model "$model" --batches "$batches" --threads "$THREADS" \
-      >"$OUT/$key.pytorch.txt" 2>"$OUT/$key.pytorch.log"
-  "${JAVA[@]}" -Dgraft.ort.spin=$GRAFT_SPIN $BENCH train --model "$model" \
-      --recipe "$ROOT/examples/recipes/quickstart.yaml" --batches "$batches" --threads "$THREADS" \
-      >"$OUT/$key.graft.txt" 2>"$OUT/$key.graft.log"
+  peer "$first" "$key" "$model"
+  peer "$second" "$key" "$model"
   local after; after=$(load)
+  [ "$ROUNDS" -gt 1 ] && label="$label (round $round, $first first)"
   local n pl pj gl gj pr gr
   n=$(field "$OUT/$key.graft.txt" examples)
   pl=$(field "$OUT/$key.pytorch.txt" loop_s); pj=$(field "$OUT/$key.pytorch.txt" job_s)
