@@ -82,6 +82,13 @@ final class SharedWeights implements AutoCloseable {
     return tensors.size();
   }
 
+  /** Their size in bytes. */
+  long bytes() throws OrtException {
+    long n = 0;
+    for (OnnxTensor t : tensors) n += t.getInfo().getNumElements() * 4L;
+    return n;
+  }
+
   @Override
   public void close() {
     tensors.forEach(OnnxTensor::close);
