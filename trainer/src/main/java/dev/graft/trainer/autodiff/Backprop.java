@@ -15,6 +15,7 @@ import dev.graft.ir.analysis.TopologicalOrder;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Collections;
 import java.util.Deque;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -121,7 +122,7 @@ public final class Backprop {
     Map<Value, List<Value>> contributions = new IdentityHashMap<>();
     // Values whose gradient is complete: every forward reader differentiated, the sum made.
     Map<Value, Value> totals = new IdentityHashMap<>();
-    Set<Node> forwardNodes = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+    Set<Node> forwardNodes = Collections.newSetFromMap(new IdentityHashMap<>());
     forwardNodes.addAll(graph.nodes());
     b.context(forwardNodes, totals::get);
     if (needs.contains(loss)) {

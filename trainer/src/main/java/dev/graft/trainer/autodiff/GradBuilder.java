@@ -9,6 +9,7 @@ import dev.graft.ir.Graph;
 import dev.graft.ir.Node;
 import dev.graft.ir.Shape;
 import dev.graft.ir.Type;
+import dev.graft.ir.Use;
 import dev.graft.ir.Value;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
@@ -92,7 +93,7 @@ public final class GradBuilder {
   public List<Node> forwardReaders(Value v) {
     if (v.isGraphOutput()) return List.of();
     List<Node> out = new ArrayList<>();
-    for (dev.graft.ir.Use u : v.uses()) {
+    for (Use u : v.uses()) {
       if (forwardNodes.contains(u.node()) && !out.contains(u.node())) out.add(u.node());
     }
     return out;

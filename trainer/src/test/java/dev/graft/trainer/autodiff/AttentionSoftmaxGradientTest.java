@@ -118,33 +118,37 @@ class AttentionSoftmaxGradientTest {
     return c.uses().stream().anyMatch(u -> u.node().name().startsWith("grad/") && u.node().is("Mul"));
   }
 
-  @Test
-  void attentionSoftmaxSumsOverTheProductNotTheScores() throws Exception {
-    Random rnd = new Random(3);
+  /**
+   * Builds the graph (with a second reader of p when {@code secondReader}), differentiates it and
+   * checks d loss / d x against the closed form; returns the differentiated graph.
+   */
+  private static Graph checkedAgainstClosedForm(long seed, boolean secondReader) throws Exception {
+    Random rnd = new Random(seed);
     double[] x = random(rnd, B * H * S * S);
     double[] v = random(rnd, B * H * S * D);
     double[] r = random(rnd, B * H * S * D);
-    Graph g = attention(r, null);
+    double[] q = secondReader ? random(rnd, B * H * S * S) : null;
+    Graph g = attention(r, q);
     double[] got = gradient(g, x, v);
+    double[] want = expected(x, v, r, q);
+    for (int i = 0; i < want.length; i++) {
+      assertThat(got[i]).as("dx[%s]", i).isCloseTo(want[i], org.assertj.core.data.Offset.offset(1e-12));
+    }
+    return g;
+  }
+
+  @Test
+  void attentionSoftmaxSumsOverTheProductNotTheScores() throws Exception {
+    Graph g = checkedAgainstClosedForm(3, false);
     assertThat(readsTheProduct(g)).as("ReduceSum(dc * c) in the backward pass").isTrue();
     // No ReduceSum over the [.., s, s] scores: the only one sums the product's last axis.
     assertThat(g.nodes().stream().filter(n -> n.name().startsWith("grad/") && n.is("ReduceSum")))
         .allSatisfy(n -> assertThat(n.input(0).producer().orElseThrow().input(1).name()).isEqualTo("c"));
-    double[] want = expected(x, v, r, null);
-    for (int i = 0; i < want.length; i++) assertThat(got[i]).as("dx[%s]", i).isCloseTo(want[i], org.assertj.core.data.Offset.offset(1e-12));
   }
 
   @Test
   void probabilitiesWithASecondReaderKeepTheGenericForm() throws Exception {
-    Random rnd = new Random(4);
-    double[] x = random(rnd, B * H * S * S);
-    double[] v = random(rnd, B * H * S * D);
-    double[] r = random(rnd, B * H * S * D);
-    double[] q = random(rnd, B * H * S * S);
-    Graph g = attention(r, q);
-    double[] got = gradient(g, x, v);
+    Graph g = checkedAgainstClosedForm(4, true);
     assertThat(readsTheProduct(g)).isFalse();
-    double[] want = expected(x, v, r, q);
-    for (int i = 0; i < want.length; i++) assertThat(got[i]).as("dx[%s]", i).isCloseTo(want[i], org.assertj.core.data.Offset.offset(1e-12));
   }
 }
