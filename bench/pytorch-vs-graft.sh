@@ -138,14 +138,15 @@ row() {
   local round
   for ((round = 1; round <= ROUNDS; round++)); do
     if ((round % 2 == 1)); then
-      pair "$key" "$label" "$model" pytorch graft
+      pair "$key" "$label" "$model" pytorch graft "$round"
     else
-      pair "$key" "$label" "$model" graft pytorch
+      pair "$key" "$label" "$model" graft pytorch "$round"
     fi
   done
 }
 
-peer() {
+# Trains one side (pytorch or graft) on the row's batches, its RESULT line to OUT/KEY.SIDE.txt.
+run_side() {
   local side=$1 key=$2 model=$3 batches=$OUT/$2.batches
   if [ "$side" = pytorch ]; then
     /usr/bin/python3 "$ROOT/bench/peft_peer.py" --model "$model" --batches "$batches" --threads "$THREADS" \
@@ -157,12 +158,12 @@ peer() {
   fi
 }
 
-# One round of a row: the two sides one after the other, in the order given, and its table line.
+# Round ROUND of a row: the two sides one after the other, in the order given, and its table line.
 pair() {
-  local key=$1 label=$2 model=$3 first=$4 second=$5
+  local key=$1 label=$2 model=$3 first=$4 second=$5 round=$6
   local before; before=$(load)
-  peer "$first" "$key" "$model"
-  peer "$second" "$key" "$model"
+  run_side "$first" "$key" "$model"
+  run_side "$second" "$key" "$model"
   local after; after=$(load)
   [ "$ROUNDS" -gt 1 ] && label="$label (round $round, $first first)"
   local n pl pj gl gj pr gr
