@@ -161,6 +161,20 @@ public final class DenseTensor implements Tensor {
     return new DenseTensor(newName, dataType, dims, storage, docString, extras);
   }
 
+  /**
+   * This tensor with its data in a direct buffer of its own, outside the Java heap (itself when its
+   * data is there already): ONNX Runtime reads such a buffer in place, where it copies a heap
+   * array. Same name, type, dims, doc string and extras; the data becomes raw bytes.
+   */
+  public DenseTensor offHeap() {
+    checkArgument(dataType != DataType.STRING, "Tensor '%s' holds strings, which have no raw form", name);
+    if (storage instanceof Storage.Raw r && r.bytes().isDirect()) return this;
+    ByteBuffer src = rawData();
+    ByteBuffer direct = ByteBuffer.allocateDirect(src.remaining()).order(ByteOrder.LITTLE_ENDIAN);
+    direct.put(src).flip();
+    return new DenseTensor(name, dataType, dims, new Storage.Raw(direct.asReadOnlyBuffer()), docString, extras);
+  }
+
   @Override
   public ByteBuffer rawData() {
     ByteBuffer r = raw;

@@ -22,6 +22,17 @@ final class OrtTensors {
     return OnnxTensor.createTensor(env, direct, t.dims(), javaType(t.dataType(), t.name()));
   }
 
+  /**
+   * An ORT tensor that reads {@code t}'s data where it lies when that is off the Java heap (a
+   * direct buffer: the frozen weights {@link TrainStepGraph} moves there), otherwise a copy ({@link #toOrt}). The
+   * data must not change while the tensor is in use; ORT only reads it.
+   */
+  static OnnxTensor view(OrtEnvironment env, Tensor t) throws OrtException {
+    ByteBuffer data = t.rawData();
+    if (!data.isDirect() || ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) return toOrt(env, t);
+    return OnnxTensor.createTensor(env, data, t.dims(), javaType(t.dataType(), t.name()));
+  }
+
   /** A zero-filled FLOAT tensor of {@code dims}. */
   static OnnxTensor zeros(OrtEnvironment env, long[] dims) throws OrtException {
     long n = 1;

@@ -13,6 +13,7 @@ import dev.graft.ir.Value;
 import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.convert.LayerNormFusion;
 import dev.graft.ir.infer.ShapeInference;
+import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.trainer.autodiff.Backprop;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -21,6 +22,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalDouble;
+import java.util.Set;
 
 /**
  * Turns a forward model into the graphs that train it on a stock ONNX Runtime (DESIGN.md decisions
@@ -220,7 +222,25 @@ public final class TrainStepGraph {
             mask,
             g.inputs().stream().filter(v -> !v.isInitializer()).map(Value::name).toList());
       }
+      moveFrozenWeightsOffHeap(g, Set.copyOf(trainables));
       return new TrainStepGraph(this, forward);
+    }
+  }
+
+  /**
+   * Replaces, in {@code g} itself, each frozen float weight of {@link SharedWeights#MIN_BYTES} or
+   * more held in the Java heap by the same tensor in a direct buffer ({@link DenseTensor#offHeap}):
+   * the trainer's sessions then read that buffer in place ({@link SharedWeights}), and the heap
+   * copy, which every copy of the model shared, becomes garbage. The caller's model holds the
+   * same values as before; only raw-data tensors move, so a save writes every tensor in the form
+   * it had.
+   */
+  private static void moveFrozenWeightsOffHeap(Graph g, Set<String> trainables) {
+    for (Value v : g.initializers()) {
+      if (trainables.contains(v.name())) continue;
+      if (!(v.initializer().orElse(null) instanceof DenseTensor t)) continue;
+      if (t.dataType() != DataType.FLOAT || t.numElements() * 4 < SharedWeights.MIN_BYTES) continue;
+      if (t.storage() instanceof DenseTensor.Storage.Raw r && !r.bytes().isDirect()) g.setInitializer(v, t.offHeap());
     }
   }
 
