@@ -24,8 +24,8 @@ final class OrtTensors {
 
   /**
    * An ORT tensor that reads {@code t}'s data where it lies when that is off the Java heap (a
-   * direct buffer: the frozen weights {@link TrainStepGraph} moves there), otherwise a copy ({@link #toOrt}). The
-   * data must not change while the tensor is in use; ORT only reads it.
+   * direct buffer: the frozen weights {@link TrainStepGraph} moves there), otherwise a copy
+   * ({@link #toOrt}). The data must not change while the tensor is in use; ORT only reads it.
    */
   static OnnxTensor view(OrtEnvironment env, Tensor t) throws OrtException {
     ByteBuffer data = t.rawData();

@@ -168,6 +168,11 @@ public final class TrainStepGraph {
       return this;
     }
 
+    /**
+     * Checks the model and makes the graphs' source. Also moves the model's frozen float weights
+     * into direct buffers, in place ({@link TrainStepGraph#moveFrozenWeightsOffHeap}): the same
+     * values, held once for the model and the trainer's sessions.
+     */
     public TrainStepGraph build() {
       WorkingModels.requireWorkingOpset(forward, "The train-step graph (the gradient rules' dialect)");
       Graph g = forward.graph();
@@ -233,14 +238,17 @@ public final class TrainStepGraph {
    * the trainer's sessions then read that buffer in place ({@link SharedWeights}), and the heap
    * copy, which every copy of the model shared, becomes garbage. The caller's model holds the
    * same values as before; only raw-data tensors move, so a save writes every tensor in the form
-   * it had.
+   * it had. Here and not at load: a parsed message holds a heap copy of its own, so loading into
+   * direct buffers would make every command, not only training, peak at twice the weights.
    */
   private static void moveFrozenWeightsOffHeap(Graph g, Set<String> trainables) {
     for (Value v : g.initializers()) {
       if (trainables.contains(v.name())) continue;
       if (!(v.initializer().orElse(null) instanceof DenseTensor t)) continue;
       if (t.dataType() != DataType.FLOAT || t.numElements() * 4 < SharedWeights.MIN_BYTES) continue;
-      if (t.storage() instanceof DenseTensor.Storage.Raw r && !r.bytes().isDirect()) g.setInitializer(v, t.offHeap());
+      if (t.storage() instanceof DenseTensor.Storage.Raw r && !r.bytes().isDirect()) {
+        g.setInitializer(v, t.offHeap());
+      }
     }
   }
 

@@ -145,14 +145,14 @@ public final class Trainer implements AutoCloseable {
 
   /**
    * Building the train-step graph and writing it for ORT leaves garbage in the Java heap (copies of
-   * the IR, the session file's bytes), and the heap keeps those pages committed until a collection
-   * shrinks it: on bge-small (33M parameters) 822 MB committed, 178 MB of it live. They would sit
-   * under the activations ORT allocates on the first step and add to the process's peak, so the
-   * trainer collects once here, between building and training, and the JVM hands freed pages back
-   * (G1 shrinks the heap after a full collection; 620 MB stay committed): bge-small's peak resident
-   * set 47 MiB lower (docs/performance.md, "Session 9").
-   * Only for models of {@link #RELEASE_HEAP_ABOVE} or more of frozen weights; {@code
-   * -Dgraft.train.releaseHeap=0} skips it.
+   * the IR, the session file's bytes, the frozen weights' heap copy that {@link TrainStepGraph}
+   * replaced by direct buffers), and the heap keeps those pages committed until a collection
+   * shrinks it. They would sit under the activations ORT allocates on the first step and add to
+   * the process's peak, so the trainer collects once here, between building and training, and the
+   * JVM hands freed pages back (G1 shrinks the heap after a full collection): on bge-small (33M
+   * parameters) 41 MB stay committed, 9 MB of them live (docs/performance.md, "Session 9" and
+   * "Session 10"). Only for models of {@link #RELEASE_HEAP_ABOVE} or more of frozen weights;
+   * {@code -Dgraft.train.releaseHeap=0} skips it.
    */
   private static void releaseBuildGarbage() {
     if ("0".equals(System.getProperty("graft.train.releaseHeap", "1"))) return;
