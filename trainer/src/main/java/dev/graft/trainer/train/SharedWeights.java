@@ -64,11 +64,8 @@ final class SharedWeights implements AutoCloseable {
     List<String> names = new ArrayList<>();
     try {
       for (Value v : forward.initializers()) {
-        Tensor t = v.initializer().orElse(null);
-        if (t == null || trainables.contains(v.name()) || v.isGraphInput()) continue;
-        if (!(t instanceof DenseTensor) || t.dataType() != DataType.FLOAT) continue;
-        if (t.numElements() * 4 < MIN_BYTES) continue;
-        OnnxTensor o = OrtTensors.view(env, t);
+        if (!shares(v, trainables)) continue;
+        OnnxTensor o = OrtTensors.view(env, v.initializer().orElseThrow());
         made.add(o);
         names.add(v.name());
         options.addInitializer(v.name(), o);
@@ -78,6 +75,17 @@ final class SharedWeights implements AutoCloseable {
       throw e;
     }
     return new SharedWeights(names, made);
+  }
+
+  /**
+   * Whether the sessions share initializer {@code v}: a frozen float32 tensor in memory (not in an
+   * external data file) of at least {@link #MIN_BYTES}, and no graph input (which a feed may
+   * replace).
+   */
+  static boolean shares(Value v, Set<String> trainables) {
+    Tensor t = v.initializer().orElse(null);
+    if (t == null || trainables.contains(v.name()) || v.isGraphInput()) return false;
+    return t instanceof DenseTensor && t.dataType() == DataType.FLOAT && t.numElements() * 4 >= MIN_BYTES;
   }
 
   /** How many tensors are shared. */

@@ -233,19 +233,17 @@ public final class TrainStepGraph {
   }
 
   /**
-   * Replaces, in {@code g} itself, each frozen float weight of {@link SharedWeights#MIN_BYTES} or
-   * more held in the Java heap by the same tensor in a direct buffer ({@link DenseTensor#offHeap}):
-   * the trainer's sessions then read that buffer in place ({@link SharedWeights}), and the heap
-   * copy, which every copy of the model shared, becomes garbage. The caller's model holds the
+   * Replaces, in {@code g} itself, each weight the trainer's sessions share ({@link
+   * SharedWeights#shares}) that is held in the Java heap by the same tensor in a direct buffer
+   * ({@link DenseTensor#offHeap}): the sessions then read that buffer in place, and the heap copy, which every copy of the model shared, becomes garbage. The caller's model holds the
    * same values as before; only raw-data tensors move, so a save writes every tensor in the form
    * it had. Here and not at load: a parsed message holds a heap copy of its own, so loading into
    * direct buffers would make every command, not only training, peak at twice the weights.
    */
   private static void moveFrozenWeightsOffHeap(Graph g, Set<String> trainables) {
     for (Value v : g.initializers()) {
-      if (trainables.contains(v.name())) continue;
-      if (!(v.initializer().orElse(null) instanceof DenseTensor t)) continue;
-      if (t.dataType() != DataType.FLOAT || t.numElements() * 4 < SharedWeights.MIN_BYTES) continue;
+      if (!SharedWeights.shares(v, trainables)) continue;
+      DenseTensor t = (DenseTensor) v.initializer().orElseThrow();
       if (t.storage() instanceof DenseTensor.Storage.Raw r && !r.bytes().isDirect()) {
         g.setInitializer(v, t.offHeap());
       }
