@@ -26,6 +26,7 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.Consumer;
@@ -49,8 +50,9 @@ import java.util.function.Consumer;
  * deterministic given the model, the batches and their order.
  *
  * <p>Padding-free training ({@link TrainStepGraph.Builder#unpad}, {@link Unpadding}): batches
- * feed the attention mask also as {@link Unpadding#TOKEN_MASK}. Before the first padded batch's
- * step, the trainer checks that the padding-free step computes what the padded one does (on four
+ * feed the attention mask also as {@link Unpadding#TOKEN_MASK} (and, where the graphs pack
+ * attention rows, where its tokens go as {@link Unpadding#PACKING}). Before the first padded batch's
+ * step, the trainer checks that the padding-free step computes what the padded one does (on three
  * of its rows, with the mask and with ones as the token mask) and otherwise reopens its sessions
  * on the padded graphs; what it decided goes to {@link Builder#notes}.
  *
@@ -459,14 +461,25 @@ public final class Trainer implements AutoCloseable {
       try (OrtSession.Result r = trainSession.run(feeds.map)) {
         got = stepOf(r);
       }
-      feeds.own(Unpadding.TOKEN_MASK, OrtTensors.toOrt(env, ones(mask)));
+      Tensor everyRow = ones(mask);
+      feeds.own(Unpadding.TOKEN_MASK, OrtTensors.toOrt(env, everyRow));
+      if (packs()) feeds.own(Unpadding.PACKING, OrtTensors.toOrt(env, Unpadding.packing(everyRow)));
       try (OrtSession.Result r = trainSession.run(feeds.map)) {
         return mismatch(stepOf(r), got, mask);
       }
     }
   }
 
-  /** The shortest row and the longest (by mask), in batch order, of every batch-major tensor. */
+  /** Whether the graphs pack attention rows, so that batches also feed {@link Unpadding#PACKING}. */
+  private boolean packs() {
+    return graphs.unpadMask().isPresent() && graphs.unpadding().map(Unpadding.Result::packed).orElse(false);
+  }
+
+  /**
+   * The two shortest rows and the longest (by mask), in batch order, of every batch-major tensor:
+   * the shortest two pack side by side in one attention row when the graphs pack ({@link
+   * Unpadding#packing}), so that the check covers the packed attention too.
+   */
   private Map<String, Tensor> fewRows(Map<String, Tensor> batch, int rows) {
     Tensor mask = batch.get(graphs.unpadMask().orElseThrow());
     double[] m = mask.toDoubleArray();
@@ -476,7 +489,7 @@ public final class Trainer implements AutoCloseable {
     Integer[] order = new Integer[rows];
     for (int r = 0; r < rows; r++) order[r] = r;
     Arrays.sort(order, Comparator.comparingInt(r -> tokens[r]));
-    TreeSet<Integer> pick = new TreeSet<>(List.of(order[0], order[rows - 1]));
+    TreeSet<Integer> pick = new TreeSet<>(List.of(order[0], order[1], order[rows - 1]));
     Map<String, Tensor> out = new HashMap<>();
     for (Map.Entry<String, Tensor> e : batch.entrySet()) {
       Tensor t = e.getValue();
@@ -589,7 +602,10 @@ public final class Trainer implements AutoCloseable {
           expected);
       for (Map.Entry<String, Tensor> e : batch.entrySet()) own(e.getKey(), OrtTensors.toOrt(env, e.getValue()));
       // Padding-free graphs read which rows are real from an input of their own (Unpadding).
-      graphs.unpadMask().ifPresent(mask -> map.put(Unpadding.TOKEN_MASK, map.get(mask)));
+      Optional<String> mask = graphs.unpadMask();
+      if (mask.isEmpty()) return;
+      map.put(Unpadding.TOKEN_MASK, map.get(mask.get()));
+      if (packs()) own(Unpadding.PACKING, OrtTensors.toOrt(env, Unpadding.packing(batch.get(mask.get()))));
     }
 
     void params() {

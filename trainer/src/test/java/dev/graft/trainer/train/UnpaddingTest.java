@@ -101,8 +101,9 @@ class UnpaddingTest {
     // The head's classifier reads the pooled [batch, hidden]: the only one left padded.
     assertThat(unpaddedMatMuls).isEqualTo(6 * 10);
     // A layer gathers once (the attention's output) and scatters three times (Q, K, V); the
-    // embeddings' output is gathered, the last hidden state scattered for the pooling.
-    assertThat(OpCensus.of(eval.graph())).containsEntry("ScatterND", 6 * 3 + 1).containsEntry("NonZero", 1);
+    // embeddings' output is gathered, the last hidden state scattered for the pooling; the packed
+    // attention rows' masks scatter each token's batch row and its mask value once for all layers.
+    assertThat(OpCensus.of(eval.graph())).containsEntry("ScatterND", 6 * 3 + 1 + 2).containsEntry("NonZero", 1);
     assertThat(r.pads()).isEqualTo(6 * 3 + 1);
     // The residual stream joins every layer from the first attention output on into one group;
     // layer 0's query, key and value read the (padded) embeddings and stand alone.
@@ -141,6 +142,44 @@ class UnpaddingTest {
   }
 
   @Test
+  void packsShortRowsSideBySideIntoSharedAttentionRows() {
+    // Rows of 12, 5, 9 and 3 tokens, longest first into the first packed row of 12 with room:
+    // 12 alone, then 9 and 3 side by side, then 5.
+    long[] dest = Unpadding.packing(batch(12, 5, 9, 3).get("attention_mask")).toLongArray();
+    long[] want = new long[4 * 12];
+    int[][] rowStartLength = {{0, 12}, {24, 5}, {12, 9}, {21, 3}};
+    for (int r = 0; r < 4; r++) {
+      for (int s = 0; s < rowStartLength[r][1]; s++) want[r * 12 + s] = rowStartLength[r][0] + s;
+    }
+    assertThat(dest).containsExactly(want);
+    // Ones (the trainer's check of the padded computation): every row in a row of its own, in order.
+    long[] ones = new long[3 * 5];
+    java.util.Arrays.fill(ones, 1);
+    long[] identity = new long[3 * 5];
+    for (int i = 0; i < identity.length; i++) identity[i] = i;
+    assertThat(Unpadding.packing(DenseTensor.ofLongs(null, new long[] {3, 5}, ones)).toLongArray()).containsExactly(identity);
+    // Tokens anywhere in their row (here left padding) keep their order, side by side.
+    long[] left = {0, 0, 1, 1, 0, 0, 0, 1};
+    assertThat(Unpadding.packing(DenseTensor.ofLongs(null, new long[] {2, 4}, left)).toLongArray())
+        .containsExactly(0, 0, 0, 1, 0, 0, 0, 2);
+
+    assertThat(unpadded.unpadding().orElseThrow().packed()).isTrue();
+    assertThat(unpadded.trainStep().graph().inputs()).anyMatch(v -> v.name().equals(Unpadding.PACKING));
+    // The attention's products run on [packed rows, heads, seq, ...].
+    assertThat(unpadded.eval().graph().nodes())
+        .filteredOn(n -> n.is("Softmax"))
+        .allMatch(n -> n.output().shape().orElseThrow().dim(0).toString().equals(Unpadding.PACKED_ROWS));
+    System.setProperty("graft.train.packAttention", "0");
+    try {
+      TrainStepGraph rows = TrainStepGraph.builder(model).unpad("attention_mask").build();
+      assertThat(rows.unpadding().orElseThrow().packed()).isFalse();
+      assertThat(rows.trainStep().graph().inputs()).noneMatch(v -> v.name().equals(Unpadding.PACKING));
+    } finally {
+      System.clearProperty("graft.train.packAttention");
+    }
+  }
+
+  @Test
   void lowersThePlaceholdersLeavingNothingUnread() {
     // No placeholder is left for ORT, and nothing the rewrite made goes unread (ORT would warn).
     for (Model m : List.of(unpadded.trainStep(), unpadded.eval(), unpadded.accumulate())) {
@@ -161,7 +200,9 @@ class UnpaddingTest {
     Tensor mask = feeds.get("attention_mask");
     long[] v = mask.toLongArray();
     if (ones) java.util.Arrays.fill(v, 1);
-    f.put(Unpadding.TOKEN_MASK, DenseTensor.ofLongs(null, mask.dims(), v));
+    Tensor tokens = DenseTensor.ofLongs(null, mask.dims(), v);
+    f.put(Unpadding.TOKEN_MASK, tokens);
+    f.put(Unpadding.PACKING, Unpadding.packing(tokens));
     return f;
   }
 
@@ -268,6 +309,8 @@ class UnpaddingTest {
     assertThat(rewired).isEqualTo(6);
     TrainStepGraph graphs = TrainStepGraph.builder(unmasked).unpad("attention_mask").build();
     assertThat(graphs.unpadding().orElseThrow().applied()).isTrue();
+    // No key mask before the softmax: rows packed side by side would see each other's keys.
+    assertThat(graphs.unpadding().orElseThrow().packed()).isFalse();
     List<String> notes = new ArrayList<>();
     Map<String, Tensor> b = batch(12, 5, 9, 3, 6, 10);
     double want;
