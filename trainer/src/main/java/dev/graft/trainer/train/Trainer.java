@@ -470,9 +470,13 @@ public final class Trainer implements AutoCloseable {
     }
   }
 
-  /** Whether the graphs pack attention rows, so that batches also feed {@link Unpadding#PACKING}. */
+  /**
+   * Whether the train session packs attention rows, so that batches also feed {@link
+   * Unpadding#PACKING}: read from the session itself, which the eval and accumulate sessions
+   * match (one rewrite made them all).
+   */
   private boolean packs() {
-    return graphs.unpadMask().isPresent() && graphs.unpadding().map(Unpadding.Result::packed).orElse(false);
+    return trainSession.getInputNames().contains(Unpadding.PACKING);
   }
 
   /**
