@@ -235,8 +235,9 @@ public final class TrainStepGraph {
   /**
    * Replaces, in {@code g} itself, each weight the trainer's sessions share ({@link
    * SharedWeights#shares}) that is held in the Java heap by the same tensor in a direct buffer
-   * ({@link DenseTensor#offHeap}): the sessions then read that buffer in place, and the heap copy, which every copy of the model shared, becomes garbage. The caller's model holds the
-   * same values as before; only raw-data tensors move, so a save writes every tensor in the form
+   * ({@link DenseTensor#offHeap}): the sessions then read that buffer in place, and the heap copy,
+   * which every copy of the model shared, becomes garbage. The caller's model holds the same values
+   * as before; only raw-data tensors move, so a save writes every tensor in the form
    * it had. Here and not at load: a parsed message holds a heap copy of its own, so loading into
    * direct buffers would make every command, not only training, peak at twice the weights.
    */

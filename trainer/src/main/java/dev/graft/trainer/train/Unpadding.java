@@ -257,7 +257,7 @@ public final class Unpadding {
     private final Dim seq;
     private final Map<Value, Value> unpadded = new IdentityHashMap<>();
     private final Map<String, List<Value>> shapesByRest = new HashMap<>();
-    private final Map<String, List<Value>> headInputsBySize = new HashMap<>();
+    private final Map<HeadSize, List<Value>> headInputsBySize = new HashMap<>();
     private final Map<String, Value> shapeOfRest = new HashMap<>();
     private Value idx;
     private Value idx3;
@@ -471,9 +471,12 @@ public final class Unpadding {
       return h * d == f.dim(2).value() ? new long[] {h, d} : null;
     }
 
+    /** A head split's size: h heads of width d. */
+    private record HeadSize(long h, long d) {}
+
     /** The inputs of the head placeholders ({@link UnpadRules}): the value, the indices, three shapes. */
     private List<Value> headInputs(Value v, long[] hd) {
-      String key = hd[0] + "x" + hd[1];
+      HeadSize key = new HeadSize(hd[0], hd[1]);
       List<Value> in = headInputsBySize.get(key);
       if (in == null) {
         GraphBuilder b = shapeOps("/graft/unpad/heads");
@@ -566,17 +569,16 @@ public final class Unpadding {
       Value seqLen = b.op("Slice", maskShape, b.int64s(1), b.int64s(2));
       Value last = b.op("ReduceMax", List.of(b.op("Concat", List.of(dest, b.int64s(0)), Attr.of("axis", 0L))), Attr.of("keepdims", 1L));
       Value rows = b.op("Add", b.op("Div", last, seqLen), b.int64s(1));
-      Map<List<Value>, List<Value>> renewed = new HashMap<>();
-      for (Map.Entry<String, List<Value>> e : headInputsBySize.entrySet()) {
-        String[] hd = e.getKey().split("x");
-        renewed.put(e.getValue(), headIndex(b, dest, rows, Long.parseLong(hd[0]), Long.parseLong(hd[1])));
+      Map<Value, List<Value>> renewed = new IdentityHashMap<>(); // a size's idxHeads -> its packed idxHeads, shape
+      List<Value> stale = new ArrayList<>();
+      for (Map.Entry<HeadSize, List<Value>> e : headInputsBySize.entrySet()) {
+        renewed.put(e.getValue().get(0), headIndex(b, dest, rows, e.getKey().h(), e.getKey().d()));
+        stale.addAll(e.getValue().subList(0, 2));
       }
       for (Node n : heads) {
-        for (Map.Entry<List<Value>, List<Value>> e : renewed.entrySet()) {
-          if (n.input(1) != e.getKey().get(0)) continue;
-          n.setInput(1, e.getValue().get(0));
-          n.setInput(2, e.getValue().get(1));
-        }
+        List<Value> packed = renewed.get(n.input(1));
+        n.setInput(1, packed.get(0));
+        n.setInput(2, packed.get(1));
       }
       for (Value v : packedValues) {
         List<Dim> dims = new ArrayList<>(v.shape().get().dims());
@@ -604,9 +606,7 @@ public final class Unpadding {
           if (readers.contains(use.node()) && use.node().is("Add")) use.node().setInput(use.index(), packedMask);
         }
       }
-      List<Value> stale = new ArrayList<>(); // last: the builders above insert next to these
-      for (List<Value> old : renewed.keySet()) stale.addAll(old.subList(0, 2));
-      g.removeUnread(stale);
+      g.removeUnread(stale); // last: the builders above insert next to these
       return true;
     }
 
