@@ -424,8 +424,9 @@ public final class Trainer implements AutoCloseable {
     unpaddingChecked = true;
     if (mismatch == null) {
       notes.accept(String.format(
-          "padding-free training: %d token-wise nodes run on the real tokens only (checked on the first padded"
-              + " batch against every row computed)", graphs.unpadding().orElseThrow().nodes()));
+          "padding-free training: %d token-wise nodes run on the real tokens only%s (checked on the first padded"
+              + " batch against every row computed)", graphs.unpadding().orElseThrow().nodes(),
+          packs() ? ", short rows share attention rows" : ""));
       return;
     }
     giveUpUnpadding("on the first padded batch " + mismatch + " differ from those of the padded computation, so"

@@ -289,7 +289,8 @@ class UnpaddingTest {
       assertThat(notes).isEmpty();
       // Six rows: the check runs on two of them (the shortest, 3 tokens, and the longest, 12).
       t.trainStep(batch(12, 5, 9, 3, 12, 8));
-      assertThat(notes).singleElement().asString().startsWith("padding-free training:").contains("checked");
+      assertThat(notes).singleElement().asString().startsWith("padding-free training:").contains("checked")
+          .contains("short rows share attention rows");
       assertThat(t.graphs().unpadMask()).contains("attention_mask");
     }
   }
