@@ -7,6 +7,7 @@ import dev.graft.rewrite.GraphPass;
 import dev.graft.rewrite.PassManager;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.recipe.Recipe;
+import dev.graft.trainer.train.Int8Dequantization;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -22,7 +23,8 @@ import org.apache.maven.plugins.annotations.Parameter;
  * does.
  *
  * <pre>
- *   model.onnx ─load─► recipe passes (PassManager, model verified after each) ─save─► output.onnx
+ *   model.onnx ─load─► int8 linears dequantised (if any) ─► recipe passes (PassManager, model
+ *                                                            verified after each) ─save─► output.onnx
  * </pre>
  *
  * The output records which initializers are trainable, so {@code graft:export} (or training) can
@@ -67,6 +69,14 @@ public class RewriteMojo extends GraftMojo {
     }
     Model m = PluginPaths.loadModel(GOAL, in);
     log.info(GOAL + " loaded " + in + ": " + ModelParameters.of(m).summary());
+    // As graft rewrite: an int8 model's linears are found (and later trained) in float form.
+    Int8Dequantization.Report dequantized;
+    try {
+      dequantized = Int8Dequantization.apply(m);
+    } catch (RuntimeException e) {
+      throw GoalFailures.wrap(GOAL, "cannot dequantise the int8 model '" + in + "'", e);
+    }
+    if (dequantized.any()) log.info(GOAL + " " + dequantized.summary());
     ImmutableList<PassResult> results;
     try {
       results = new PassManager(passes, true).run(m);

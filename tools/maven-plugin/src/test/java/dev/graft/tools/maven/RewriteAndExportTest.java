@@ -2,6 +2,7 @@ package dev.graft.tools.maven;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.graft.fixtures.PretrainedModels;
 import dev.graft.fixtures.TinyModels;
 import dev.graft.ir.Model;
 import dev.graft.ir.io.ModelIO;
@@ -45,6 +46,33 @@ class RewriteAndExportTest {
     // B starts at zero: ORT computes what it computed on the base.
     assertThat(Ort.maxAbsDiff(Ort.hiddenState(tuned, TinyModels.BERT_VOCAB), Ort.hiddenState(base, TinyModels.BERT_VOCAB)))
         .isLessThan(1e-6);
+  }
+
+  @Test
+  void anInt8ModelIsRewrittenInItsFloatForm() throws Exception {
+    // ONNX Runtime's dynamic quantisation of all-MiniLM-L6-v2: without dequantising, LoRA finds no
+    // linear (MatMulInteger), as graft rewrite would not either.
+    Path base = PretrainedModels.miniLmQuantized();
+    Path recipe = Files.writeString(dir.resolve("lora.yaml"), RECIPE);
+    Path tuned = dir.resolve("tuned.onnx");
+    Goals.CapturingLog log = new Goals.CapturingLog();
+
+    Goals.rewrite(base, recipe, tuned, log).execute();
+
+    Model m = ModelIO.load(tuned);
+    assertThat(m.graph().nodes()).noneMatch(n -> n.is("MatMulInteger") || n.is("DynamicQuantizeLinear"));
+    // query and value in each of MiniLM's 6 layers: r * (384 + 384) each.
+    long expected = 6L * 2 * RANK * (384 + 384);
+    assertThat(TrainableRegistry.parameterCount(m)).isEqualTo(expected);
+    assertThat(log.text()).contains("int8 model: 36 MatMulInteger linears").contains("lora: 12 changes");
+    // B starts at zero, so the float form computes what the int8 model approximates (activations
+    // are no longer rounded to 8 bits): close to ORT's run of the int8 file, not equal.
+    float[] floatForm = Ort.hiddenState(tuned, 30522);
+    float[] int8 = Ort.hiddenState(base, 30522);
+    double scale = Ort.maxAbsDiff(int8, new float[int8.length]);
+    double diff = Ort.maxAbsDiff(floatForm, int8);
+    System.out.println("int8 file vs its float form, max |diff| of last_hidden_state: " + diff + " (max |h| " + scale + ")");
+    assertThat(diff).isLessThan(0.1 * scale);
   }
 
   @Test
