@@ -6,6 +6,7 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OnnxValue;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtLoggingLevel;
 import ai.onnxruntime.OrtSession;
 import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
@@ -450,22 +451,27 @@ public final class Trainer implements AutoCloseable {
     closeQuietly(old);
   }
 
-  /** The train step on {@code batch} with the token mask and with ones: what differs, or null. */
+  /**
+   * The train step on {@code batch} with the token mask and with ones: what differs, or null. Its
+   * runs log nothing below FATAL: a run that fails (a few rows that are not a batch the graph
+   * takes) is caught and answered by the caller, not an error for the user to read.
+   */
   private String probe(Map<String, Tensor> batch) throws OrtException {
     Tensor mask = batch.get(graphs.unpadMask().orElseThrow());
     long t = step + 1;
-    try (Feeds feeds = new Feeds()) {
+    try (Feeds feeds = new Feeds(); OrtSession.RunOptions quiet = new OrtSession.RunOptions()) {
+      quiet.setLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL);
       feeds.batch(batch, true);
       feeds.state();
       feeds.scalars(t, schedule.lr(t));
       StepResult got;
-      try (OrtSession.Result r = trainSession.run(feeds.map)) {
+      try (OrtSession.Result r = trainSession.run(feeds.map, quiet)) {
         got = stepOf(r);
       }
       Tensor everyRow = ones(mask);
       feeds.own(Unpadding.TOKEN_MASK, OrtTensors.toOrt(env, everyRow));
       if (packs()) feeds.own(Unpadding.PACKING, OrtTensors.toOrt(env, Unpadding.packing(everyRow)));
-      try (OrtSession.Result r = trainSession.run(feeds.map)) {
+      try (OrtSession.Result r = trainSession.run(feeds.map, quiet)) {
         return mismatch(stepOf(r), got, mask);
       }
     }
