@@ -3,12 +3,18 @@ package dev.graft.tools.cli;
 import java.io.PrintWriter;
 import java.time.Duration;
 import java.util.Locale;
+import java.util.function.LongSupplier;
 
 /**
  * A one-line progress bar for long work, redrawn in place with a carriage return:
  * {@code epoch 2/3 [#######.......]  41/75  loss 0.3121  38.2 ex/s  ETA 0:52}. On a terminal
  * that is not interactive (a CI log), it prints a line every tenth of the way instead, so logs
  * stay readable.
+ *
+ * <p>The time left is the pace since the first update applied to the units still to do. Callers
+ * make the bar at their first update, after a unit is done (the first step of a run, or the first
+ * after a resume, which starts part of the way), so the bar cannot know how long the work before
+ * it took: it shows {@code --:--} until a second update has given it a pace.
  */
 final class ProgressBar {
   private static final int WIDTH = 24;
@@ -17,14 +23,22 @@ final class ProgressBar {
   private final boolean interactive;
   private final String label;
   private final int total;
-  private final long startNanos = System.nanoTime();
+  private final LongSupplier nanoTime;
+  private long firstNanos;
+  private int firstDone = -1;
   private int lastDecile = -1;
 
   ProgressBar(PrintWriter out, boolean interactive, String label, int total) {
+    this(out, interactive, label, total, System::nanoTime);
+  }
+
+  /** With its own clock, for tests. */
+  ProgressBar(PrintWriter out, boolean interactive, String label, int total, LongSupplier nanoTime) {
     this.out = out;
     this.interactive = interactive;
     this.label = label;
     this.total = Math.max(1, total);
+    this.nanoTime = nanoTime;
   }
 
   /** Whether stderr is a terminal that understands carriage returns. */
@@ -36,8 +50,12 @@ final class ProgressBar {
   void update(int done, String status, double unitsPerSecond, String unit) {
     double frac = Math.min(1, done / (double) total);
     int filled = (int) Math.round(frac * WIDTH);
-    double elapsed = (System.nanoTime() - startNanos) / 1e9;
-    double eta = done == 0 ? Double.NaN : elapsed / done * (total - done);
+    long now = nanoTime.getAsLong();
+    if (firstDone < 0) {
+      firstDone = done;
+      firstNanos = now;
+    }
+    double eta = done <= firstDone ? Double.NaN : (now - firstNanos) / 1e9 / (done - firstDone) * (total - done);
     String line =
         String.format(
             Locale.ROOT,
