@@ -2,7 +2,9 @@ package dev.graft.tools.cli;
 
 import dev.graft.ir.Model;
 import dev.graft.rewrite.method.AppliedMethods;
+import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
+import dev.graft.trainer.train.Int8Dequantization;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -28,7 +30,8 @@ import picocli.CommandLine.Spec;
       "Parameters are the elements of the initializers; tensors held by Constant nodes are"
           + " counted separately.",
       "Also lists the modules Graft discovers (linear layers, attention and feed-forward blocks,"
-          + " norms, embeddings, residual adds) by the names recipes target, and, for a rewritten"
+          + " norms, embeddings, residual adds) by the names recipes target (for an int8 model, those"
+          + " of its float form, which rewrite and train dequantise it to), and, for a rewritten"
           + " model, its trainable parameters."
     },
     footerHeading = "%nExamples:%n",
@@ -44,7 +47,8 @@ import picocli.CommandLine.Spec;
           + " parametersByType, constantNodeCount, constantCount, constantsByType,"
           + " externalData ([{location, tensors, bytes}]),"
           + " modules ([{name, kind, layer, shapes, nodes}]: shapes maps a parameter's role to its dims,"
-          + " nodes lists the node names the module covers), trainableParameters (0 until rewritten),"
+          + " nodes lists the node names the module covers), modulesNote (only for an int8 model: its"
+          + " modules are those of the float form recipes see), trainableParameters (0 until rewritten),"
           + " trainableByMethod (method -> parameters), appliedMethods (method, options as given and"
           + " modules of each rewrite recorded in the model)."
     })
@@ -75,8 +79,9 @@ final class InspectCommand implements Callable<Integer> {
     }
     Model loaded = ModelIO.load(path);
     ModelSummary summary = ModelSummary.of(label, loaded);
-    PrintWriter out = spec.commandLine().getOut();
     List<AppliedMethods.Applied> applied = AppliedMethods.read(loaded);
+    summary = withFloatFormModules(summary, loaded);
+    PrintWriter out = spec.commandLine().getOut();
     if (json) {
       Map<String, Object> o = new LinkedHashMap<>(summary.toJson());
       List<Object> rows = new ArrayList<>();
@@ -97,6 +102,25 @@ final class InspectCommand implements Callable<Integer> {
     }
     out.flush();
     return 0;
+  }
+
+  /**
+   * An int8 model (ONNX Runtime's dynamic quantisation) shows no linear layers as the file stands,
+   * yet graft rewrite and train find them: they bring the model to the working opset and dequantise
+   * it before a recipe. Its modules are listed as a recipe sees them, found the same way, after the
+   * file's own figures were taken ({@code loaded} is changed in place: it is not used after this).
+   */
+  private static ModelSummary withFloatFormModules(ModelSummary summary, Model loaded) {
+    if (loaded.graph().nodes().stream().noneMatch(n -> n.is("MatMulInteger") || n.is("DequantizeLinear"))) {
+      return summary;
+    }
+    WorkingModels.of(loaded);
+    Int8Dequantization.Report r = Int8Dequantization.apply(loaded);
+    if (!r.any()) return summary;
+    return summary.withModules(ModelSummary.modules(loaded), String.format(
+        "as recipes see them: graft rewrite and train dequantise this int8 model's %d MatMulInteger linear%s and %d"
+            + " embedding Gather%s to float32 before a recipe", r.matMuls(), r.matMuls() == 1 ? "" : "s", r.gathers(),
+        r.gathers() == 1 ? "" : "s"));
   }
 
   private static void printText(ModelSummary s, PrintWriter out) {
@@ -147,12 +171,13 @@ final class InspectCommand implements Callable<Integer> {
     for (Map.Entry<String, Integer> e : s.opCensus().entrySet()) {
       out.printf("  %-" + width + "s %6d%n", e.getKey(), e.getValue());
     }
-    modules(s.modules(), out);
+    modules(s.modules(), s.modulesNote(), out);
   }
 
   /** The discovered modules as a table: name, kind, layer, parameter shapes, node count. */
-  private static void modules(List<ModelSummary.ModuleRow> modules, PrintWriter out) {
-    out.println("modules" + (modules.isEmpty() ? "        none found" : " (" + modules.size() + ")"));
+  private static void modules(List<ModelSummary.ModuleRow> modules, String note, PrintWriter out) {
+    out.println("modules" + (modules.isEmpty() ? "        none found" : " (" + modules.size() + ")")
+        + (note == null ? "" : ", " + note));
     if (modules.isEmpty()) return;
     int nameWidth = Math.max(4, modules.stream().mapToInt(m -> m.name().length()).max().orElse(0));
     int kindWidth = Math.max(4, modules.stream().mapToInt(m -> m.kind().length()).max().orElse(0));

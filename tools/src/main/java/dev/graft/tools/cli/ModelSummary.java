@@ -58,6 +58,7 @@ record ModelSummary(
     ImmutableMap<String, Long> constantsByType,
     ImmutableList<ExternalFile> externalData,
     ImmutableList<ModuleRow> modules,
+    String modulesNote,
     long trainableParameters,
     ImmutableMap<String, Long> trainableByMethod) {
 
@@ -150,9 +151,26 @@ record ModelSummary(
         constants,
         ImmutableMap.copyOf(constByType),
         files,
-        ModuleDiscovery.discover(model).stream().map(ModelSummary::moduleRow).collect(ImmutableList.toImmutableList()),
+        modules(model),
+        null,
         TrainableRegistry.parameterCount(model),
         trainableByMethod(model));
+  }
+
+  /** The modules discovery finds in {@code model}, as rows. */
+  static ImmutableList<ModuleRow> modules(Model model) {
+    return ModuleDiscovery.discover(model).stream().map(ModelSummary::moduleRow).collect(ImmutableList.toImmutableList());
+  }
+
+  /**
+   * This summary with {@code modules} found in another form of the model than the file's (an int8
+   * model's float form), and {@code note} saying which.
+   */
+  ModelSummary withModules(ImmutableList<ModuleRow> modules, String note) {
+    return new ModelSummary(
+        model, irVersion, producer, opsets, inputs, outputs, nodeCount, opCensus, initializerCount, parameterCount,
+        parametersByType, constantNodeCount, constantCount, constantsByType, externalData, modules, note,
+        trainableParameters, trainableByMethod);
   }
 
   private static ImmutableMap<String, Long> trainableByMethod(Model model) {
@@ -236,6 +254,7 @@ record ModelSummary(
       mods.add(m);
     }
     json.put("modules", mods);
+    if (modulesNote != null) json.put("modulesNote", modulesNote);
     json.put("trainableParameters", trainableParameters);
     json.put("trainableByMethod", trainableByMethod);
     return json;

@@ -41,6 +41,32 @@ class InspectModulesTest {
   }
 
   @Test
+  void anInt8ModelListsTheModulesOfItsFloatFormAsRecipesSeeThem() {
+    CliRun int8 = CliRun.of("inspect", PretrainedModels.miniLmQuantized().toString(), "--json");
+    assertThat(int8.exit()).as(int8.err()).isZero();
+    Map<?, ?> json = (Map<?, ?>) MiniJson.parse(int8.out());
+    // The file's own figures stay the file's: its int8 linears.
+    assertThat(((Map<?, ?>) json.get("opCensus")).get("MatMulInteger")).isEqualTo(36L);
+    assertThat((String) json.get("modulesNote")).contains("36 MatMulInteger linears").contains("3 embedding Gathers");
+    // The modules are those of the float model it was quantised from, role by role and shape by shape.
+    CliRun fp32 = CliRun.of("inspect", PretrainedModels.miniLm().toString(), "--json");
+    Map<?, ?> floatJson = (Map<?, ?>) MiniJson.parse(fp32.out());
+    assertThat(floatJson.containsKey("modulesNote")).isFalse();
+    assertThat(withoutNodes(json.get("modules"))).isEqualTo(withoutNodes(floatJson.get("modules")));
+
+    CliRun text = CliRun.of("inspect", PretrainedModels.miniLmQuantized().toString());
+    assertThat(text.out()).containsPattern("modules \\(\\d+\\), as recipes see them: graft rewrite and train dequantise")
+        .containsPattern("(?m)^  layer\\.3\\.attention\\.query +linear +3 +2  weight \\[384x384\\], bias \\[384\\]$");
+  }
+
+  /** Name, kind, layer and shapes of each module (node names differ between the two files). */
+  private static List<List<Object>> withoutNodes(Object modules) {
+    return ((List<?>) modules).stream().map(m -> (Map<?, ?>) m)
+        .map(m -> List.<Object>of(m.get("name"), m.get("kind"), String.valueOf(m.get("layer")), m.get("shapes")))
+        .toList();
+  }
+
+  @Test
   void textShowsAModuleTableAndTheTrainableLine() {
     CliRun run = CliRun.of("inspect");
     assertThat(run.exit()).as(run.err()).isZero();
