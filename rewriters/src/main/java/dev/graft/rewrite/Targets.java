@@ -10,7 +10,6 @@ import java.util.List;
 import java.util.OptionalInt;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
-import java.util.stream.Collectors;
 
 /**
  * Which modules a pass applies to: a module-name glob or regex and a range of layers.
@@ -73,7 +72,7 @@ public record Targets(String spec, Pattern pattern, int fromLayer, int toLayer) 
   public <M extends Module> ImmutableList<M> select(List<M> candidates, String pass, String kind) {
     ImmutableList<M> hits = candidates.stream().filter(this::matches).collect(ImmutableList.toImmutableList());
     if (hits.isEmpty()) {
-      String names = candidates.stream().map(Module::name).collect(Collectors.joining(", "));
+      String names = ModuleNames.describe(candidates.stream().map(Module::name).toList());
       throw new IllegalArgumentException(
           pass
               + ": target '"

@@ -19,6 +19,7 @@ import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.rewrite.ConfiguredPlannedPass;
 import dev.graft.rewrite.GraftTags;
+import dev.graft.rewrite.ModuleNames;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.TrainableRegistry;
@@ -33,7 +34,6 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.stream.Collectors;
 
 /**
  * Prompt tuning (Lester et al. 2021): P learned vectors prepended to the embedding output, so
@@ -125,7 +125,7 @@ public final class PromptTuningPass extends ConfiguredPlannedPass<PromptTuningPa
     throw new IllegalArgumentException(
         method + ": found no embedding output to prepend the prompt to: the model has no 'embeddings.norm' and no"
             + " 'layer.0.attention.residual'. Its modules are: "
-            + modules.stream().map(Module::name).collect(Collectors.joining(", "))
+            + ModuleNames.describe(modules.stream().map(Module::name).toList())
             + ". Prompt tuning needs a transformer encoder.");
   }
 

@@ -14,6 +14,7 @@ import dev.graft.ir.build.GraphBuilder;
 import dev.graft.ir.tensor.DenseTensor;
 import dev.graft.ir.tensor.Tensor;
 import dev.graft.rewrite.GraftTags;
+import dev.graft.rewrite.ModuleNames;
 import dev.graft.rewrite.ModulePass;
 import dev.graft.rewrite.Splice;
 import dev.graft.rewrite.Targets;
@@ -155,7 +156,7 @@ public final class TaylorChannelPass extends ModulePass<LinearModule> {
           "%s: no linear or ungrouped conv module is named '%s'. Those modules are: %s.",
           METHOD,
           wanted,
-          linears.stream().map(Module::name).collect(Collectors.joining(", ")));
+          ModuleNames.describe(linears.stream().map(Module::name).toList()));
     }
     for (LinearModule l : linears) {
       List<Integer> cs = config.channels().get(l.name());

@@ -7,6 +7,7 @@ import com.google.common.collect.ImmutableMultiset;
 import dev.graft.ir.Model;
 import dev.graft.ir.Value;
 import dev.graft.rewrite.ConfiguredPlannedPass;
+import dev.graft.rewrite.ModuleNames;
 import dev.graft.rewrite.PassResult;
 import dev.graft.rewrite.Targets;
 import dev.graft.rewrite.TrainableRegistry;
@@ -25,7 +26,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
 import java.util.Set;
-import java.util.stream.Collectors;
 
 /**
  * U-Tuning (Jiang et al. 2023, "Rethinking Efficient Tuning Methods from a Unified Perspective"):
@@ -211,7 +211,7 @@ public final class UTuningPass extends ConfiguredPlannedPass<UTuningPass.Config>
           METHOD + ": target '" + targets.describe() + "' matches no " + kind + " module. "
               + (sites.isEmpty()
                   ? "The model has no " + kind + " modules."
-                  : "The " + kind + " modules are: " + sites.stream().map(Site::name).collect(Collectors.joining(", ")) + "."));
+                  : "The " + kind + " modules are: " + ModuleNames.describe(sites.stream().map(Site::name).toList()) + "."));
     }
     return hits;
   }

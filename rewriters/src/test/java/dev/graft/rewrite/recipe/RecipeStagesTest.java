@@ -140,7 +140,7 @@ class RecipeStagesTest {
             .stages().get(0).taylor().orElseThrow();
     assertThatThrownBy(() -> typo.modules(m))
         .hasMessageContaining("target 'layer.*.ffn.dwn' matches no linear or ungrouped conv module")
-        .hasMessageContaining("layer.0.ffn.down");
+        .hasMessageContaining("globs in layers 0..5").hasMessageContaining("layer.*.ffn.down");
   }
 
   @Test

@@ -126,8 +126,8 @@ class RewriteCommandTest {
     assertThat(run.err().lines()).hasSize(1);
     assertThat(run.err())
         .startsWith("graft rewrite: lora: target 'layer.*.attention.qkv' matches no linear module.")
-        .contains("layer.0.attention.query, layer.0.attention.key")
-        .contains("layer.5.ffn.down");
+        .contains("36 modules, globs in layers 0..5: layer.*.attention.query, layer.*.attention.key")
+        .contains("layer.*.ffn.down");
     assertThat(out).doesNotExist();
   }
 
