@@ -199,9 +199,11 @@ final class TrainCommand implements Callable<Integer> {
       description = "Train on padded batches as they come. By default a model with an"
           + " attention_mask input trains padding-free: its linear layers, norms and activations run"
           + " on the real tokens only (gathered before them, scattered back where attention or"
-          + " pooling mixes positions), which saves the padding's share of their time. The first"
-          + " padded batch checks that this leaves loss and logits unchanged (the model masks"
-          + " padding), and training falls back to padded batches, saying why, when it does not.")
+          + " pooling mixes positions), which saves the padding's share of their time; where every"
+          + " attention masks its keys, short rows also share attention rows side by side, each"
+          + " masked to its own keys. The first padded batch checks that this leaves loss, logits and"
+          + " gradients unchanged (the model masks padding), and training falls back to padded"
+          + " batches, saying why, when it does not.")
   boolean noUnpad;
 
   @Option(names = "--resume",
