@@ -201,8 +201,8 @@ final class TrainCommand implements Callable<Integer> {
           + " on the real tokens only (gathered before them, scattered back where attention or"
           + " pooling mixes positions), which saves the padding's share of their time; where every"
           + " attention masks its keys, short rows also share attention rows side by side, each"
-          + " masked to its own keys. The first padded batch checks that this leaves loss, logits and"
-          + " gradients unchanged (the model masks padding), and training falls back to padded"
+          + " masked to its own keys. The first padded batch checks that this leaves loss, logits and the"
+          + " gradient norm unchanged (the model masks padding), and training falls back to padded"
           + " batches, saying why, when it does not.")
   boolean noUnpad;
 
