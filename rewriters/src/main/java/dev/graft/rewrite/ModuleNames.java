@@ -1,6 +1,7 @@
 package dev.graft.rewrite;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -53,7 +54,7 @@ public final class ModuleNames {
 
   /** The name with every all-digit segment replaced by {@code *}. */
   private static String glob(String name) {
-    return java.util.Arrays.stream(name.split("\\.", -1))
+    return Arrays.stream(name.split("\\.", -1))
         .map(s -> !s.isEmpty() && s.chars().allMatch(Character::isDigit) ? "*" : s)
         .collect(Collectors.joining("."));
   }

@@ -1,9 +1,9 @@
 package dev.graft.tools.cli;
 
 import dev.graft.ir.Model;
-import dev.graft.rewrite.method.AppliedMethods;
 import dev.graft.ir.convert.WorkingModels;
 import dev.graft.ir.io.ModelIO;
+import dev.graft.rewrite.method.AppliedMethods;
 import dev.graft.trainer.train.Int8Dequantization;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -114,8 +114,15 @@ final class InspectCommand implements Callable<Integer> {
     if (loaded.graph().nodes().stream().noneMatch(n -> n.is("MatMulInteger") || n.is("DequantizeLinear"))) {
       return summary;
     }
-    WorkingModels.of(loaded);
-    Int8Dequantization.Report r = Int8Dequantization.apply(loaded);
+    Int8Dequantization.Report r;
+    try {
+      WorkingModels.of(loaded);
+      r = Int8Dequantization.apply(loaded);
+    } catch (RuntimeException e) {
+      // The file is still described as it stands; rewrite and train would stop with this error.
+      return summary.withModules(summary.modules(), "as the file stands: its int8 linears could not be dequantised ("
+          + e.getMessage() + "), so graft rewrite and train would stop there");
+    }
     if (!r.any()) return summary;
     return summary.withModules(ModelSummary.modules(loaded), String.format(
         "as recipes see them: graft rewrite and train dequantise this int8 model's %d MatMulInteger linear%s and %d"
