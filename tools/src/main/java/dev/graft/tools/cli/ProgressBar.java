@@ -14,7 +14,7 @@ import java.util.function.LongSupplier;
  * <p>The time left is the pace since the first update applied to the units still to do. Callers
  * make the bar at their first update, after a unit is done (the first step of a run, or the first
  * after a resume, which starts part of the way), so the bar cannot know how long the work before
- * it took: it shows {@code --:--} until a second update has given it a pace.
+ * it took: it shows {@code --:--} until a second update has given it a pace (or the work is done).
  */
 final class ProgressBar {
   private static final int WIDTH = 24;
@@ -55,7 +55,9 @@ final class ProgressBar {
       firstDone = done;
       firstNanos = now;
     }
-    double eta = done <= firstDone ? Double.NaN : (now - firstNanos) / 1e9 / (done - firstDone) * (total - done);
+    double eta = done >= total ? 0
+        : done <= firstDone ? Double.NaN
+        : (now - firstNanos) / 1e9 / (done - firstDone) * (total - done);
     String line =
         String.format(
             Locale.ROOT,

@@ -46,4 +46,11 @@ class ProgressBarTest {
     // 4 steps in 20 s: 5 s each, 10 left.
     assertThat(last()).endsWith("65/75    1.0 ex/s  ETA 0:50");
   }
+
+  @Test
+  void workDoneInOneUpdateLeavesNoTime() {
+    ProgressBar b = bar(1);
+    b.update(1, "", 2.0, "batch");
+    assertThat(last()).endsWith("1/1    2.0 batch/s  ETA 0:00");
+  }
 }
