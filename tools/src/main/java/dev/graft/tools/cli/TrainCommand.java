@@ -219,11 +219,12 @@ final class TrainCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     Path modelPath = model != null ? ModelPaths.requireReadableModel(model) : DefaultModel.path();
     Recipe r = recipe == null ? null : loadRecipe(recipe);
+    Device onDevice = Device.parse(device).requireProvider();
     RunConfig config =
         new RunConfig(
             DataSources.resolve(train), DataSources.resolve(test), testFraction, textColumn,
             labelColumn, DataSources.tokenizer(tokenizer, modelPath), maxLength, batchSize, epochs,
-            lr, warmup, weightDecay, clip, seed, Device.parse(device), threads, out, resume, stopAfter,
+            lr, warmup, weightDecay, clip, seed, onDevice, threads, out, resume, stopAfter,
             checkpointEvery, bucketByLength, !noUnpad);
     PrintWriter stdout = spec.commandLine().getOut();
     PrintWriter stderr = spec.commandLine().getErr();

@@ -3,6 +3,8 @@ package dev.graft.tools.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtProvider;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import dev.graft.ir.Model;
@@ -158,5 +160,16 @@ class TrainCommandTest {
     CliRun badSource = CliRun.of("eval", "x.onnx", "--data", "sentiment:twitter");
     assertThat(badSource.exit()).isEqualTo(1);
     assertThat(badSource.err().strip().lines()).hasSize(1);
+
+    // CUDA on the CPU build of ONNX Runtime: refused before the data is read, not at the first session.
+    if (!OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA)) {
+      CliRun cuda = CliRun.of("train", "--recipe", RECIPES.resolve("quickstart.yaml").toString(),
+          "--train", data.toString(), "--out", dir.resolve("r").toString(), "--device", "cuda");
+      assertThat(cuda.exit()).isEqualTo(1);
+      assertThat(cuda.err().strip().lines()).hasSize(1);
+      assertThat(cuda.err()).contains("Cannot use device cuda:0").contains("onnxruntime_gpu jar (build with -Pcuda)")
+          .contains("CPU");
+      assertThat(cuda.out()).as("nothing read or built before the refusal").isEmpty();
+    }
   }
 }

@@ -2,6 +2,8 @@ package dev.graft.trainer.train;
 
 import static com.google.common.base.Preconditions.checkArgument;
 
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtProvider;
 import java.util.Locale;
 
 /** Where the train-step graph runs: {@code cpu}, {@code cuda} (device 0) or {@code cuda:N}. */
@@ -41,6 +43,20 @@ public record Device(Kind kind, int index) {
     }
     throw new IllegalArgumentException(
         "Unknown device '" + s + "'; use cpu, cuda or cuda:N (N the CUDA device number).");
+  }
+
+  /**
+   * This device, refused at once when the ONNX Runtime on the class path has no provider for it
+   * (the CPU build and {@code cuda}), so that a run stops before it reads its data rather than
+   * when its first session opens. A provider that is there but cannot start (missing CUDA
+   * libraries) is still found when the session opens.
+   */
+  public Device requireProvider() {
+    if (kind == Kind.CUDA && !OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA)) {
+      throw new IllegalStateException("Cannot use device " + this + ": " + Trainer.CUDA_HELP
+          + ". This ONNX Runtime build has the providers " + OrtEnvironment.getAvailableProviders() + ".");
+    }
+    return this;
   }
 
   @Override
