@@ -492,11 +492,7 @@ public final class Trainer implements AutoCloseable {
    * Unpadding#packing}), so that the check covers the packed attention too.
    */
   private Map<String, Tensor> fewRows(Map<String, Tensor> batch, int rows) {
-    Tensor mask = batch.get(graphs.unpadMask().orElseThrow());
-    double[] m = mask.toDoubleArray();
-    int seq = (int) mask.dims()[1];
-    int[] tokens = new int[rows];
-    for (int i = 0; i < m.length; i++) if (m[i] != 0) tokens[i / seq]++;
+    int[] tokens = Unpadding.rowLengths(batch.get(graphs.unpadMask().orElseThrow()));
     Integer[] order = new Integer[rows];
     for (int r = 0; r < rows; r++) order[r] = r;
     Arrays.sort(order, Comparator.comparingInt(r -> tokens[r]));

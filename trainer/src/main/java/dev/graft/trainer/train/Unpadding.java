@@ -166,13 +166,11 @@ public final class Unpadding {
    * its own place, so that the packed graph then computes what the padded one does.
    */
   public static Tensor packing(Tensor tokenMask) {
+    int[] lengths = rowLengths(tokenMask); // checks the rank first
     long[] dims = tokenMask.dims();
-    checkArgument(dims.length == 2, "the token mask is [batch, seq], not %s", Arrays.toString(dims));
-    int rows = Math.toIntExact(dims[0]);
+    int rows = lengths.length;
     int seq = Math.toIntExact(dims[1]);
     double[] m = tokenMask.toDoubleArray();
-    int[] lengths = new int[rows];
-    for (int i = 0; i < m.length; i++) if (m[i] != 0) lengths[i / seq]++;
     Integer[] order = new Integer[rows];
     for (int r = 0; r < rows; r++) order[r] = r;
     Arrays.sort(order, (a, b) -> Integer.compare(lengths[b], lengths[a])); // stable: ties in batch order
@@ -187,6 +185,17 @@ public final class Unpadding {
       used.set(at, used.get(at) + lengths[r]);
     }
     return DenseTensor.ofLongs(PACKING, dims, dest);
+  }
+
+  /** The real tokens (non-zero entries) of each row of a token mask [batch, seq]. */
+  static int[] rowLengths(Tensor tokenMask) {
+    long[] dims = tokenMask.dims();
+    checkArgument(dims.length == 2, "the token mask is [batch, seq], not %s", Arrays.toString(dims));
+    int seq = Math.toIntExact(dims[1]);
+    double[] m = tokenMask.toDoubleArray();
+    int[] lengths = new int[Math.toIntExact(dims[0])];
+    for (int i = 0; i < m.length; i++) if (m[i] != 0) lengths[i / seq]++;
+    return lengths;
   }
 
   /** The model's {@value #DEFAULT_MASK} input when it has one of rank 2, else empty. */
